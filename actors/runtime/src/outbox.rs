@@ -1,0 +1,366 @@
+//! The transactional outbox: a write commits its event in the same
+//! transaction as its effect ([`enqueue`]); the [`OutboxRelay`] actor then
+//! publishes committed rows to JetStream in `id` order, with
+//! `Nats-Msg-Id = event_id`, and marks them published only after the stream
+//! acknowledged them.
+//!
+//! Each service's migrations create the `outbox` table:
+//! `id bigserial, event_id uuid unique, subject text, body bytea,
+//! request_id text, created_at, published_at, stream_seq`.
+//!
+//! Ordering: rows of one task are inserted under that task's row lock, so
+//! their ids follow commit order; the relay publishes a batch pipelined on one
+//! connection (the server stores them in send order) and, on a failure,
+//! resumes at the first unacknowledged row, so what the stream holds is always
+//! a prefix of the outbox order, duplicates removed by `Nats-Msg-Id`.
+//! Several instances may run a relay: a transaction-scoped advisory lock lets
+//! one publish at a time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::jetstream::message::PublishMessage;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use sqlx::{PgConnection, PgPool};
+use taskflow_schemas::EventEnvelope;
+use taskflow_schemas::subjects::REQUEST_ID_HEADER;
+
+/// Rows published per round trip.
+const BATCH_SIZE: i64 = 256;
+/// The safety net: rows written by another instance, or left by a failure.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Published rows are kept this long, then deleted.
+const RETENTION: &str = "1 hour";
+/// Inside the streams' two-minute duplicate window, so a re-publish of a
+/// message the server still has is dropped.
+pub const REPUBLISH_WINDOW: Duration = Duration::from_secs(110);
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// One key for every relay of every service: each service has its own database.
+const RELAY_LOCK: i64 = 0x7461_736b_666c_6f77;
+
+/// Adds `event` to the outbox inside the caller's transaction.
+pub async fn enqueue(
+    tx: &mut PgConnection,
+    subject: &str,
+    event: &EventEnvelope,
+) -> Result<(), sqlx::Error> {
+    let body = serde_json::to_vec(event).expect("envelopes serialize");
+    sqlx::query(
+        "INSERT INTO outbox (event_id, subject, body, request_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(event.event_id)
+    .bind(subject)
+    .bind(body)
+    .bind(&event.correlation_id)
+    .bind(event.occurred_at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Wakes the relay after a commit. Wakes coalesce: while one is pending,
+/// more cost nothing.
+#[derive(Clone)]
+pub struct RelayHandle {
+    actor: ActorRef<RelayMessage>,
+    wake_pending: Arc<AtomicBool>,
+}
+
+impl RelayHandle {
+    pub fn wake(&self) {
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            let _ = self.actor.cast(RelayMessage::Wake);
+        }
+    }
+
+    pub fn actor(&self) -> &ActorRef<RelayMessage> {
+        &self.actor
+    }
+}
+
+pub enum RelayMessage {
+    /// Rows were committed: publish now.
+    Wake,
+    /// The periodic sweep, and the retry after a failure.
+    Sweep,
+    /// Forget what was published lately so it is published again (after the
+    /// NATS server restarted and may have lost its last unsynced writes).
+    Republish { since: Duration },
+    /// Answers with how many rows wait to be published.
+    Backlog(ractor::RpcReplyPort<i64>),
+}
+
+pub struct OutboxRelay;
+
+pub struct RelayArgs {
+    pub service: &'static str,
+    pub pool: PgPool,
+    pub jetstream: jetstream::Context,
+    pub wake_pending: Arc<AtomicBool>,
+}
+
+pub struct RelayState {
+    service: &'static str,
+    pool: PgPool,
+    jetstream: jetstream::Context,
+    wake_pending: Arc<AtomicBool>,
+    /// Set while a retry is scheduled; grows on each failure.
+    backoff: Option<Duration>,
+}
+
+impl OutboxRelay {
+    /// Spawns the relay under `supervisor` and returns the handle writers wake it with.
+    ///
+    /// At every NATS reconnection the relay re-publishes what it published in
+    /// the last [`REPUBLISH_WINDOW`]: a restarted server keeps only what it had
+    /// synced to disk, and `Nats-Msg-Id` drops whatever it still has.
+    pub async fn spawn_under(
+        supervisor: ractor::ActorCell,
+        service: &'static str,
+        pool: PgPool,
+        platform: &crate::Platform,
+    ) -> Result<RelayHandle, ractor::SpawnErr> {
+        let wake_pending = Arc::new(AtomicBool::new(false));
+        let args = RelayArgs {
+            service,
+            pool,
+            jetstream: platform.jetstream.clone(),
+            wake_pending: wake_pending.clone(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, OutboxRelay, args, supervisor).await?;
+        let mut connections = platform.nats_connections.clone();
+        connections.mark_unchanged();
+        let relay = actor.clone();
+        tokio::spawn(async move {
+            while connections.changed().await.is_ok() {
+                let since = REPUBLISH_WINDOW;
+                if relay.cast(RelayMessage::Republish { since }).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(RelayHandle {
+            actor,
+            wake_pending,
+        })
+    }
+}
+
+impl Actor for OutboxRelay {
+    type Msg = RelayMessage;
+    type State = RelayState;
+    type Arguments = RelayArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: RelayArgs,
+    ) -> Result<RelayState, ActorProcessingErr> {
+        myself.send_interval(SWEEP_EVERY, || RelayMessage::Sweep);
+        // Whatever an earlier run left unpublished goes out now.
+        myself.cast(RelayMessage::Wake)?;
+        Ok(RelayState {
+            service: args.service,
+            pool: args.pool,
+            jetstream: args.jetstream,
+            wake_pending: args.wake_pending,
+            backoff: None,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: RelayMessage,
+        state: &mut RelayState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RelayMessage::Wake => {
+                state.wake_pending.store(false, Ordering::Release);
+                if state.backoff.is_none() {
+                    state.drain(&myself).await;
+                }
+            }
+            RelayMessage::Sweep => {
+                state.drain(&myself).await;
+                state.report_backlog().await;
+                state.delete_expired().await;
+            }
+            RelayMessage::Republish { since } => {
+                let marked = sqlx::query(
+                    "UPDATE outbox SET published_at = NULL, stream_seq = NULL \
+                     WHERE published_at > now() - make_interval(secs => $1)",
+                )
+                .bind(since.as_secs_f64())
+                .execute(&state.pool)
+                .await;
+                if let Ok(done) = marked {
+                    tracing::info!(
+                        service = state.service,
+                        rows = done.rows_affected(),
+                        "republishing recent events"
+                    );
+                }
+                state.drain(&myself).await;
+            }
+            RelayMessage::Backlog(reply) => {
+                let _ = reply.send(state.backlog().await.unwrap_or(-1));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RelayState {
+    /// Publishes until nothing is left; on failure schedules a retry with backoff.
+    async fn drain(&mut self, myself: &ActorRef<RelayMessage>) {
+        loop {
+            match self.publish_batch().await {
+                Ok(count) => {
+                    if self.backoff.take().is_some() {
+                        tracing::info!(service = self.service, "outbox relay recovered");
+                    }
+                    if count < BATCH_SIZE as usize {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    let delay = self
+                        .backoff
+                        .map_or(FIRST_BACKOFF, |d| (d * 2).min(MAX_BACKOFF));
+                    self.backoff = Some(delay);
+                    metrics::counter!("taskflow_outbox_relay_failures_total", "service" => self.service)
+                        .increment(1);
+                    tracing::warn!(service = self.service, %error, retry_in_ms = delay.as_millis() as u64, "outbox relay failed");
+                    myself.send_after(delay, || RelayMessage::Sweep);
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn publish_batch(&self) -> Result<usize, RelayError> {
+        let mut tx = self.pool.begin().await?;
+        let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !leader {
+            return Ok(0);
+        }
+        let rows: Vec<OutboxRow> = sqlx::query_as(
+            "SELECT id, event_id, subject, body, request_id, created_at FROM outbox \
+             WHERE published_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(BATCH_SIZE)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+
+        let mut pending = Vec::with_capacity(rows.len());
+        let mut failure = None;
+        for row in &rows {
+            let message = PublishMessage::build()
+                .payload(Bytes::from(row.body.clone()))
+                .message_id(row.event_id.to_string())
+                .header(REQUEST_ID_HEADER, row.request_id.as_str());
+            match self
+                .jetstream
+                .send_publish(row.subject.clone(), message)
+                .await
+            {
+                Ok(ack) => pending.push(ack),
+                Err(error) => {
+                    failure = Some(RelayError::Nats(error.to_string()));
+                    break;
+                }
+            }
+        }
+        let mut ids = Vec::with_capacity(pending.len());
+        let mut sequences = Vec::with_capacity(pending.len());
+        for (row, ack) in rows.iter().zip(pending) {
+            match ack.await {
+                Ok(ack) => {
+                    ids.push(row.id);
+                    sequences.push(ack.sequence as i64);
+                    let waited = (Utc::now() - row.created_at).to_std().unwrap_or_default();
+                    metrics::histogram!("taskflow_outbox_commit_to_stream_seconds", "service" => self.service)
+                        .record(waited.as_secs_f64());
+                }
+                Err(error) => {
+                    // Later acks may be fine, but we resume at the first gap so
+                    // the stream keeps the outbox's order.
+                    failure.get_or_insert(RelayError::Nats(error.to_string()));
+                    break;
+                }
+            }
+        }
+        let published = ids.len();
+        if published > 0 {
+            sqlx::query(
+                "UPDATE outbox SET published_at = now(), stream_seq = batch.seq \
+                 FROM unnest($1::bigint[], $2::bigint[]) AS batch(id, seq) WHERE outbox.id = batch.id",
+            )
+            .bind(&ids)
+            .bind(&sequences)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            metrics::counter!("taskflow_outbox_published_total", "service" => self.service)
+                .increment(published as u64);
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(published),
+        }
+    }
+
+    async fn backlog(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    async fn report_backlog(&self) {
+        if let Ok(backlog) = self.backlog().await {
+            metrics::gauge!("taskflow_outbox_backlog", "service" => self.service)
+                .set(backlog as f64);
+        }
+    }
+
+    async fn delete_expired(&self) {
+        let query =
+            format!("DELETE FROM outbox WHERE published_at < now() - interval '{RETENTION}'");
+        if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(query))
+            .execute(&self.pool)
+            .await
+        {
+            tracing::debug!(service = self.service, %error, "outbox cleanup skipped");
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: i64,
+    event_id: uuid::Uuid,
+    subject: String,
+    body: Vec<u8>,
+    request_id: String,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("nats: {0}")]
+    Nats(String),
+}

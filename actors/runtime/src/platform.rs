@@ -1,0 +1,42 @@
+//! The connections and signals every service of a process shares.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use tokio::sync::watch;
+
+use crate::{RuntimeError, Settings, Shutdown};
+
+/// How long a starting process waits for nats-server to come up.
+const NATS_PATIENCE: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct Platform {
+    pub settings: Settings,
+    pub nats: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    /// Grows at every NATS (re)connection.
+    pub nats_connections: watch::Receiver<u64>,
+    pub shutdown: Shutdown,
+}
+
+impl Platform {
+    /// Connects to NATS and creates or updates the contract's streams.
+    pub async fn connect(
+        settings: Settings,
+        name: &str,
+        shutdown: Shutdown,
+    ) -> Result<Self, RuntimeError> {
+        let (nats, nats_connections) =
+            crate::nats::connect(&settings.nats_url, name, NATS_PATIENCE).await?;
+        let jetstream = crate::nats::jetstream(&nats);
+        crate::nats::ensure_streams(&jetstream).await?;
+        Ok(Self {
+            settings,
+            nats,
+            jetstream,
+            nats_connections,
+            shutdown,
+        })
+    }
+}

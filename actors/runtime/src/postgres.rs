@@ -1,0 +1,76 @@
+//! A service's own database: created when missing, migrated, pooled.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::{RuntimeError, Settings};
+
+/// Connects to `<prefix><service>`, creating it first if it does not exist,
+/// and applies the service's migrations.
+pub async fn connect(
+    settings: &Settings,
+    service: &str,
+    migrator: &Migrator,
+) -> Result<PgPool, RuntimeError> {
+    let server = PgConnectOptions::from_str(&settings.database_url)?;
+    let database = settings.database_name(service);
+    create_database_if_missing(&server, &database).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.database_max_connections)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_with(server.database(&database))
+        .await?;
+    migrator.run(&pool).await?;
+    Ok(pool)
+}
+
+async fn create_database_if_missing(
+    server: &PgConnectOptions,
+    database: &str,
+) -> Result<(), RuntimeError> {
+    // The name comes from settings validated to [a-z0-9_], so quoting it is enough.
+    let mut admin = server.clone().database("postgres").connect().await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut admin)
+            .await?;
+    if exists {
+        return Ok(());
+    }
+    let create = format!("CREATE DATABASE \"{database}\"");
+    match sqlx::query(sqlx::AssertSqlSafe(create))
+        .execute(&mut admin)
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Another instance created it between our check and our create.
+        Err(sqlx::Error::Database(error))
+            if matches!(error.code().as_deref(), Some("42P04" | "23505")) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// True when Postgres answers and every migration of `migrator` is applied.
+pub async fn is_ready(pool: &PgPool, migrator: &Migrator) -> Result<(), &'static str> {
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+            .map_err(|_| "database")?;
+    let all_applied = migrator
+        .iter()
+        .all(|migration| applied.contains(&migration.version));
+    if all_applied {
+        Ok(())
+    } else {
+        Err("migrations")
+    }
+}

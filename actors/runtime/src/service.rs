@@ -1,0 +1,285 @@
+//! The shape every command-serving service shares: a supervisor actor that
+//! owns the service's outbox relay, a pool of command workers and the NATS
+//! service feeding them. A service supplies only its [`CommandHandler`].
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use serde::Deserialize;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::commands::CommandRequest;
+use crate::outbox::{OutboxRelay, RelayHandle, RelayMessage};
+use crate::pool::KeyedPool;
+use crate::{Platform, RuntimeError};
+
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Answers the commands of one service; one call per request.
+pub trait CommandHandler: Send + Sync + 'static {
+    fn handle(&self, request: &CommandRequest) -> impl Future<Output = ()> + Send;
+}
+
+/// What a service is called and what it serves.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSpec {
+    /// `tasks`: the log field, the database suffix, the metrics label.
+    pub name: &'static str,
+    pub description: &'static str,
+    pub endpoints: &'static [&'static str],
+    /// Commands run at once; those about one task always share a worker.
+    pub workers: usize,
+}
+
+impl ServiceSpec {
+    fn micro_name(&self) -> String {
+        format!("taskflow-{}", self.name)
+    }
+}
+
+pub enum SupervisorMessage {
+    /// Stop taking commands, finish those in hand, publish what is committed.
+    Drain(RpcReplyPort<()>),
+    /// How many events wait in the outbox.
+    OutboxBacklog(RpcReplyPort<i64>),
+}
+
+type MakeHandler<H> = Box<dyn FnOnce(RelayHandle) -> H + Send>;
+
+pub struct CommandSupervisor<H>(PhantomData<fn() -> H>);
+
+pub struct SupervisorArgs<H> {
+    pub spec: ServiceSpec,
+    pub platform: Platform,
+    pub pool: PgPool,
+    pub make_handler: MakeHandler<H>,
+}
+
+pub struct SupervisorState {
+    spec: ServiceSpec,
+    relay: RelayHandle,
+    service: Option<async_nats::service::Service>,
+    listener: tokio::task::JoinHandle<()>,
+    stopping: bool,
+}
+
+impl<H: CommandHandler> Actor for CommandSupervisor<H> {
+    type Msg = SupervisorMessage;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs<H>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMessage>,
+        args: SupervisorArgs<H>,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let spec = args.spec;
+        let relay =
+            OutboxRelay::spawn_under(myself.get_cell(), spec.name, args.pool, &args.platform)
+                .await?;
+        let handler = Arc::new((args.make_handler)(relay.clone()));
+        let mut workers = Vec::with_capacity(spec.workers);
+        for _ in 0..spec.workers {
+            let worker = CommandWorker {
+                service: spec.name,
+                handler: handler.clone(),
+            };
+            let (worker, _) = Actor::spawn_linked(None, worker, (), myself.get_cell()).await?;
+            workers.push(worker);
+        }
+        let (service, requests) = crate::commands::serve(
+            &args.platform.nats,
+            &spec.micro_name(),
+            spec.description,
+            spec.endpoints,
+        )
+        .await?;
+        let pool = KeyedPool::new(workers);
+        let listener = tokio::spawn(requests.for_each(move |request| {
+            let worker = pool.route(task_id_of(request.payload()));
+            if let Err(error) = worker.cast(request) {
+                tracing::error!(service = spec.name, %error, "a command worker is gone");
+            }
+            futures::future::ready(())
+        }));
+        tracing::info!(
+            service = spec.name,
+            workers = spec.workers,
+            "service started"
+        );
+        Ok(SupervisorState {
+            spec,
+            relay,
+            service: Some(service),
+            listener,
+            stopping: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMessage>,
+        message: SupervisorMessage,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SupervisorMessage::Drain(reply) => {
+                state.stopping = true;
+                state.stop_serving().await;
+                myself.drain_children_and_wait(Some(DRAIN_TIMEOUT)).await;
+                let _ = reply.send(());
+            }
+            SupervisorMessage::OutboxBacklog(reply) => {
+                let backlog =
+                    ractor::call!(state.relay.actor(), RelayMessage::Backlog).unwrap_or(-1);
+                let _ = reply.send(backlog);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMessage>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Crash-only: a child that dies unasked takes the service down and
+        // whoever runs the process restarts it; the outbox and the streams
+        // make sure nothing committed is lost.
+        let service = state.spec.name;
+        match &event {
+            SupervisionEvent::ActorFailed(_, error) => {
+                tracing::error!(service, %error, "an actor failed");
+                myself.stop(Some(format!("child failed: {error}")));
+            }
+            SupervisionEvent::ActorTerminated(..) if !state.stopping => {
+                tracing::error!(service, "an actor stopped unasked");
+                myself.stop(Some("child stopped".into()));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<SupervisorMessage>,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.stop_serving().await;
+        Ok(())
+    }
+}
+
+impl SupervisorState {
+    async fn stop_serving(&mut self) {
+        self.listener.abort();
+        if let Some(service) = self.service.take() {
+            let _ = service.stop().await;
+        }
+    }
+}
+
+/// Peeks at `task_id` so that one task's commands reach one worker, in order.
+fn task_id_of(payload: &[u8]) -> Option<Uuid> {
+    #[derive(Deserialize)]
+    struct Peek {
+        task_id: Option<Uuid>,
+    }
+    serde_json::from_slice::<Peek>(payload)
+        .ok()
+        .and_then(|peek| peek.task_id)
+}
+
+/// Runs one command at a time and answers it.
+struct CommandWorker<H> {
+    service: &'static str,
+    handler: Arc<H>,
+}
+
+impl<H: CommandHandler> Actor for CommandWorker<H> {
+    type Msg = CommandRequest;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<CommandRequest>,
+        _: (),
+    ) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<CommandRequest>,
+        request: CommandRequest,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        let span = tracing::info_span!(
+            "command",
+            service = self.service,
+            subject = request.subject,
+            request_id = %request.request_id
+        );
+        self.handler.handle(&request).instrument(span).await;
+        Ok(())
+    }
+}
+
+/// A running command service: its supervisor and its database.
+pub struct RunningService {
+    pub actor: ActorRef<SupervisorMessage>,
+    pub pool: PgPool,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl RunningService {
+    /// Connects to (creating and migrating) the service's database and starts its actors.
+    pub async fn start<H: CommandHandler>(
+        platform: &Platform,
+        spec: ServiceSpec,
+        migrator: &'static Migrator,
+        make_handler: impl FnOnce(PgPool, RelayHandle) -> H + Send + 'static,
+    ) -> Result<Self, RuntimeError> {
+        let pool = crate::postgres::connect(&platform.settings, spec.name, migrator).await?;
+        let handler_pool = pool.clone();
+        let args = SupervisorArgs {
+            spec,
+            platform: platform.clone(),
+            pool: pool.clone(),
+            make_handler: Box::new(move |relay| make_handler(handler_pool, relay)),
+        };
+        let (actor, join) = Actor::spawn(None, CommandSupervisor::<H>(PhantomData), args).await?;
+        Ok(Self { actor, pool, join })
+    }
+
+    /// How many events wait in the outbox.
+    pub async fn outbox_backlog(&self) -> i64 {
+        ractor::call!(self.actor, SupervisorMessage::OutboxBacklog).unwrap_or(-1)
+    }
+
+    /// Finishes the commands in hand, then stops.
+    pub async fn stop(self) {
+        let _ = ractor::call!(self.actor, SupervisorMessage::Drain);
+        self.actor.stop(None);
+        if !self.join.is_finished() {
+            let _ = self.join.await;
+        }
+        self.pool.close().await;
+    }
+
+    /// Resolves when the actor system has stopped, asked or not.
+    pub async fn stopped(&mut self) {
+        if !self.join.is_finished() {
+            let _ = (&mut self.join).await;
+        }
+    }
+}

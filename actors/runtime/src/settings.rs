@@ -1,0 +1,217 @@
+//! Settings from environment variables (and `.env` when present), each with
+//! a working default. A bad value stops the process with one line naming it.
+
+use std::net::SocketAddr;
+
+use crate::RuntimeError;
+
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4333";
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432";
+pub const DEFAULT_DATABASE_PREFIX: &str = "taskflow_";
+/// Good enough for a laptop, refused nowhere; a warning says to set a real one.
+const DEV_JWT_SECRET: &str = "taskflow-development-secret-change-me-0123456789";
+
+#[derive(Clone)]
+pub struct Settings {
+    /// `TASKFLOW_HTTP_ADDR`: where the edge listens.
+    pub http_addr: SocketAddr,
+    /// `TASKFLOW_OPS_ADDR`: where a service binary serves `/health` and `/metrics`.
+    pub ops_addr: Option<SocketAddr>,
+    /// `NATS_URL`.
+    pub nats_url: String,
+    /// `DATABASE_URL`: the server; each service appends its own database.
+    pub database_url: String,
+    /// `TASKFLOW_DATABASE_PREFIX`: `taskflow_` gives `taskflow_tasks`, ...
+    pub database_prefix: String,
+    /// `TASKFLOW_DATABASE_MAX_CONNECTIONS`, per service.
+    pub database_max_connections: u32,
+    /// `TASKFLOW_JWT_SECRET`: HS256 key shared by identity (signs) and edge (verifies).
+    pub jwt_secret: String,
+    /// True when the secret is the built-in development one.
+    pub jwt_secret_is_default: bool,
+    /// `TASKFLOW_SMTP_URL`, e.g. `smtp://127.0.0.1:1025`; none disables email.
+    pub smtp_url: Option<String>,
+    /// `TASKFLOW_CORS_ORIGINS`: comma-separated origins, or `*`.
+    pub cors_origins: Vec<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("http_addr", &self.http_addr)
+            .field("ops_addr", &self.ops_addr)
+            .field("nats_url", &self.nats_url)
+            .field("database_url", &self.database_url)
+            .field("database_prefix", &self.database_prefix)
+            .field("jwt_secret", &"<redacted>")
+            .field("smtp_url", &self.smtp_url)
+            .field("cors_origins", &self.cors_origins)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Reads `.env` (if any) and then the process environment.
+    pub fn from_env() -> Result<Self, RuntimeError> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, RuntimeError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let jwt_secret = get("TASKFLOW_JWT_SECRET");
+        if let Some(secret) = &jwt_secret
+            && secret.len() < 32
+        {
+            return Err(invalid(
+                "TASKFLOW_JWT_SECRET",
+                "must be at least 32 characters",
+            ));
+        }
+        let database_prefix =
+            get("TASKFLOW_DATABASE_PREFIX").unwrap_or(DEFAULT_DATABASE_PREFIX.into());
+        if !database_prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(invalid(
+                "TASKFLOW_DATABASE_PREFIX",
+                "may hold only a-z, 0-9 and _",
+            ));
+        }
+        Ok(Self {
+            http_addr: parse_addr("TASKFLOW_HTTP_ADDR", get("TASKFLOW_HTTP_ADDR"))?
+                .unwrap_or_else(|| DEFAULT_HTTP_ADDR.parse().expect("valid default")),
+            ops_addr: parse_addr("TASKFLOW_OPS_ADDR", get("TASKFLOW_OPS_ADDR"))?,
+            nats_url: url_setting(
+                "NATS_URL",
+                get("NATS_URL"),
+                DEFAULT_NATS_URL,
+                &["nats://", "tls://"],
+            )?,
+            database_url: url_setting(
+                "DATABASE_URL",
+                get("DATABASE_URL"),
+                DEFAULT_DATABASE_URL,
+                &["postgres://", "postgresql://"],
+            )?,
+            database_prefix,
+            database_max_connections: match get("TASKFLOW_DATABASE_MAX_CONNECTIONS") {
+                None => 24,
+                Some(text) => text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    invalid(
+                        "TASKFLOW_DATABASE_MAX_CONNECTIONS",
+                        "must be a positive integer",
+                    )
+                })?,
+            },
+            jwt_secret_is_default: jwt_secret.is_none(),
+            jwt_secret: jwt_secret.unwrap_or_else(|| DEV_JWT_SECRET.into()),
+            smtp_url: match get("TASKFLOW_SMTP_URL") {
+                None => None,
+                Some(url) => Some(url_setting(
+                    "TASKFLOW_SMTP_URL",
+                    Some(url),
+                    "",
+                    &["smtp://", "smtps://"],
+                )?),
+            },
+            cors_origins: get("TASKFLOW_CORS_ORIGINS")
+                .map(|text| {
+                    text.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The database a service owns, e.g. `taskflow_tasks`.
+    pub fn database_name(&self, service: &str) -> String {
+        format!("{}{service}", self.database_prefix)
+    }
+}
+
+fn invalid(name: &'static str, problem: impl Into<String>) -> RuntimeError {
+    RuntimeError::Setting {
+        name,
+        problem: problem.into(),
+    }
+}
+
+fn parse_addr(
+    name: &'static str,
+    value: Option<String>,
+) -> Result<Option<SocketAddr>, RuntimeError> {
+    value
+        .map(|text| {
+            text.parse().map_err(|_| {
+                invalid(
+                    name,
+                    format!("`{text}` is not an address like 127.0.0.1:8080"),
+                )
+            })
+        })
+        .transpose()
+}
+
+fn url_setting(
+    name: &'static str,
+    value: Option<String>,
+    default: &str,
+    schemes: &[&str],
+) -> Result<String, RuntimeError> {
+    let url = value.unwrap_or_else(|| default.to_owned());
+    if schemes.iter().any(|scheme| url.starts_with(scheme)) {
+        Ok(url)
+    } else {
+        Err(invalid(
+            name,
+            format!("`{url}` must start with {}", schemes.join(" or ")),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, RuntimeError> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_work_with_nothing_set() {
+        let settings = settings(&[]).unwrap();
+        assert_eq!(settings.http_addr.to_string(), DEFAULT_HTTP_ADDR);
+        assert_eq!(settings.database_name("tasks"), "taskflow_tasks");
+        assert!(settings.jwt_secret_is_default);
+    }
+
+    #[test]
+    fn a_bad_setting_is_named() {
+        let error = settings(&[("TASKFLOW_HTTP_ADDR", "eight")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("TASKFLOW_HTTP_ADDR:"), "{error}");
+        let error = settings(&[("NATS_URL", "http://x")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("NATS_URL:"), "{error}");
+        let error = settings(&[("TASKFLOW_JWT_SECRET", "short")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("TASKFLOW_JWT_SECRET:"), "{error}");
+    }
+}

@@ -1,0 +1,269 @@
+//! The task commands: each write commits the task and its event together
+//! (the outbox), then wakes the relay.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use sqlx::{PgConnection, PgPool};
+use taskflow_runtime::outbox::{self, RelayHandle};
+use taskflow_schemas::commands::{NewTask, Page, TaskQuery, TaskRef, UpdateTask};
+use taskflow_schemas::events::{self, Changes, TaskEventPayload};
+use taskflow_schemas::subjects::task_event_subject;
+use taskflow_schemas::task::{Task, TaskStatus};
+use taskflow_schemas::{ErrorBody, ErrorCode, EventEnvelope};
+use uuid::Uuid;
+
+use crate::error::TasksError;
+use crate::rules;
+use crate::store::{self, KeyClaim};
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 200;
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Who asks, and under which request id (the events' correlation id).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub actor_id: Uuid,
+    pub request_id: String,
+}
+
+pub struct TaskCommands {
+    pool: PgPool,
+    relay: RelayHandle,
+}
+
+impl TaskCommands {
+    pub fn new(pool: PgPool, relay: RelayHandle) -> Self {
+        Self { pool, relay }
+    }
+
+    pub async fn create(&self, caller: &Caller, mut new: NewTask) -> Result<Task, TasksError> {
+        let key = new.idempotency_key.take();
+        let task = rules::new_task(Uuid::now_v7(), caller.actor_id, Utc::now(), new.clone())?;
+        let Some(key) = key else {
+            return self.insert(caller, &task, None).await;
+        };
+        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+            return Err(ErrorBody::invalid(
+                "Idempotency-Key",
+                format!("1 to {MAX_IDEMPOTENCY_KEY} characters"),
+            )
+            .into());
+        }
+        let request = serde_json::to_value(&new).expect("a new task serializes");
+        match store::claim_key(&self.pool, caller.actor_id, &key, &request).await? {
+            KeyClaim::Claimed => {}
+            KeyClaim::Replay(Some(first)) => {
+                return serde_json::from_value(first).map_err(|_| {
+                    ErrorBody::new(ErrorCode::Internal, "stored response is unreadable").into()
+                });
+            }
+            KeyClaim::Replay(None) => {
+                return Err(ErrorBody::new(
+                    ErrorCode::IdempotencyKeyInFlight,
+                    "a request with this Idempotency-Key is still in progress",
+                )
+                .into());
+            }
+            KeyClaim::Mismatch => {
+                return Err(ErrorBody::new(
+                    ErrorCode::IdempotencyKeyReused,
+                    "this Idempotency-Key was used with a different request",
+                )
+                .into());
+            }
+        }
+        let created = self.insert(caller, &task, Some(&key)).await;
+        if created.is_err() {
+            store::release_key(&self.pool, caller.actor_id, &key).await?;
+        }
+        created
+    }
+
+    async fn insert(
+        &self,
+        caller: &Caller,
+        task: &Task,
+        key: Option<&str>,
+    ) -> Result<Task, TasksError> {
+        let mut tx = self.pool.begin().await?;
+        store::insert(&mut tx, task).await?;
+        if let Some(key) = key {
+            let response = serde_json::to_value(task).expect("a task serializes");
+            store::complete_key(&mut tx, caller.actor_id, key, &response).await?;
+        }
+        self.commit_event(tx, caller, events::TASK_CREATED, task, Changes::new())
+            .await?;
+        Ok(task.clone())
+    }
+
+    pub async fn get(&self, caller: &Caller, reference: TaskRef) -> Result<Task, TasksError> {
+        match store::find(&self.pool, reference.task_id).await? {
+            Some(task) if task.is_readable_by(caller.actor_id) => Ok(task),
+            _ => Err(TasksError::not_found()),
+        }
+    }
+
+    pub async fn list(&self, caller: &Caller, query: TaskQuery) -> Result<Page<Task>, TasksError> {
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ErrorBody::invalid("limit", format!("between 1 and {MAX_PAGE}")).into());
+        }
+        let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+        let mut items = store::list(
+            &self.pool,
+            caller.actor_id,
+            &query,
+            after,
+            i64::from(limit) + 1,
+        )
+        .await?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|task| encode_cursor(task.id))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn update(&self, caller: &Caller, update: UpdateTask) -> Result<Task, TasksError> {
+        let mut tx = self.pool.begin().await?;
+        let current =
+            locked_for(&mut tx, caller, update.task_id, "change", rules::can_write).await?;
+        check_version(&current, update.expected_version)?;
+        let (next, changes) = rules::apply_patch(&current, update.patch, Utc::now())?;
+        if changes.is_empty() {
+            return Ok(current);
+        }
+        let event_type = if next.status == TaskStatus::Complete && changes.contains_key("status") {
+            events::TASK_COMPLETED
+        } else {
+            events::TASK_UPDATED
+        };
+        store::update(&mut tx, &next).await?;
+        self.commit_event(tx, caller, event_type, &next, changes)
+            .await?;
+        Ok(next)
+    }
+
+    pub async fn complete(&self, caller: &Caller, reference: TaskRef) -> Result<Task, TasksError> {
+        let mut tx = self.pool.begin().await?;
+        let current = locked_for(
+            &mut tx,
+            caller,
+            reference.task_id,
+            "complete",
+            rules::can_complete,
+        )
+        .await?;
+        check_version(&current, reference.expected_version)?;
+        let Some((next, changes)) = rules::complete(&current, Utc::now()) else {
+            return Ok(current);
+        };
+        store::update(&mut tx, &next).await?;
+        self.commit_event(tx, caller, events::TASK_COMPLETED, &next, changes)
+            .await?;
+        Ok(next)
+    }
+
+    pub async fn delete(&self, caller: &Caller, reference: TaskRef) -> Result<Task, TasksError> {
+        let mut tx = self.pool.begin().await?;
+        let current = locked_for(
+            &mut tx,
+            caller,
+            reference.task_id,
+            "delete",
+            rules::can_write,
+        )
+        .await?;
+        check_version(&current, reference.expected_version)?;
+        store::delete(&mut tx, current.id).await?;
+        self.commit_event(tx, caller, events::TASK_DELETED, &current, Changes::new())
+            .await?;
+        Ok(current)
+    }
+
+    async fn commit_event(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        caller: &Caller,
+        event_type: &str,
+        task: &Task,
+        changes: Changes,
+    ) -> Result<(), TasksError> {
+        let payload = TaskEventPayload {
+            task: task.clone(),
+            changes,
+        };
+        let event = EventEnvelope::new(
+            event_type,
+            Some(task.id),
+            Some(caller.actor_id),
+            caller.request_id.clone(),
+            serde_json::to_value(payload).expect("a payload serializes"),
+        );
+        outbox::enqueue(&mut tx, &task_event_subject(event_type, task.id), &event).await?;
+        tx.commit().await?;
+        tracing::info!(service = "tasks", event_id = %event.event_id, task_id = %task.id, event_type, "task event committed");
+        self.relay.wake();
+        Ok(())
+    }
+}
+
+/// The task, locked for this transaction, if `caller` may read it (else 404)
+/// and may `verb` it (else 403).
+async fn locked_for(
+    tx: &mut PgConnection,
+    caller: &Caller,
+    id: Uuid,
+    verb: &str,
+    allowed: fn(&Task, Uuid) -> bool,
+) -> Result<Task, TasksError> {
+    let task = store::find_for_update(tx, id).await?;
+    match task {
+        Some(task) if task.is_readable_by(caller.actor_id) => {
+            if allowed(&task, caller.actor_id) {
+                Ok(task)
+            } else {
+                Err(TasksError::forbidden(verb))
+            }
+        }
+        _ => Err(TasksError::not_found()),
+    }
+}
+
+fn check_version(task: &Task, expected: Option<i64>) -> Result<(), TasksError> {
+    match expected {
+        Some(expected) if expected != task.version => Err(TasksError::stale(task.version)),
+        _ => Ok(()),
+    }
+}
+
+fn encode_cursor(id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Result<Uuid, TasksError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+        .ok_or_else(|| ErrorBody::invalid("cursor", "is not a cursor this API gave out").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_named() {
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(id)).unwrap(), id);
+        let TasksError::Rejected(body) = decode_cursor("not a cursor").unwrap_err() else {
+            panic!("expected a rejection")
+        };
+        assert_eq!(body.field.as_deref(), Some("cursor"));
+    }
+}

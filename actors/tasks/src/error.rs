@@ -1,0 +1,65 @@
+use taskflow_schemas::{ErrorBody, ErrorCode};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum TasksError {
+    /// The caller's mistake or a rule of the product; goes back as it is.
+    #[error("{0}")]
+    Rejected(ErrorBody),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl From<ErrorBody> for TasksError {
+    fn from(body: ErrorBody) -> Self {
+        Self::Rejected(body)
+    }
+}
+
+impl From<TasksError> for ErrorBody {
+    fn from(error: TasksError) -> Self {
+        error.into_body()
+    }
+}
+
+impl TasksError {
+    pub fn not_found() -> Self {
+        Self::Rejected(ErrorBody::new(ErrorCode::NotFound, "task not found"))
+    }
+
+    pub fn forbidden(what: &str) -> Self {
+        Self::Rejected(ErrorBody::new(
+            ErrorCode::Forbidden,
+            format!("you may not {what} this task"),
+        ))
+    }
+
+    pub fn stale(current: i64) -> Self {
+        Self::Rejected(ErrorBody::new(
+            ErrorCode::PreconditionFailed,
+            format!("the task changed: it is at version {current}"),
+        ))
+    }
+
+    /// The reply for the caller; internal details stay in the log.
+    pub fn into_body(self) -> ErrorBody {
+        match self {
+            Self::Rejected(body) => body,
+            Self::Database(error) => {
+                let unavailable = matches!(
+                    error,
+                    sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+                );
+                tracing::error!(service = "tasks", %error, "database error");
+                if unavailable {
+                    ErrorBody::new(
+                        ErrorCode::ServiceUnavailable,
+                        "the tasks database is unavailable",
+                    )
+                } else {
+                    ErrorBody::new(ErrorCode::Internal, "internal error")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! The task's rules, free of IO: what a valid task is, what a patch does,
+//! who may do what, and which fields an event reports as changed.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use taskflow_schemas::commands::{NewTask, TaskPatch};
+use taskflow_schemas::events::{Changes, FieldChange};
+use taskflow_schemas::task::{Task, TaskStatus};
+use taskflow_schemas::{ErrorBody, ErrorCode};
+use uuid::Uuid;
+
+pub const MAX_TITLE: usize = 200;
+pub const MAX_DESCRIPTION: usize = 10_000;
+pub const MAX_LABELS: usize = 20;
+pub const MAX_LABEL: usize = 50;
+pub const MAX_OBSERVERS: usize = 50;
+pub const MAX_INTERVAL: u32 = 365;
+/// A reminder may come at most a year before the due date.
+pub const MAX_REMINDER_OFFSET: i32 = 525_600;
+
+/// The task a valid `NewTask` makes.
+pub fn new_task(
+    id: Uuid,
+    creator_id: Uuid,
+    now: DateTime<Utc>,
+    new: NewTask,
+) -> Result<Task, ErrorBody> {
+    if new.project_id.is_some() {
+        return Err(ErrorBody {
+            error: "project_id: projects are not available yet".into(),
+            code: ErrorCode::Unprocessable,
+            field: Some("project_id".into()),
+        });
+    }
+    let status = new.status.unwrap_or(TaskStatus::Pending);
+    if status == TaskStatus::Complete {
+        return Err(ErrorBody::invalid(
+            "status",
+            "a new task is pending or in_progress",
+        ));
+    }
+    let series_id = new.recurrence.as_ref().map(|_| id);
+    let task = Task {
+        id,
+        project_id: None,
+        title: new.title.trim().to_owned(),
+        description: new.description,
+        status,
+        priority: new.priority.unwrap_or_default(),
+        labels: normalize_labels(new.labels),
+        creator_id,
+        assignee_id: new.assignee_id,
+        observer_ids: dedup(new.observer_ids),
+        due_date: new.due_date,
+        reminder_time: new.reminder_time,
+        reminder_offset_minutes: new.reminder_offset_minutes,
+        recurrence: new.recurrence,
+        series_id,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        completed_at: None,
+    };
+    validate(&task)?;
+    Ok(task)
+}
+
+/// The task after `patch`, and what changed; an empty change set means
+/// nothing is to be written.
+pub fn apply_patch(
+    current: &Task,
+    patch: TaskPatch,
+    now: DateTime<Utc>,
+) -> Result<(Task, Changes), ErrorBody> {
+    let mut next = current.clone();
+    if let Some(title) = patch.title {
+        next.title = title.trim().to_owned();
+    }
+    if let Some(description) = patch.description {
+        next.description = description;
+    }
+    if let Some(priority) = patch.priority {
+        next.priority = priority;
+    }
+    if let Some(labels) = patch.labels {
+        next.labels = normalize_labels(labels);
+    }
+    if let Some(assignee_id) = patch.assignee_id {
+        next.assignee_id = assignee_id;
+    }
+    if let Some(observer_ids) = patch.observer_ids {
+        next.observer_ids = dedup(observer_ids);
+    }
+    if let Some(due_date) = patch.due_date {
+        next.due_date = due_date;
+    }
+    // Setting one kind of reminder replaces the other.
+    match (patch.reminder_time, patch.reminder_offset_minutes) {
+        (Some(time), Some(offset)) => {
+            next.reminder_time = time;
+            next.reminder_offset_minutes = offset;
+        }
+        (Some(time), None) => {
+            next.reminder_time = time;
+            if time.is_some() {
+                next.reminder_offset_minutes = None;
+            }
+        }
+        (None, Some(offset)) => {
+            next.reminder_offset_minutes = offset;
+            if offset.is_some() {
+                next.reminder_time = None;
+            }
+        }
+        (None, None) => {}
+    }
+    if let Some(recurrence) = patch.recurrence {
+        next.recurrence = recurrence;
+        if next.recurrence.is_some() && next.series_id.is_none() {
+            next.series_id = Some(next.id);
+        }
+    }
+    if let Some(status) = patch.status {
+        set_status(&mut next, status, now);
+    }
+    validate(&next)?;
+    let changes = changes(current, &next);
+    if !changes.is_empty() {
+        next.version = current.version + 1;
+        next.updated_at = now;
+    }
+    Ok((next, changes))
+}
+
+/// The completed task and its changes, or `None` when it already is complete.
+pub fn complete(current: &Task, now: DateTime<Utc>) -> Option<(Task, Changes)> {
+    if current.status == TaskStatus::Complete {
+        return None;
+    }
+    let mut next = current.clone();
+    set_status(&mut next, TaskStatus::Complete, now);
+    next.version = current.version + 1;
+    next.updated_at = now;
+    let changes = changes(current, &next);
+    Some((next, changes))
+}
+
+fn set_status(task: &mut Task, status: TaskStatus, now: DateTime<Utc>) {
+    if task.status == status {
+        return;
+    }
+    task.completed_at = (status == TaskStatus::Complete).then_some(now);
+    task.status = status;
+}
+
+/// Without projects a task belongs to its creator: only they change or delete it.
+pub fn can_write(task: &Task, actor: Uuid) -> bool {
+    task.creator_id == actor
+}
+
+/// Assignee and observers may complete what they can read.
+pub fn can_complete(task: &Task, actor: Uuid) -> bool {
+    task.is_readable_by(actor)
+}
+
+/// Each field whose value differs, bookkeeping fields aside.
+pub fn changes(before: &Task, after: &Task) -> Changes {
+    let (Value::Object(before), Value::Object(after)) = (to_value(before), to_value(after)) else {
+        unreachable!("a task serializes to an object")
+    };
+    after
+        .into_iter()
+        .filter(|(field, _)| !matches!(field.as_str(), "version" | "updated_at"))
+        .filter_map(|(field, new)| {
+            let old = before.get(&field).cloned().unwrap_or(Value::Null);
+            (old != new).then_some((field, FieldChange { old, new }))
+        })
+        .collect()
+}
+
+fn to_value(task: &Task) -> Value {
+    serde_json::to_value(task).expect("a task serializes")
+}
+
+fn validate(task: &Task) -> Result<(), ErrorBody> {
+    let chars = |text: &str| text.chars().count();
+    if task.title.is_empty() {
+        return Err(ErrorBody::invalid("title", "must not be empty"));
+    }
+    if chars(&task.title) > MAX_TITLE {
+        return Err(ErrorBody::invalid(
+            "title",
+            format!("at most {MAX_TITLE} characters"),
+        ));
+    }
+    if task
+        .description
+        .as_deref()
+        .is_some_and(|d| chars(d) > MAX_DESCRIPTION)
+    {
+        return Err(ErrorBody::invalid(
+            "description",
+            format!("at most {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    if task.labels.len() > MAX_LABELS {
+        return Err(ErrorBody::invalid(
+            "labels",
+            format!("at most {MAX_LABELS} labels"),
+        ));
+    }
+    if task
+        .labels
+        .iter()
+        .any(|label| label.is_empty() || chars(label) > MAX_LABEL)
+    {
+        return Err(ErrorBody::invalid(
+            "labels",
+            format!("each label has 1 to {MAX_LABEL} characters"),
+        ));
+    }
+    if task.observer_ids.len() > MAX_OBSERVERS {
+        return Err(ErrorBody::invalid(
+            "observer_ids",
+            format!("at most {MAX_OBSERVERS} observers"),
+        ));
+    }
+    if task.reminder_time.is_some() && task.reminder_offset_minutes.is_some() {
+        return Err(ErrorBody::invalid(
+            "reminder_offset_minutes",
+            "give reminder_time or reminder_offset_minutes, not both",
+        ));
+    }
+    if let Some(offset) = task.reminder_offset_minutes {
+        if task.due_date.is_none() {
+            return Err(ErrorBody::invalid(
+                "reminder_offset_minutes",
+                "needs a due_date to count back from",
+            ));
+        }
+        if !(0..=MAX_REMINDER_OFFSET).contains(&offset) {
+            return Err(ErrorBody::invalid(
+                "reminder_offset_minutes",
+                format!("between 0 and {MAX_REMINDER_OFFSET} minutes"),
+            ));
+        }
+    }
+    if let Some(recurrence) = &task.recurrence {
+        let Some(due_date) = task.due_date else {
+            return Err(ErrorBody::invalid(
+                "recurrence",
+                "needs a due_date to repeat from",
+            ));
+        };
+        if !(1..=MAX_INTERVAL).contains(&recurrence.interval) {
+            return Err(ErrorBody::invalid(
+                "recurrence.interval",
+                format!("between 1 and {MAX_INTERVAL}"),
+            ));
+        }
+        if recurrence.until.is_some_and(|until| until < due_date) {
+            return Err(ErrorBody::invalid(
+                "recurrence.until",
+                "must not be before the due_date",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn normalize_labels(labels: Vec<String>) -> Vec<String> {
+    dedup(
+        labels
+            .into_iter()
+            .map(|label| label.trim().to_owned())
+            .collect(),
+    )
+}
+
+/// Drops repeats, keeping the first of each in its place.
+fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
+    let mut kept = Vec::with_capacity(items.len());
+    for item in items {
+        if !kept.contains(&item) {
+            kept.push(item);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskflow_schemas::task::{Frequency, Recurrence, RecurrenceAnchor};
+
+    fn draft(title: &str) -> NewTask {
+        NewTask {
+            title: title.into(),
+            ..Default::default()
+        }
+    }
+
+    fn task() -> Task {
+        new_task(
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Utc::now(),
+            draft("  Write it  "),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_new_task_is_trimmed_pending_and_at_version_one() {
+        let task = task();
+        assert_eq!(task.title, "Write it");
+        assert_eq!(task.status, TaskStatus::Pending);
+        assert_eq!(task.version, 1);
+        assert_eq!(task.series_id, None);
+    }
+
+    #[test]
+    fn invalid_drafts_name_their_field() {
+        let cases = [
+            (draft("   "), "title"),
+            (draft(&"x".repeat(MAX_TITLE + 1)), "title"),
+            (
+                NewTask {
+                    labels: vec!["".into()],
+                    ..draft("t")
+                },
+                "labels",
+            ),
+            (
+                NewTask {
+                    reminder_offset_minutes: Some(10),
+                    ..draft("t")
+                },
+                "reminder_offset_minutes",
+            ),
+            (
+                NewTask {
+                    recurrence: Some(Recurrence {
+                        frequency: Frequency::Daily,
+                        interval: 1,
+                        until: None,
+                        anchor: RecurrenceAnchor::Due,
+                    }),
+                    ..draft("t")
+                },
+                "recurrence",
+            ),
+        ];
+        for (new, field) in cases {
+            let error = new_task(Uuid::now_v7(), Uuid::now_v7(), Utc::now(), new).unwrap_err();
+            assert_eq!(error.field.as_deref(), Some(field), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_patch_reports_only_what_changed() {
+        let current = task();
+        let patch = TaskPatch {
+            title: Some("Write it".into()),
+            priority: Some(taskflow_schemas::task::Priority::Urgent),
+            ..Default::default()
+        };
+        let (next, changes) = apply_patch(&current, patch, Utc::now()).unwrap();
+        assert_eq!(changes.keys().collect::<Vec<_>>(), ["priority"]);
+        assert_eq!(changes["priority"].old, "medium");
+        assert_eq!(next.version, 2);
+    }
+
+    #[test]
+    fn an_empty_patch_changes_nothing() {
+        let current = task();
+        let (next, changes) = apply_patch(&current, TaskPatch::default(), Utc::now()).unwrap();
+        assert!(changes.is_empty());
+        assert_eq!(next, current);
+    }
+
+    #[test]
+    fn completing_twice_changes_nothing_the_second_time() {
+        let current = task();
+        let (done, changes) = complete(&current, Utc::now()).unwrap();
+        assert!(done.completed_at.is_some());
+        assert!(changes.contains_key("status") && changes.contains_key("completed_at"));
+        assert!(complete(&done, Utc::now()).is_none());
+    }
+
+    #[test]
+    fn a_relative_reminder_replaces_an_absolute_one() {
+        let mut current = task();
+        current.due_date = Some(Utc::now());
+        current.reminder_time = Some(Utc::now());
+        let patch = TaskPatch {
+            reminder_offset_minutes: Some(Some(15)),
+            ..Default::default()
+        };
+        let (next, _) = apply_patch(&current, patch, Utc::now()).unwrap();
+        assert_eq!(next.reminder_time, None);
+        assert_eq!(next.reminder_offset_minutes, Some(15));
+    }
+}

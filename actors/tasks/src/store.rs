@@ -1,0 +1,286 @@
+//! The tasks database: every query of this service, and nothing else.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use taskflow_schemas::commands::TaskQuery;
+use taskflow_schemas::task::{Priority, Recurrence, Task, TaskStatus};
+use uuid::Uuid;
+
+macro_rules! columns {
+    () => {
+        "id, project_id, title, description, status, priority, labels, creator_id, assignee_id, \
+         observer_ids, due_date, reminder_time, reminder_offset_minutes, recurrence, series_id, \
+         version, created_at, updated_at, completed_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    id: Uuid,
+    project_id: Option<Uuid>,
+    title: String,
+    description: Option<String>,
+    status: String,
+    priority: String,
+    labels: Vec<String>,
+    creator_id: Uuid,
+    assignee_id: Option<Uuid>,
+    observer_ids: Vec<Uuid>,
+    due_date: Option<DateTime<Utc>>,
+    reminder_time: Option<DateTime<Utc>>,
+    reminder_offset_minutes: Option<i32>,
+    recurrence: Option<Json<Recurrence>>,
+    series_id: Option<Uuid>,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+}
+
+impl From<TaskRow> for Task {
+    fn from(row: TaskRow) -> Self {
+        Task {
+            id: row.id,
+            project_id: row.project_id,
+            title: row.title,
+            description: row.description,
+            // The table's CHECK constraints admit only known values.
+            status: TaskStatus::parse(&row.status).unwrap_or(TaskStatus::Pending),
+            priority: Priority::parse(&row.priority).unwrap_or_default(),
+            labels: row.labels,
+            creator_id: row.creator_id,
+            assignee_id: row.assignee_id,
+            observer_ids: row.observer_ids,
+            due_date: row.due_date,
+            reminder_time: row.reminder_time,
+            reminder_offset_minutes: row.reminder_offset_minutes,
+            recurrence: row.recurrence.map(|json| json.0),
+            series_id: row.series_id,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            completed_at: row.completed_at,
+        }
+    }
+}
+
+pub async fn insert(conn: &mut PgConnection, task: &Task) -> Result<(), sqlx::Error> {
+    sqlx::query(concat!(
+        "INSERT INTO tasks (",
+        columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+    ))
+    .bind(task.id)
+    .bind(task.project_id)
+    .bind(&task.title)
+    .bind(&task.description)
+    .bind(task.status.as_str())
+    .bind(task.priority.as_str())
+    .bind(&task.labels)
+    .bind(task.creator_id)
+    .bind(task.assignee_id)
+    .bind(&task.observer_ids)
+    .bind(task.due_date)
+    .bind(task.reminder_time)
+    .bind(task.reminder_offset_minutes)
+    .bind(task.recurrence.as_ref().map(Json))
+    .bind(task.series_id)
+    .bind(task.version)
+    .bind(task.created_at)
+    .bind(task.updated_at)
+    .bind(task.completed_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes every field of `task`, which was read `FOR UPDATE` in this transaction.
+pub async fn update(conn: &mut PgConnection, task: &Task) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE tasks SET project_id = $2, title = $3, description = $4, status = $5, priority = $6, \
+         labels = $7, assignee_id = $8, observer_ids = $9, due_date = $10, reminder_time = $11, \
+         reminder_offset_minutes = $12, recurrence = $13, series_id = $14, version = $15, \
+         updated_at = $16, completed_at = $17 WHERE id = $1",
+    )
+    .bind(task.id)
+    .bind(task.project_id)
+    .bind(&task.title)
+    .bind(&task.description)
+    .bind(task.status.as_str())
+    .bind(task.priority.as_str())
+    .bind(&task.labels)
+    .bind(task.assignee_id)
+    .bind(&task.observer_ids)
+    .bind(task.due_date)
+    .bind(task.reminder_time)
+    .bind(task.reminder_offset_minutes)
+    .bind(task.recurrence.as_ref().map(Json))
+    .bind(task.series_id)
+    .bind(task.version)
+    .bind(task.updated_at)
+    .bind(task.completed_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM tasks WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<Task>, sqlx::Error> {
+    let row: Option<TaskRow> =
+        sqlx::query_as(concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.map(Task::from))
+}
+
+/// Reads the task and locks it until the transaction ends, so the changes
+/// of one task (and their outbox rows) are serialized.
+pub async fn find_for_update(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<Task>, sqlx::Error> {
+    let row: Option<TaskRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tasks WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(Task::from))
+}
+
+/// The tasks `reader` may read that match `query`, newest first, after the
+/// task `after` (the cursor), at most `limit`.
+pub async fn list(
+    pool: &PgPool,
+    reader: Uuid,
+    query: &TaskQuery,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<Task>, sqlx::Error> {
+    let rows: Vec<TaskRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM tasks WHERE (creator_id = $1 OR assignee_id = $1 OR $1 = ANY(observer_ids)) \
+          AND ($2::uuid IS NULL OR id < $2) \
+          AND ($3::text IS NULL OR status = $3) \
+          AND ($4::text IS NULL OR priority = $4) \
+          AND ($5::uuid IS NULL OR assignee_id = $5) \
+          AND ($6::uuid IS NULL OR project_id = $6) \
+          AND ($7::timestamptz IS NULL OR due_date < $7) \
+          AND ($8::timestamptz IS NULL OR due_date >= $8) \
+          AND ($9::text IS NULL OR strpos(lower(title), lower($9)) > 0 \
+               OR strpos(lower(coalesce(description, '')), lower($9)) > 0) \
+         ORDER BY id DESC LIMIT $10"
+    ))
+    .bind(reader)
+    .bind(after)
+    .bind(query.status.map(TaskStatus::as_str))
+    .bind(query.priority.map(Priority::as_str))
+    .bind(query.assignee_id)
+    .bind(query.project_id)
+    .bind(query.due_before)
+    .bind(query.due_after)
+    .bind(query.q.as_deref())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Task::from).collect())
+}
+
+/// What an `Idempotency-Key` found when it was claimed.
+pub enum KeyClaim {
+    /// New: this request goes ahead.
+    Claimed,
+    /// Used before with this request: here is the first response, or `None` while in flight.
+    Replay(Option<serde_json::Value>),
+    /// Used before with another request.
+    Mismatch,
+}
+
+pub async fn claim_key(
+    pool: &PgPool,
+    user: Uuid,
+    key: &str,
+    request: &serde_json::Value,
+) -> Result<KeyClaim, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, key, request) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(user)
+    .bind(key)
+    .bind(Json(request))
+    .execute(pool)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(KeyClaim::Claimed);
+    }
+    let (stored, response): (Json<serde_json::Value>, Option<Json<serde_json::Value>>) =
+        sqlx::query_as(
+            "SELECT request, response FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+        )
+        .bind(user)
+        .bind(key)
+        .fetch_one(pool)
+        .await?;
+    if stored.0 != *request {
+        return Ok(KeyClaim::Mismatch);
+    }
+    if response.is_some() {
+        return Ok(KeyClaim::Replay(response.map(|json| json.0)));
+    }
+    // A claim this old was left by a process that crashed mid-request.
+    let taken_over = sqlx::query(
+        "UPDATE idempotency_keys SET created_at = now() WHERE user_id = $1 AND key = $2 \
+         AND response IS NULL AND created_at < now() - interval '60 seconds'",
+    )
+    .bind(user)
+    .bind(key)
+    .execute(pool)
+    .await?;
+    Ok(if taken_over.rows_affected() == 1 {
+        KeyClaim::Claimed
+    } else {
+        KeyClaim::Replay(None)
+    })
+}
+
+/// Stores the response with the effect, in the effect's transaction.
+pub async fn complete_key(
+    conn: &mut PgConnection,
+    user: Uuid,
+    key: &str,
+    response: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET response = $3, completed_at = now() WHERE user_id = $1 AND key = $2",
+    )
+    .bind(user)
+    .bind(key)
+    .bind(Json(response))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Lets the key be used again after the request it was claimed for failed.
+pub async fn release_key(pool: &PgPool, user: Uuid, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND response IS NULL",
+    )
+    .bind(user)
+    .bind(key)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,64 @@
+# TaskFlow: `just up` starts everything, `just test` runs every test.
+
+set dotenv-load := true
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+export NATS_URL := env("NATS_URL", "nats://127.0.0.1:4333")
+export DATABASE_URL := env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432")
+export TASKFLOW_HTTP_ADDR := env("TASKFLOW_HTTP_ADDR", "127.0.0.1:8080")
+
+# List the recipes
+default:
+    @just --list
+
+# Start nats-server (unless NATS_URL has one), then every service in one process
+up:
+    cargo build --release --bin taskflow
+    scripts/nats.sh up
+    scripts/up.sh
+
+# Stop what `just up` started
+down:
+    scripts/down.sh
+    scripts/nats.sh down
+
+# Follow the services' JSON logs
+logs:
+    tail -n 100 -f .data/taskflow.log
+
+# Run every test against a real nats-server and Postgres
+test:
+    NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo nextest run --workspace --no-fail-fast
+
+# Print throughput and latency figures (release build)
+bench:
+    NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo run --release -p taskflow-system-tests --bin bench
+
+# Formatting and clippy, warnings as errors
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Regenerate schemas/json from the types
+schemas:
+    cargo run -q -p taskflow-schemas --example write_json_schemas
+
+# Give a user the admin role (takes effect at their next login)
+make-admin EMAIL:
+    cargo run -q --release --bin taskflow-identity -- make-admin {{EMAIL}}
+
+# Create a task by NATS request (needs the nats CLI): just inject-create <user-id> "title"
+inject-create ACTOR TITLE:
+    nats --server "$NATS_URL" req taskflow.tasks.create '{"actor_id":"{{ACTOR}}","title":"{{TITLE}}"}' -H "X-Request-Id:cli-$(date +%s)"
+
+# Complete a task by NATS request: just inject-complete <user-id> <task-id>
+inject-complete ACTOR TASK:
+    nats --server "$NATS_URL" req taskflow.tasks.complete '{"actor_id":"{{ACTOR}}","task_id":"{{TASK}}"}'
+
+# Watch every task event on the TASKS stream
+watch-events:
+    nats --server "$NATS_URL" sub 'tasks.>'
+
+# List the command services (NATS service API)
+services:
+    nats --server "$NATS_URL" micro ls

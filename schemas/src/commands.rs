@@ -1,0 +1,248 @@
+//! Command requests and replies (NATS request-reply, JSON both ways).
+//!
+//! The HTTP bodies are the same types: the edge adds who is acting and sends
+//! them on. Bodies refuse unknown fields, so a misspelt field is an error
+//! naming it rather than a silent no-op.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::error::ErrorBody;
+use crate::patch;
+use crate::task::{Priority, Recurrence, TaskStatus};
+
+/// A command reply: `{"ok": ...}` or `{"error": ..., "code": ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Reply<T> {
+    Ok { ok: T },
+    Err(ErrorBody),
+}
+
+impl<T> From<Result<T, ErrorBody>> for Reply<T> {
+    fn from(result: Result<T, ErrorBody>) -> Self {
+        match result {
+            Ok(ok) => Reply::Ok { ok },
+            Err(error) => Reply::Err(error),
+        }
+    }
+}
+
+impl<T> From<Reply<T>> for Result<T, ErrorBody> {
+    fn from(reply: Reply<T>) -> Self {
+        match reply {
+            Reply::Ok { ok } => Ok(ok),
+            Reply::Err(error) => Err(error),
+        }
+    }
+}
+
+/// A page of a list: `next_cursor` is null on the last page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A command as sent on NATS: who acts, and the body's fields beside it
+/// (`{"actor_id": "...", "title": "..."}`). Decode it with
+/// [`crate::decode::command`], which keeps the body's refusal of unknown
+/// fields (serde's `flatten` would lose it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Command<B> {
+    pub actor_id: Uuid,
+    #[serde(flatten)]
+    pub body: B,
+}
+
+// ---- tasks ----
+
+/// `POST /api/v1/tasks` and `taskflow.tasks.create`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTask {
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub project_id: Option<Uuid>,
+    #[serde(default)]
+    pub status: Option<TaskStatus>,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub assignee_id: Option<Uuid>,
+    #[serde(default)]
+    pub observer_ids: Vec<Uuid>,
+    #[serde(default)]
+    pub due_date: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub reminder_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub reminder_offset_minutes: Option<i32>,
+    #[serde(default)]
+    pub recurrence: Option<Recurrence>,
+    /// Set by the edge from the `Idempotency-Key` header; not part of the HTTP body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(ignore)]
+    pub idempotency_key: Option<String>,
+}
+
+/// `PUT`/`PATCH /api/v1/tasks/{id}`: fields given are changed, `null` clears.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "patch::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TaskStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+    #[serde(
+        default,
+        deserialize_with = "patch::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Uuid>)]
+    pub assignee_id: Option<Option<Uuid>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observer_ids: Option<Vec<Uuid>>,
+    #[serde(
+        default,
+        deserialize_with = "patch::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub due_date: Option<Option<DateTime<Utc>>>,
+    #[serde(
+        default,
+        deserialize_with = "patch::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub reminder_time: Option<Option<DateTime<Utc>>>,
+    #[serde(
+        default,
+        deserialize_with = "patch::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<i32>)]
+    pub reminder_offset_minutes: Option<Option<i32>>,
+    #[serde(
+        default,
+        deserialize_with = "patch::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Recurrence>)]
+    pub recurrence: Option<Option<Recurrence>>,
+}
+
+/// `taskflow.tasks.update`: `{"task_id", "expected_version"?, "patch": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTask {
+    pub task_id: Uuid,
+    /// The `If-Match` version; the update is refused when the task moved on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<i64>,
+    pub patch: TaskPatch,
+}
+
+/// `taskflow.tasks.get`, `.complete` and `.delete`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRef {
+    pub task_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<i64>,
+}
+
+/// `GET /api/v1/tasks` query and `taskflow.tasks.list`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TaskQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TaskStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_before: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_after: Option<DateTime<Utc>>,
+    /// Words to find in the title or description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    /// 1..=200, default 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+// ---- identity ----
+
+/// `POST /api/v1/auth/register` and `taskflow.identity.register`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub email: String,
+    pub name: String,
+    pub password: String,
+}
+
+/// `POST /api/v1/auth/login` and `taskflow.identity.login`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+}
+
+/// The reply to register and login.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Session {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    /// A bearer token for `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+/// `PATCH /api/v1/users/me`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// IANA time zone, e.g. `America/New_York`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_notifications: Option<bool>,
+}
+
+/// `taskflow.identity.get_profile` and `.get_public_profile`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserRef {
+    pub user_id: Uuid,
+}

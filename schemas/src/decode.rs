@@ -1,0 +1,106 @@
+//! Decoding a JSON body into a wire type, with errors that name the field.
+
+use serde::de::DeserializeOwned;
+
+use crate::commands::Command;
+use crate::error::ErrorBody;
+
+/// Decodes `bytes`; a failure is a `validation_failed` error naming the
+/// offending field where there is one.
+pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorBody> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ErrorBody::new(
+                crate::ErrorCode::ValidationFailed,
+                format!("body is not valid JSON: {inner}"),
+            );
+        }
+        from_serde_message(&path, &inner.to_string())
+    })
+}
+
+/// Decodes a command: `actor_id` beside the fields of `B`.
+pub fn command<B: DeserializeOwned>(bytes: &[u8]) -> Result<Command<B>, ErrorBody> {
+    let mut fields: serde_json::Map<String, serde_json::Value> = json(bytes)?;
+    let actor_id = fields
+        .remove("actor_id")
+        .ok_or_else(|| ErrorBody::invalid("actor_id", "missing field `actor_id`"))?;
+    let actor_id = serde_json::from_value(actor_id)
+        .map_err(|_| ErrorBody::invalid("actor_id", "must be a user id (UUID)"))?;
+    let body =
+        serde_path_to_error::deserialize(serde_json::Value::Object(fields)).map_err(|error| {
+            from_serde_message(&error.path().to_string(), &error.into_inner().to_string())
+        })?;
+    Ok(Command { actor_id, body })
+}
+
+/// Decodes a URL query string the same way.
+pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, ErrorBody> {
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        from_serde_message(&error.path().to_string(), &error.into_inner().to_string())
+    })
+}
+
+fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(query.as_bytes())
+}
+
+/// Serde says `missing field `x`` or `unknown field `x`` at the parent's
+/// path; lift the name out so the field is always named.
+fn from_serde_message(path: &str, message: &str) -> ErrorBody {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    let field = match (named, path) {
+        (Some(name), "." | "") => name.to_owned(),
+        (Some(name), path) if path == name || path.ends_with(&format!(".{name}")) => {
+            path.to_owned()
+        }
+        (Some(name), parent) => format!("{parent}.{name}"),
+        (None, "." | "") => {
+            return ErrorBody::new(crate::ErrorCode::ValidationFailed, message.to_owned());
+        }
+        (None, path) => path.to_owned(),
+    };
+    ErrorBody::invalid(&field, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::{NewTask, TaskQuery};
+
+    #[test]
+    fn a_wrong_type_names_the_field() {
+        let error = json::<NewTask>(br#"{"title": "x", "priority": "whenever"}"#).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("priority"));
+    }
+
+    #[test]
+    fn a_missing_or_unknown_field_is_named() {
+        let error = json::<NewTask>(br#"{"description": "x"}"#).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("title"));
+        let error = json::<NewTask>(br#"{"title": "x", "colour": "red"}"#).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("colour"));
+    }
+
+    #[test]
+    fn broken_json_is_a_validation_error() {
+        let error = json::<NewTask>(b"{").unwrap_err();
+        assert_eq!(error.code, crate::ErrorCode::ValidationFailed);
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let error = query::<TaskQuery>("status=done").unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("status"));
+        let ok = query::<TaskQuery>("status=pending&limit=10").unwrap();
+        assert_eq!(ok.limit, Some(10));
+    }
+}

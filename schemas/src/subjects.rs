@@ -1,0 +1,92 @@
+//! Stream names, subjects and command subjects, built in one place.
+
+use uuid::Uuid;
+
+pub const TASKS_STREAM: &str = "TASKS";
+pub const REMINDERS_STREAM: &str = "REMINDERS";
+pub const AUDIT_STREAM: &str = "AUDIT";
+pub const DLQ_STREAM: &str = "DLQ";
+
+/// The header that carries a request's id through NATS.
+pub const REQUEST_ID_HEADER: &str = "X-Request-Id";
+
+/// A stream every service may create or update at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSpec {
+    pub name: &'static str,
+    pub subjects: &'static [&'static str],
+    pub description: &'static str,
+}
+
+/// The four streams of the contract, as in `nats/streams/*.json`.
+pub const STREAMS: [StreamSpec; 4] = [
+    StreamSpec {
+        name: TASKS_STREAM,
+        subjects: &["tasks.>"],
+        description: "task.created, task.updated, task.completed, task.deleted",
+    },
+    StreamSpec {
+        name: REMINDERS_STREAM,
+        subjects: &["reminders.>"],
+        description: "reminder.due",
+    },
+    StreamSpec {
+        name: AUDIT_STREAM,
+        subjects: &["audit.>"],
+        description: "events of the other domains: users, projects, notifications",
+    },
+    StreamSpec {
+        name: DLQ_STREAM,
+        subjects: &["dlq.>"],
+        description: "messages a consumer gave up on, with the reason in headers",
+    },
+];
+
+/// `tasks.<verb>.<task_id>` for a `task.<verb>` event.
+pub fn task_event_subject(event_type: &str, task_id: Uuid) -> String {
+    let verb = event_type.strip_prefix("task.").unwrap_or(event_type);
+    format!("tasks.{verb}.{task_id}")
+}
+
+/// `audit.<domain>.<event>` for a `<domain>.<event>` event.
+pub fn audit_subject(event_type: &str) -> String {
+    format!("audit.{event_type}")
+}
+
+/// Request-reply subjects: `taskflow.<service>.<command>`.
+pub mod commands {
+    pub const TASKS_SERVICE: &str = "taskflow.tasks";
+    pub const IDENTITY_SERVICE: &str = "taskflow.identity";
+
+    pub mod tasks {
+        pub const CREATE: &str = "taskflow.tasks.create";
+        pub const GET: &str = "taskflow.tasks.get";
+        pub const LIST: &str = "taskflow.tasks.list";
+        pub const UPDATE: &str = "taskflow.tasks.update";
+        pub const COMPLETE: &str = "taskflow.tasks.complete";
+        pub const DELETE: &str = "taskflow.tasks.delete";
+    }
+
+    pub mod identity {
+        pub const REGISTER: &str = "taskflow.identity.register";
+        pub const LOGIN: &str = "taskflow.identity.login";
+        pub const GET_PROFILE: &str = "taskflow.identity.get_profile";
+        pub const UPDATE_PROFILE: &str = "taskflow.identity.update_profile";
+        pub const GET_PUBLIC_PROFILE: &str = "taskflow.identity.get_public_profile";
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_subjects_use_the_verb_of_the_event_type() {
+        let id = Uuid::nil();
+        assert_eq!(
+            task_event_subject("task.completed", id),
+            format!("tasks.completed.{id}")
+        );
+        assert_eq!(audit_subject("user.registered"), "audit.user.registered");
+    }
+}

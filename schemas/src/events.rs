@@ -13,6 +13,7 @@ pub const TASK_UPDATED: &str = "task.updated";
 pub const TASK_COMPLETED: &str = "task.completed";
 pub const TASK_DELETED: &str = "task.deleted";
 pub const USER_REGISTERED: &str = "user.registered";
+pub const USER_ROLE_CHANGED: &str = "user.role_changed";
 
 /// One changed field of a task: its value before and after.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

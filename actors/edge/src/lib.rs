@@ -1,1 +1,175 @@
+//! The HTTP edge: authenticates requests, decodes and checks their shape,
+//! and forwards each one as a NATS command to the service that owns it. It
+//! keeps no state of its own; any number of edges may run.
+//!
+//! Serves: `/api/v1/{auth,users,tasks}`, `/api/v1/openapi.json`, `/health`,
+//! `/health/ready`, `/metrics`.
+//! Sends: `taskflow.identity.*` and `taskflow.tasks.*` commands, with the
+//! request's `X-Request-Id` in a header.
 
+pub mod auth;
+pub mod error;
+pub mod extract;
+mod http_metrics;
+pub mod nats_client;
+mod routes;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, Request, header};
+use taskflow_runtime::ops::Readiness;
+use taskflow_runtime::tokens::Tokens;
+use taskflow_runtime::{Platform, Shutdown};
+use taskflow_schemas::ErrorCode;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::error::ApiError;
+use crate::nats_client::CommandClient;
+
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Bodies above this are refused with 413.
+const BODY_LIMIT: usize = 1024 * 1024;
+/// A request still running after this gets 503.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Clone)]
+pub struct EdgeState {
+    pub commands: CommandClient,
+    pub tokens: Tokens,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "TaskFlow", description = "Event-driven tasks: REST API of the edge."),
+    modifiers(&BearerAuth),
+    tags((name = "auth"), (name = "users"), (name = "tasks"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The API routes and their OpenAPI document.
+pub fn api() -> (Router<EdgeState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::auth::router())
+        .merge(routes::users::router())
+        .merge(routes::tasks::router())
+        .split_for_parts()
+}
+
+/// The whole edge: API, OpenAPI document, operational routes, layers.
+pub fn app(platform: &Platform, readiness: Readiness) -> Router {
+    let state = EdgeState {
+        commands: CommandClient::new(platform.nats.clone()),
+        tokens: Tokens::new(&platform.settings.jwt_secret),
+    };
+    let (api, openapi) = api();
+    let openapi = serde_json::to_value(&openapi).expect("the OpenAPI document serializes");
+    api.route(
+        "/api/v1/openapi.json",
+        axum::routing::get(move || async move { axum::Json(openapi) }),
+    )
+    .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+    .method_not_allowed_fallback(|| async {
+        ApiError::new(ErrorCode::ValidationFailed, "this method is not allowed on this route")
+    })
+    .with_state(state)
+    .merge(taskflow_runtime::ops::router(readiness))
+    .layer(axum::middleware::from_fn(http_metrics::record))
+    .layer(DefaultBodyLimit::max(BODY_LIMIT))
+    .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        REQUEST_TIMEOUT,
+    ))
+    .layer(cors(&platform.settings.cors_origins))
+    .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+    .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        let request_id = request
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        tracing::info_span!("http", service = "edge", method = %request.method(), path = %request.uri().path(), request_id)
+    }))
+    .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            REQUEST_ID,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([header::ETAG, REQUEST_ID])
+}
+
+/// Requests without an `X-Request-Id` get a UUID v7.
+#[derive(Clone, Copy)]
+struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<tower_http::request_id::RequestId> {
+        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
+            .ok()
+            .map(tower_http::request_id::RequestId::new)
+    }
+}
+
+/// Serves the edge on `addr` until shutdown; returns the bound address and
+/// the server's task.
+pub async fn serve(
+    addr: SocketAddr,
+    app: Router,
+    shutdown: Shutdown,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            tracing::error!(service = "edge", %error, "http server stopped");
+        }
+    });
+    tracing::info!(service = "edge", addr = %bound, "edge listening");
+    Ok((bound, server))
+}

@@ -13,10 +13,12 @@ pub mod outbox;
 pub mod platform;
 pub mod pool;
 pub mod postgres;
+pub mod process;
 pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tokens;
 
 pub use error::RuntimeError;
 pub use platform::Platform;

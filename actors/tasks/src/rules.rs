@@ -1,7 +1,7 @@
 //! The task's rules, free of IO: what a valid task is, what a patch does,
 //! who may do what, and which fields an event reports as changed.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 use taskflow_schemas::commands::{NewTask, TaskPatch};
 use taskflow_schemas::events::{Changes, FieldChange};
@@ -62,7 +62,7 @@ pub fn new_task(
         completed_at: None,
     };
     validate(&task)?;
-    Ok(task)
+    Ok(to_stored_precision(task))
 }
 
 /// The task after `patch`, and what changed; an empty change set means
@@ -124,6 +124,7 @@ pub fn apply_patch(
         set_status(&mut next, status, now);
     }
     validate(&next)?;
+    let mut next = to_stored_precision(next);
     let changes = changes(current, &next);
     if !changes.is_empty() {
         next.version = current.version + 1;
@@ -141,8 +142,23 @@ pub fn complete(current: &Task, now: DateTime<Utc>) -> Option<(Task, Changes)> {
     set_status(&mut next, TaskStatus::Complete, now);
     next.version = current.version + 1;
     next.updated_at = now;
+    let next = to_stored_precision(next);
     let changes = changes(current, &next);
     Some((next, changes))
+}
+
+/// Postgres keeps microseconds; a reply must show what a later read shows.
+fn to_stored_precision(mut task: Task) -> Task {
+    let micros = |time: DateTime<Utc>| time.trunc_subsecs(6);
+    task.due_date = task.due_date.map(micros);
+    task.reminder_time = task.reminder_time.map(micros);
+    task.created_at = micros(task.created_at);
+    task.updated_at = micros(task.updated_at);
+    task.completed_at = task.completed_at.map(micros);
+    if let Some(recurrence) = task.recurrence.as_mut() {
+        recurrence.until = recurrence.until.map(micros);
+    }
+    task
 }
 
 fn set_status(task: &mut Task, status: TaskStatus, now: DateTime<Utc>) {

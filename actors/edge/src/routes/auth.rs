@@ -1,0 +1,55 @@
+//! `/api/v1/auth`: forwarded to the identity service.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use taskflow_schemas::ErrorBody;
+use taskflow_schemas::commands::{Credentials, Registration, Session};
+use taskflow_schemas::subjects::commands::identity;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::EdgeState;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, RequestId};
+
+pub fn router() -> OpenApiRouter<EdgeState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+}
+
+/// Create an account; the reply carries a bearer token.
+#[utoipa::path(
+    post, path = "/api/v1/auth/register", tag = "auth",
+    request_body = Registration,
+    responses((status = 201, body = Session), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody))
+)]
+async fn register(
+    State(state): State<EdgeState>,
+    RequestId(request_id): RequestId,
+    JsonBody(registration): JsonBody<Registration>,
+) -> Result<(StatusCode, axum::Json<Session>), ApiError> {
+    let session = state
+        .commands
+        .send(identity::REGISTER, &request_id, &registration)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(session)))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/auth/login", tag = "auth",
+    request_body = Credentials,
+    responses((status = 200, body = Session), (status = 401, body = ErrorBody))
+)]
+async fn login(
+    State(state): State<EdgeState>,
+    RequestId(request_id): RequestId,
+    JsonBody(credentials): JsonBody<Credentials>,
+) -> Result<axum::Json<Session>, ApiError> {
+    Ok(axum::Json(
+        state
+            .commands
+            .send(identity::LOGIN, &request_id, &credentials)
+            .await?,
+    ))
+}

@@ -1,0 +1,3 @@
+pub mod auth;
+pub mod tasks;
+pub mod users;

@@ -1,0 +1,236 @@
+//! `/api/v1/tasks`: forwarded to the tasks service.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use taskflow_schemas::ErrorBody;
+use taskflow_schemas::commands::{
+    Command, NewTask, Page, TaskPatch, TaskQuery, TaskRef, UpdateTask,
+};
+use taskflow_schemas::subjects::commands::tasks;
+use taskflow_schemas::task::Task;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::EdgeState;
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::extract::{IdempotencyKey, IfMatch, JsonBody, PathId, QueryParams, RequestId};
+
+pub fn router() -> OpenApiRouter<EdgeState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_task, list_tasks))
+        .routes(routes!(get_task, put_task, patch_task, delete_task))
+        .routes(routes!(complete_task))
+}
+
+/// A task with its version as the `ETag`, for `If-Match`.
+fn task_response(status: StatusCode, task: Task) -> Response {
+    let mut headers = HeaderMap::new();
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", task.version)) {
+        headers.insert(header::ETAG, etag);
+    }
+    (status, headers, axum::Json(task)).into_response()
+}
+
+/// Create a task. With `Idempotency-Key`, a retry returns the first response.
+#[utoipa::path(
+    post, path = "/api/v1/tasks", tag = "tasks",
+    request_body = NewTask,
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
+    responses(
+        (status = 201, body = Task),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the same key is still in flight"),
+        (status = 422, body = ErrorBody, description = "the key was used with another body"),
+    ),
+    security(("bearer" = []))
+)]
+async fn create_task(
+    State(state): State<EdgeState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    IdempotencyKey(key): IdempotencyKey,
+    JsonBody(mut new): JsonBody<NewTask>,
+) -> Result<Response, ApiError> {
+    new.idempotency_key = key;
+    let command = Command {
+        actor_id: user.id,
+        body: new,
+    };
+    let task: Task = state
+        .commands
+        .send(tasks::CREATE, &request_id, &command)
+        .await?;
+    Ok(task_response(StatusCode::CREATED, task))
+}
+
+/// The tasks you created, are assigned or observe, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/tasks", tag = "tasks",
+    params(TaskQuery),
+    responses((status = 200, body = Page<Task>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn list_tasks(
+    State(state): State<EdgeState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    QueryParams(query): QueryParams<TaskQuery>,
+) -> Result<axum::Json<Page<Task>>, ApiError> {
+    let command = Command {
+        actor_id: user.id,
+        body: query,
+    };
+    Ok(axum::Json(
+        state
+            .commands
+            .send(tasks::LIST, &request_id, &command)
+            .await?,
+    ))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/tasks/{id}", tag = "tasks",
+    params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = Task), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn get_task(
+    State(state): State<EdgeState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    PathId(task_id): PathId,
+) -> Result<Response, ApiError> {
+    let command = Command {
+        actor_id: user.id,
+        body: TaskRef {
+            task_id,
+            expected_version: None,
+        },
+    };
+    let task: Task = state
+        .commands
+        .send(tasks::GET, &request_id, &command)
+        .await?;
+    Ok(task_response(StatusCode::OK, task))
+}
+
+/// Change the fields given; `null` clears a field.
+#[utoipa::path(
+    put, path = "/api/v1/tasks/{id}", tag = "tasks",
+    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    request_body = TaskPatch,
+    responses(
+        (status = 200, body = Task), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 412, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn put_task(
+    state: State<EdgeState>,
+    user: AuthUser,
+    request_id: RequestId,
+    id: PathId,
+    if_match: IfMatch,
+    body: JsonBody<TaskPatch>,
+) -> Result<Response, ApiError> {
+    update(state, user, request_id, id, if_match, body).await
+}
+
+/// The same as `PUT`.
+#[utoipa::path(
+    patch, path = "/api/v1/tasks/{id}", tag = "tasks",
+    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    request_body = TaskPatch,
+    responses((status = 200, body = Task), (status = 412, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn patch_task(
+    state: State<EdgeState>,
+    user: AuthUser,
+    request_id: RequestId,
+    id: PathId,
+    if_match: IfMatch,
+    body: JsonBody<TaskPatch>,
+) -> Result<Response, ApiError> {
+    update(state, user, request_id, id, if_match, body).await
+}
+
+async fn update(
+    State(state): State<EdgeState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    PathId(task_id): PathId,
+    IfMatch(expected_version): IfMatch,
+    JsonBody(patch): JsonBody<TaskPatch>,
+) -> Result<Response, ApiError> {
+    let command = Command {
+        actor_id: user.id,
+        body: UpdateTask {
+            task_id,
+            expected_version,
+            patch,
+        },
+    };
+    let task: Task = state
+        .commands
+        .send(tasks::UPDATE, &request_id, &command)
+        .await?;
+    Ok(task_response(StatusCode::OK, task))
+}
+
+#[utoipa::path(
+    delete, path = "/api/v1/tasks/{id}", tag = "tasks",
+    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn delete_task(
+    State(state): State<EdgeState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    PathId(task_id): PathId,
+    IfMatch(expected_version): IfMatch,
+) -> Result<StatusCode, ApiError> {
+    let command = Command {
+        actor_id: user.id,
+        body: TaskRef {
+            task_id,
+            expected_version,
+        },
+    };
+    let _: Task = state
+        .commands
+        .send(tasks::DELETE, &request_id, &command)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Complete a task; completing a completed task returns it unchanged.
+#[utoipa::path(
+    post, path = "/api/v1/tasks/{id}/complete", tag = "tasks",
+    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, body = Task), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+async fn complete_task(
+    State(state): State<EdgeState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    PathId(task_id): PathId,
+    IfMatch(expected_version): IfMatch,
+) -> Result<Response, ApiError> {
+    let command = Command {
+        actor_id: user.id,
+        body: TaskRef {
+            task_id,
+            expected_version,
+        },
+    };
+    let task: Task = state
+        .commands
+        .send(tasks::COMPLETE, &request_id, &command)
+        .await?;
+    Ok(task_response(StatusCode::OK, task))
+}

@@ -1,0 +1,166 @@
+//! The identity commands. Registration commits the user and its
+//! `user.registered` event together (the outbox).
+
+use chrono::{SubsecRound, Utc};
+use serde_json::json;
+use sqlx::PgPool;
+use taskflow_runtime::outbox::{self, RelayHandle};
+use taskflow_runtime::tokens::Tokens;
+use taskflow_schemas::commands::{Credentials, ProfilePatch, Registration, Session, UserRef};
+use taskflow_schemas::events::{self, UserRegisteredPayload};
+use taskflow_schemas::subjects::audit_subject;
+use taskflow_schemas::user::{PublicProfile, UserProfile};
+use taskflow_schemas::{ErrorBody, ErrorCode, EventEnvelope};
+use uuid::Uuid;
+
+use crate::error::IdentityError;
+use crate::store::{self, UserRow};
+use crate::{passwords, rules};
+
+pub struct IdentityCommands {
+    pool: PgPool,
+    relay: RelayHandle,
+    tokens: Tokens,
+}
+
+impl IdentityCommands {
+    pub fn new(pool: PgPool, relay: RelayHandle, tokens: Tokens) -> Self {
+        Self {
+            pool,
+            relay,
+            tokens,
+        }
+    }
+
+    pub async fn register(
+        &self,
+        request_id: &str,
+        registration: Registration,
+    ) -> Result<Session, IdentityError> {
+        let email = rules::email(&registration.email)?;
+        let name = rules::name(&registration.name)?;
+        rules::password(&registration.password)?;
+        if store::by_email(&self.pool, &email).await?.is_some() {
+            return Err(email_taken());
+        }
+        let now = Utc::now().trunc_subsecs(6);
+        let user = UserRow {
+            id: Uuid::now_v7(),
+            email,
+            name,
+            password_hash: passwords::hash(registration.password).await?,
+            role: "member".into(),
+            timezone: "UTC".into(),
+            email_notifications: true,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = self.pool.begin().await?;
+        if !store::insert(&mut tx, &user).await? {
+            return Err(email_taken());
+        }
+        let payload = UserRegisteredPayload {
+            user_id: user.id,
+            email: user.email.clone(),
+            name: user.name.clone(),
+        };
+        let event = EventEnvelope::new(
+            events::USER_REGISTERED,
+            None,
+            Some(user.id),
+            request_id,
+            serde_json::to_value(payload).expect("a payload serializes"),
+        );
+        outbox::enqueue(&mut tx, &audit_subject(events::USER_REGISTERED), &event).await?;
+        tx.commit().await?;
+        self.relay.wake();
+        tracing::info!(service = "identity", user_id = %user.id, event_id = %event.event_id, "user registered");
+        Ok(self.session(&user))
+    }
+
+    pub async fn login(&self, credentials: Credentials) -> Result<Session, IdentityError> {
+        let user = match rules::email(&credentials.email) {
+            Ok(email) => store::by_email(&self.pool, &email).await?,
+            Err(_) => None,
+        };
+        let stored = user.as_ref().map(|user| user.password_hash.clone());
+        if !passwords::verify(credentials.password, stored).await? {
+            return Err(IdentityError::bad_credentials());
+        }
+        let user = user.expect("a verified password has a user");
+        Ok(self.session(&user))
+    }
+
+    pub async fn profile(&self, actor: Uuid) -> Result<UserProfile, IdentityError> {
+        let user = store::by_id(&self.pool, actor)
+            .await?
+            .ok_or_else(IdentityError::user_not_found)?;
+        Ok(user.profile())
+    }
+
+    pub async fn update_profile(
+        &self,
+        actor: Uuid,
+        patch: ProfilePatch,
+    ) -> Result<UserProfile, IdentityError> {
+        let name = patch.name.as_deref().map(rules::name).transpose()?;
+        let timezone = patch.timezone.as_deref().map(rules::timezone).transpose()?;
+        let user = store::update_profile(
+            &self.pool,
+            actor,
+            name.as_deref(),
+            timezone.as_deref(),
+            patch.email_notifications,
+        )
+        .await?
+        .ok_or_else(IdentityError::user_not_found)?;
+        Ok(user.profile())
+    }
+
+    pub async fn public_profile(&self, user: UserRef) -> Result<PublicProfile, IdentityError> {
+        let user = store::by_id(&self.pool, user.user_id)
+            .await?
+            .ok_or_else(IdentityError::user_not_found)?;
+        Ok(PublicProfile {
+            id: user.id,
+            name: user.name,
+        })
+    }
+
+    fn session(&self, user: &UserRow) -> Session {
+        Session {
+            id: user.id,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            token: self.tokens.issue(user.id, user.role()),
+        }
+    }
+}
+
+fn email_taken() -> IdentityError {
+    IdentityError::Rejected(ErrorBody {
+        error: "email: is already registered".into(),
+        code: ErrorCode::Conflict,
+        field: Some("email".into()),
+    })
+}
+
+/// `taskflow-identity make-admin EMAIL`: grants the admin role and records
+/// `user.role_changed` in the outbox (a running relay publishes it).
+pub async fn make_admin(pool: &PgPool, email: &str) -> Result<Uuid, IdentityError> {
+    let email = rules::email(email)?;
+    let mut tx = pool.begin().await?;
+    let user = store::make_admin(&mut tx, &email)
+        .await?
+        .ok_or_else(IdentityError::user_not_found)?;
+    let event = EventEnvelope::new(
+        events::USER_ROLE_CHANGED,
+        None,
+        None,
+        format!("make-admin-{}", Uuid::now_v7()),
+        json!({"user_id": user, "role": "admin"}),
+    );
+    outbox::enqueue(&mut tx, &audit_subject(events::USER_ROLE_CHANGED), &event).await?;
+    tx.commit().await?;
+    Ok(user)
+}

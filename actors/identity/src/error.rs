@@ -1,0 +1,59 @@
+use taskflow_schemas::{ErrorBody, ErrorCode};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum IdentityError {
+    /// The caller's mistake or a rule of the product; goes back as it is.
+    #[error("{0}")]
+    Rejected(ErrorBody),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("password hashing: {0}")]
+    Hashing(String),
+}
+
+impl From<ErrorBody> for IdentityError {
+    fn from(body: ErrorBody) -> Self {
+        Self::Rejected(body)
+    }
+}
+
+impl IdentityError {
+    pub fn bad_credentials() -> Self {
+        Self::Rejected(ErrorBody::new(
+            ErrorCode::Unauthorized,
+            "invalid email or password",
+        ))
+    }
+
+    pub fn user_not_found() -> Self {
+        Self::Rejected(ErrorBody::new(ErrorCode::NotFound, "user not found"))
+    }
+}
+
+impl From<IdentityError> for ErrorBody {
+    fn from(error: IdentityError) -> Self {
+        match error {
+            IdentityError::Rejected(body) => body,
+            IdentityError::Database(error) => {
+                tracing::error!(service = "identity", %error, "database error");
+                let unavailable = matches!(
+                    error,
+                    sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+                );
+                if unavailable {
+                    ErrorBody::new(
+                        ErrorCode::ServiceUnavailable,
+                        "the identity database is unavailable",
+                    )
+                } else {
+                    ErrorBody::new(ErrorCode::Internal, "internal error")
+                }
+            }
+            IdentityError::Hashing(error) => {
+                tracing::error!(service = "identity", %error, "password hashing failed");
+                ErrorBody::new(ErrorCode::Internal, "internal error")
+            }
+        }
+    }
+}

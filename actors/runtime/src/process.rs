@@ -1,0 +1,70 @@
+//! The start and stop of a TaskFlow process, shared by every binary:
+//! settings → logs → signal → NATS and streams; then, after the binary has
+//! started its services, wait for a signal (or a service that died) and drain.
+
+use std::process::ExitCode;
+
+use crate::service::RunningService;
+use crate::{Platform, RuntimeError, Settings, Shutdown};
+
+/// Reads the settings, starts the logs and connects; a failure prints one
+/// line naming what is wrong and exits.
+pub async fn boot(process: &str) -> Result<Platform, ExitCode> {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("{process}: bad setting {error}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    crate::telemetry::init();
+    if settings.jwt_secret_is_default {
+        tracing::warn!("TASKFLOW_JWT_SECRET is not set: using the development secret");
+    }
+    let shutdown = crate::shutdown::on_signal();
+    Platform::connect(settings, process, shutdown)
+        .await
+        .map_err(|error| fail(process, error))
+}
+
+/// Prints why the process cannot go on; the exit code to return.
+pub fn fail(process: &str, error: RuntimeError) -> ExitCode {
+    tracing::error!(%error, "cannot start");
+    eprintln!("{process}: {error}");
+    ExitCode::FAILURE
+}
+
+/// Waits for the shutdown signal or for any service to stop by itself, then
+/// drains every service. A service that died makes the exit code a failure.
+pub async fn run_until_shutdown(
+    shutdown: &Shutdown,
+    mut services: Vec<RunningService>,
+) -> ExitCode {
+    let died = if services.is_empty() {
+        shutdown.cancelled().await;
+        false
+    } else {
+        let stopped = futures::future::select_all(
+            services
+                .iter_mut()
+                .map(|service| Box::pin(service.stopped())),
+        );
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = stopped => true,
+        }
+    };
+    if died {
+        tracing::error!("a service stopped unasked; shutting down");
+    }
+    shutdown.cancel();
+    for service in services {
+        service.stop().await;
+    }
+    tracing::info!("stopped");
+    if died {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

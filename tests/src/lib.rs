@@ -1,1 +1,32 @@
+//! The system-test harness: a real nats-server per test (its own port and
+//! store), real Postgres databases under a unique prefix, and the real
+//! services and edge, started the way the `taskflow` binary starts them.
 
+pub mod nats_server;
+pub mod system;
+
+pub use nats_server::NatsServer;
+pub use system::{Reply, StoredEvent, TestSystem, Transport, User, id_of};
+
+use std::time::Duration;
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
+pub async fn wait_until<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}

@@ -21,6 +21,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 use taskflow_runtime::ops::Readiness;
+use taskflow_runtime::service::LocalCommands;
 use taskflow_runtime::tokens::Tokens;
 use taskflow_runtime::{Platform, Shutdown};
 use taskflow_schemas::ErrorCode;
@@ -76,9 +77,10 @@ pub fn api() -> (Router<EdgeState>, utoipa::openapi::OpenApi) {
 }
 
 /// The whole edge: API, OpenAPI document, operational routes, layers.
-pub fn app(platform: &Platform, readiness: Readiness) -> Router {
+/// Commands for the services in `local` skip NATS (the all-in-one process).
+pub fn app(platform: &Platform, readiness: Readiness, local: Vec<LocalCommands>) -> Router {
     let state = EdgeState {
-        commands: CommandClient::new(platform.nats.clone()),
+        commands: CommandClient::new(platform.nats.clone(), local),
         tokens: Tokens::new(&platform.settings.jwt_secret),
     };
     let (api, openapi) = api();

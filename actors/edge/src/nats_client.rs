@@ -1,10 +1,13 @@
-//! Sending a command to a service and reading its reply.
+//! Sending a command to a service and reading its reply: over NATS, or
+//! straight to the service's workers when it runs in this process.
 
 use std::time::Duration;
 
 use async_nats::RequestErrorKind;
+use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use taskflow_runtime::service::LocalCommands;
 use taskflow_schemas::commands::Reply;
 use taskflow_schemas::subjects::REQUEST_ID_HEADER;
 use taskflow_schemas::{ErrorBody, ErrorCode};
@@ -17,14 +20,16 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct CommandClient {
     nats: async_nats::Client,
+    local: Vec<LocalCommands>,
 }
 
 impl CommandClient {
-    pub fn new(nats: async_nats::Client) -> Self {
-        Self { nats }
+    /// Commands go to `local` services directly and to all others over NATS.
+    pub fn new(nats: async_nats::Client, local: Vec<LocalCommands>) -> Self {
+        Self { nats, local }
     }
 
-    /// Requests `subject` with `body`, passing the request id along.
+    /// Sends `body` to `subject`, passing the request id along.
     pub async fn send<B: Serialize, T: DeserializeOwned>(
         &self,
         subject: &'static str,
@@ -32,30 +37,41 @@ impl CommandClient {
         body: &B,
     ) -> Result<T, ApiError> {
         let service = subject.split('.').nth(1).unwrap_or("a service");
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(REQUEST_ID_HEADER, request_id);
-        let payload = serde_json::to_vec(body).expect("commands serialize");
-        let request = self
-            .nats
-            .request_with_headers(subject, headers, payload.into());
-        let message = match tokio::time::timeout(COMMAND_TIMEOUT, request).await {
-            Err(_) => return Err(ApiError::unavailable(&format!("the {service} service"))),
-            Ok(Err(error)) => {
-                return Err(match error.kind() {
-                    RequestErrorKind::NoResponders | RequestErrorKind::TimedOut => {
-                        ApiError::unavailable(&format!("the {service} service"))
-                    }
-                    RequestErrorKind::MaxPayloadExceeded => {
-                        ApiError::new(ErrorCode::PayloadTooLarge, "the request is too large")
-                    }
-                    RequestErrorKind::InvalidSubject | RequestErrorKind::Other => {
-                        ApiError::unavailable("the message bus")
-                    }
-                });
+        let unavailable = || ApiError::unavailable(&format!("the {service} service"));
+        let payload = Bytes::from(serde_json::to_vec(body).expect("commands serialize"));
+        let reply = match self.local.iter().find(|local| local.serves(subject)) {
+            Some(local) => {
+                let request = local.request(subject, request_id.to_owned(), payload);
+                match tokio::time::timeout(COMMAND_TIMEOUT, request).await {
+                    Ok(Some(reply)) => reply,
+                    _ => return Err(unavailable()),
+                }
             }
-            Ok(Ok(message)) => message,
+            None => {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(REQUEST_ID_HEADER, request_id);
+                let request = self.nats.request_with_headers(subject, headers, payload);
+                match tokio::time::timeout(COMMAND_TIMEOUT, request).await {
+                    Ok(Ok(message)) => message.payload,
+                    Err(_) => return Err(unavailable()),
+                    Ok(Err(error)) => {
+                        return Err(match error.kind() {
+                            RequestErrorKind::NoResponders | RequestErrorKind::TimedOut => {
+                                unavailable()
+                            }
+                            RequestErrorKind::MaxPayloadExceeded => ApiError::new(
+                                ErrorCode::PayloadTooLarge,
+                                "the request is too large",
+                            ),
+                            RequestErrorKind::InvalidSubject | RequestErrorKind::Other => {
+                                ApiError::unavailable("the message bus")
+                            }
+                        });
+                    }
+                }
+            }
         };
-        let reply: Reply<T> = serde_json::from_slice(&message.payload).map_err(|error| {
+        let reply: Reply<T> = serde_json::from_slice(&reply).map_err(|error| {
             tracing::error!(subject, %error, "unreadable command reply");
             ApiError(ErrorBody::new(ErrorCode::Internal, "internal error"))
         })?;

@@ -1,6 +1,11 @@
 //! Serving a service's commands with the NATS service API, so that
 //! `nats micro ls` lists them and any number of instances share the load
-//! (the API's queue group).
+//! (the API's queue group). A command can also arrive from inside the
+//! process ([`CommandRequest::local`]): the all-in-one binary's edge hands
+//! commands to its co-located services that way, so the same workers answer
+//! and writes go on while NATS is down.
+
+use std::sync::Mutex;
 
 use async_nats::service::{Service, ServiceExt};
 use bytes::Bytes;
@@ -10,6 +15,7 @@ use serde::de::DeserializeOwned;
 use taskflow_schemas::commands::Reply;
 use taskflow_schemas::subjects::REQUEST_ID_HEADER;
 use taskflow_schemas::{ErrorBody, decode};
+use tokio::sync::oneshot;
 
 use crate::RuntimeError;
 
@@ -19,12 +25,34 @@ pub struct CommandRequest {
     pub subject: &'static str,
     /// The caller's `X-Request-Id`, or a fresh id when it sent none.
     pub request_id: String,
-    request: async_nats::service::Request,
+    payload: Bytes,
+    responder: Responder,
+}
+
+enum Responder {
+    Nats(Box<async_nats::service::Request>),
+    Local(Mutex<Option<oneshot::Sender<Bytes>>>),
 }
 
 impl CommandRequest {
+    /// A command from inside the process; the reply comes back on the receiver.
+    pub fn local(
+        subject: &'static str,
+        request_id: String,
+        payload: Bytes,
+    ) -> (Self, oneshot::Receiver<Bytes>) {
+        let (sender, receiver) = oneshot::channel();
+        let request = Self {
+            subject,
+            request_id,
+            payload,
+            responder: Responder::Local(Mutex::new(Some(sender))),
+        };
+        (request, receiver)
+    }
+
     pub fn payload(&self) -> &[u8] {
-        &self.request.message.payload
+        &self.payload
     }
 
     /// Decodes the body; a failure names the field.
@@ -35,9 +63,22 @@ impl CommandRequest {
     /// Sends `{"ok": ...}` or the error shape back to the caller.
     pub async fn reply<T: Serialize>(&self, result: Result<T, ErrorBody>) {
         let reply: Reply<T> = result.into();
-        let body = serde_json::to_vec(&reply).expect("replies serialize");
-        if let Err(error) = self.request.respond(Ok(Bytes::from(body))).await {
-            tracing::warn!(subject = self.subject, %error, "could not send a command reply");
+        let body = Bytes::from(serde_json::to_vec(&reply).expect("replies serialize"));
+        match &self.responder {
+            Responder::Nats(request) => {
+                if let Err(error) = request.respond(Ok(body)).await {
+                    tracing::warn!(subject = self.subject, %error, "could not send a command reply");
+                }
+            }
+            Responder::Local(sender) => {
+                let sender = sender
+                    .lock()
+                    .expect("a reply lock is never poisoned")
+                    .take();
+                if let Some(sender) = sender {
+                    let _ = sender.send(body);
+                }
+            }
         }
     }
 }
@@ -68,7 +109,8 @@ pub async fn serve(
         streams.push(endpoint.map(move |request| CommandRequest {
             subject,
             request_id: request_id_of(&request.message),
-            request,
+            payload: request.message.payload.clone(),
+            responder: Responder::Nats(Box::new(request)),
         }));
     }
     Ok((service, streams.boxed()))

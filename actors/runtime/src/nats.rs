@@ -35,6 +35,11 @@ pub async fn connect(
             .name(name)
             .max_reconnects(None)
             .connection_timeout(Duration::from_secs(2))
+            // Come back quickly after a server restart: 100 ms doubling to 2 s.
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis(100u64.saturating_mul(1 << attempts.min(5)))
+                    .min(Duration::from_secs(2))
+            })
             .event_callback({
                 let connections = connections.clone();
                 move |event| {

@@ -100,6 +100,7 @@ pub struct OutboxRelay;
 pub struct RelayArgs {
     pub service: &'static str,
     pub pool: PgPool,
+    pub nats: async_nats::Client,
     pub jetstream: jetstream::Context,
     pub wake_pending: Arc<AtomicBool>,
 }
@@ -107,6 +108,8 @@ pub struct RelayArgs {
 pub struct RelayState {
     service: &'static str,
     pool: PgPool,
+    /// To skip publishing while disconnected: a reconnection wakes the relay.
+    nats: async_nats::Client,
     jetstream: jetstream::Context,
     wake_pending: Arc<AtomicBool>,
     /// Set while a retry is scheduled; grows on each failure.
@@ -129,6 +132,7 @@ impl OutboxRelay {
         let args = RelayArgs {
             service,
             pool,
+            nats: platform.nats.clone(),
             jetstream: platform.jetstream.clone(),
             wake_pending: wake_pending.clone(),
         };
@@ -167,6 +171,7 @@ impl Actor for OutboxRelay {
         Ok(RelayState {
             service: args.service,
             pool: args.pool,
+            nats: args.nats,
             jetstream: args.jetstream,
             wake_pending: args.wake_pending,
             backoff: None,
@@ -245,6 +250,9 @@ impl RelayState {
     }
 
     async fn publish_batch(&self) -> Result<usize, RelayError> {
+        if self.nats.connection_state() != async_nats::connection::State::Connected {
+            return Err(RelayError::Nats("not connected".into()));
+        }
         let mut tx = self.pool.begin().await?;
         let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
             .bind(RELAY_LOCK)

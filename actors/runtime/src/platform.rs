@@ -27,6 +27,8 @@ impl Platform {
         name: &str,
         shutdown: Shutdown,
     ) -> Result<Self, RuntimeError> {
+        // Installed first, so that nothing recorded from here on is lost.
+        crate::metrics::handle();
         let (nats, nats_connections) =
             crate::nats::connect(&settings.nats_url, name, NATS_PATIENCE).await?;
         let jetstream = crate::nats::jetstream(&nats);

@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::StreamExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use serde::Deserialize;
@@ -46,6 +47,8 @@ impl ServiceSpec {
 pub enum SupervisorMessage {
     /// Stop taking commands, finish those in hand, publish what is committed.
     Drain(RpcReplyPort<()>),
+    /// The workers, for callers inside the process.
+    Local(RpcReplyPort<LocalCommands>),
     /// How many events wait in the outbox.
     OutboxBacklog(RpcReplyPort<i64>),
 }
@@ -63,6 +66,7 @@ pub struct SupervisorArgs<H> {
 
 pub struct SupervisorState {
     spec: ServiceSpec,
+    workers: KeyedPool<CommandRequest>,
     relay: RelayHandle,
     service: Option<async_nats::service::Service>,
     listener: tokio::task::JoinHandle<()>,
@@ -100,12 +104,10 @@ impl<H: CommandHandler> Actor for CommandSupervisor<H> {
             spec.endpoints,
         )
         .await?;
-        let pool = KeyedPool::new(workers);
+        let workers = KeyedPool::new(workers);
+        let dispatch = workers.clone();
         let listener = tokio::spawn(requests.for_each(move |request| {
-            let worker = pool.route(task_id_of(request.payload()));
-            if let Err(error) = worker.cast(request) {
-                tracing::error!(service = spec.name, %error, "a command worker is gone");
-            }
+            dispatch_to(&dispatch, spec.name, request);
             futures::future::ready(())
         }));
         tracing::info!(
@@ -115,6 +117,7 @@ impl<H: CommandHandler> Actor for CommandSupervisor<H> {
         );
         Ok(SupervisorState {
             spec,
+            workers,
             relay,
             service: Some(service),
             listener,
@@ -134,6 +137,12 @@ impl<H: CommandHandler> Actor for CommandSupervisor<H> {
                 state.stop_serving().await;
                 myself.drain_children_and_wait(Some(DRAIN_TIMEOUT)).await;
                 let _ = reply.send(());
+            }
+            SupervisorMessage::Local(reply) => {
+                let _ = reply.send(LocalCommands {
+                    spec: state.spec,
+                    workers: state.workers.clone(),
+                });
             }
             SupervisorMessage::OutboxBacklog(reply) => {
                 let backlog =
@@ -184,6 +193,50 @@ impl SupervisorState {
         if let Some(service) = self.service.take() {
             let _ = service.stop().await;
         }
+    }
+}
+
+/// Hands the request to its worker; `false` when the workers are gone.
+fn dispatch_to(
+    workers: &KeyedPool<CommandRequest>,
+    service: &'static str,
+    request: CommandRequest,
+) -> bool {
+    let worker = workers.route(task_id_of(request.payload()));
+    match worker.cast(request) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::error!(service, %error, "a command worker is gone");
+            false
+        }
+    }
+}
+
+/// A service's workers, reachable from inside the process without NATS.
+#[derive(Clone)]
+pub struct LocalCommands {
+    spec: ServiceSpec,
+    workers: KeyedPool<CommandRequest>,
+}
+
+impl LocalCommands {
+    /// True when `subject` is one of this service's commands.
+    pub fn serves(&self, subject: &str) -> bool {
+        self.spec.endpoints.contains(&subject)
+    }
+
+    /// Runs the command on the service's workers; `None` when they are gone.
+    pub async fn request(
+        &self,
+        subject: &'static str,
+        request_id: String,
+        payload: Bytes,
+    ) -> Option<Bytes> {
+        let (request, reply) = CommandRequest::local(subject, request_id, payload);
+        if !dispatch_to(&self.workers, self.spec.name, request) {
+            return None;
+        }
+        reply.await.ok()
     }
 }
 
@@ -238,6 +291,8 @@ impl<H: CommandHandler> Actor for CommandWorker<H> {
 pub struct RunningService {
     pub actor: ActorRef<SupervisorMessage>,
     pub pool: PgPool,
+    /// Its workers, for an edge in the same process.
+    pub local: LocalCommands,
     join: tokio::task::JoinHandle<()>,
 }
 
@@ -258,7 +313,14 @@ impl RunningService {
             make_handler: Box::new(move |relay| make_handler(handler_pool, relay)),
         };
         let (actor, join) = Actor::spawn(None, CommandSupervisor::<H>(PhantomData), args).await?;
-        Ok(Self { actor, pool, join })
+        let local = ractor::call!(actor, SupervisorMessage::Local)
+            .map_err(|error| RuntimeError::Actor(error.to_string()))?;
+        Ok(Self {
+            actor,
+            pool,
+            local,
+            join,
+        })
     }
 
     /// How many events wait in the outbox.

@@ -16,7 +16,7 @@ async fn main() -> ExitCode {
         nats: platform.nats.clone(),
         databases: Vec::new(),
     };
-    let app = taskflow_edge::app(&platform, readiness);
+    let app = taskflow_edge::app(&platform, readiness, Vec::new());
     if let Err(error) =
         taskflow_edge::serve(platform.settings.http_addr, app, platform.shutdown.clone()).await
     {

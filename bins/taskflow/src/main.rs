@@ -27,7 +27,11 @@ async fn main() -> ExitCode {
             (tasks.pool.clone(), &taskflow_tasks::MIGRATOR),
         ],
     };
-    let app = taskflow_edge::app(&platform, readiness);
+    let app = taskflow_edge::app(
+        &platform,
+        readiness,
+        vec![identity.local.clone(), tasks.local.clone()],
+    );
     if let Err(error) =
         taskflow_edge::serve(platform.settings.http_addr, app, platform.shutdown.clone()).await
     {

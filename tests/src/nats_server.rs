@@ -1,0 +1,85 @@
+//! A nats-server of the test's own: a free port, a fresh store folder, and
+//! stop/start so tests can take NATS away and bring it back.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct NatsServer {
+    binary: PathBuf,
+    pub port: u16,
+    store: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts a server from `NATS_SERVER_BIN` (set by `just test`) or `nats-server` on PATH.
+    pub async fn start() -> Self {
+        let binary = std::env::var_os("NATS_SERVER_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("nats-server"));
+        let port = free_port();
+        let store = std::env::temp_dir().join(format!("taskflow-nats-{}", uuid::Uuid::now_v7()));
+        let mut server = Self {
+            binary,
+            port,
+            store,
+            child: None,
+        };
+        server.resume().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and store.
+    pub async fn resume(&mut self) {
+        assert!(self.child.is_none(), "the server is running");
+        let child = Command::new(&self.binary)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot run {} ({error}): run the tests with `just test`, or set NATS_SERVER_BIN",
+                    self.binary.display()
+                )
+            });
+        self.child = Some(child);
+        let address = format!("127.0.0.1:{}", self.port);
+        crate::wait_until("nats-server to listen", Duration::from_secs(10), || {
+            let address = address.clone();
+            async move {
+                tokio::net::TcpStream::connect(address)
+                    .await
+                    .ok()
+                    .map(|_| ())
+            }
+        })
+        .await;
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("an address").port()
+}

@@ -1,0 +1,380 @@
+//! `TestSystem`: the whole product on a private nats-server and private
+//! databases, with typed helpers for HTTP and the streams.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use taskflow_runtime::ops::Readiness;
+use taskflow_runtime::service::RunningService;
+use taskflow_runtime::{Platform, Settings, Shutdown};
+use taskflow_schemas::EventEnvelope;
+use uuid::Uuid;
+
+use crate::NatsServer;
+
+/// How the edge reaches the services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// As in the all-in-one `taskflow` binary: straight to the co-located workers.
+    InProcess,
+    /// As with a separate `taskflow-edge`: NATS request-reply only.
+    Nats,
+}
+
+pub struct TestSystem {
+    pub nats: NatsServer,
+    pub settings: Settings,
+    pub platform: Platform,
+    pub identity: Option<RunningService>,
+    pub tasks: Option<RunningService>,
+    pub base_url: String,
+    pub http: reqwest::Client,
+    transport: Transport,
+    edge_addr: SocketAddr,
+    edge: Option<(Shutdown, tokio::task::JoinHandle<()>)>,
+}
+
+/// A registered user and their token.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub token: String,
+}
+
+/// One message read back from a stream.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub subject: String,
+    pub msg_id: Option<String>,
+    pub request_id: Option<String>,
+    pub envelope: EventEnvelope,
+}
+
+/// A reply: status, headers and JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// Asserts the contract's error shape, and returns the code.
+    pub fn error_code(&self) -> &str {
+        assert!(
+            self.body["error"].is_string(),
+            "not the error shape: {}",
+            self.body
+        );
+        self.body["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no code in {}", self.body))
+    }
+}
+
+impl TestSystem {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Transport::InProcess).await
+    }
+
+    pub async fn spawn_with(transport: Transport) -> Self {
+        taskflow_runtime::telemetry::init();
+        let nats = NatsServer::start().await;
+        let prefix = format!("tft_{}_", &Uuid::now_v7().simple().to_string()[20..]);
+        let pairs = [
+            ("NATS_URL", nats.url()),
+            ("TASKFLOW_DATABASE_PREFIX", prefix),
+            ("TASKFLOW_DATABASE_MAX_CONNECTIONS", "8".into()),
+            (
+                "DATABASE_URL",
+                std::env::var("DATABASE_URL").unwrap_or_default(),
+            ),
+        ];
+        let settings = Settings::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.clone())
+        })
+        .expect("test settings are valid");
+        let platform = Platform::connect(settings.clone(), "taskflow-test", Shutdown::new())
+            .await
+            .expect("nats connects");
+        let edge_addr: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let mut system = Self {
+            nats,
+            settings,
+            platform,
+            identity: None,
+            tasks: None,
+            base_url: String::new(),
+            // The edge restarts in some tests; pooled connections to the old one would fail.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("a client"),
+            transport,
+            edge_addr,
+            edge: None,
+        };
+        system.start_identity().await;
+        system.start_tasks().await;
+        system
+    }
+
+    pub async fn start_identity(&mut self) {
+        self.identity = Some(
+            taskflow_identity::start(&self.platform)
+                .await
+                .expect("identity starts"),
+        );
+        self.restart_edge().await;
+    }
+
+    pub async fn start_tasks(&mut self) {
+        self.tasks = Some(
+            taskflow_tasks::start(&self.platform)
+                .await
+                .expect("tasks starts"),
+        );
+        self.restart_edge().await;
+    }
+
+    /// Drains the tasks service and stops it, relay included.
+    pub async fn stop_tasks(&mut self) {
+        if let Some(tasks) = self.tasks.take() {
+            tasks.stop().await;
+        }
+        self.restart_edge().await;
+    }
+
+    pub fn tasks(&self) -> &RunningService {
+        self.tasks.as_ref().expect("the tasks service runs")
+    }
+
+    /// (Re)starts the edge on the same address, wired to the running services.
+    async fn restart_edge(&mut self) {
+        if let Some((shutdown, server)) = self.edge.take() {
+            shutdown.cancel();
+            let _ = server.await;
+        }
+        let local = match self.transport {
+            Transport::Nats => Vec::new(),
+            Transport::InProcess => self
+                .identity
+                .iter()
+                .chain(&self.tasks)
+                .map(|s| s.local.clone())
+                .collect(),
+        };
+        let readiness = Readiness {
+            service: "taskflow",
+            nats: self.platform.nats.clone(),
+            databases: self
+                .tasks
+                .iter()
+                .map(|s| (s.pool.clone(), &taskflow_tasks::MIGRATOR))
+                .chain(
+                    self.identity
+                        .iter()
+                        .map(|s| (s.pool.clone(), &taskflow_identity::MIGRATOR)),
+                )
+                .collect(),
+        };
+        let app = taskflow_edge::app(&self.platform, readiness, local);
+        let shutdown = Shutdown::new();
+        let (bound, server) = taskflow_edge::serve(self.edge_addr, app, shutdown.clone())
+            .await
+            .expect("the edge binds");
+        self.edge_addr = bound;
+        self.base_url = format!("http://{bound}");
+        self.edge = Some((shutdown, server));
+    }
+
+    /// Stops everything and drops the test's databases.
+    pub async fn stop(mut self) {
+        if let Some((shutdown, server)) = self.edge.take() {
+            shutdown.cancel();
+            let _ = server.await;
+        }
+        for service in self.identity.take().into_iter().chain(self.tasks.take()) {
+            service.stop().await;
+        }
+        let admin = format!(
+            "{}/postgres",
+            self.settings.database_url.trim_end_matches('/')
+        );
+        if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+            for service in ["identity", "tasks"] {
+                let drop = format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.settings.database_name(service)
+                );
+                let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
+            }
+        }
+    }
+
+    // ---- HTTP ----
+
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let builder = self
+            .http
+            .request(method, format!("{}{path}", self.base_url));
+        match token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    pub async fn send(&self, builder: reqwest::RequestBuilder) -> Reply {
+        let response = builder.send().await.expect("the edge answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("a body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut builder = self.request(method, path, token);
+        if let Some(body) = body {
+            builder = builder.json(&body);
+        }
+        self.send(builder).await
+    }
+
+    pub async fn register(&self, name: &str) -> User {
+        let email = format!(
+            "{}-{}@example.com",
+            name.to_lowercase(),
+            Uuid::now_v7().simple()
+        );
+        let reply = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/register",
+                None,
+                Some(json!({"email": email, "name": name, "password": "correct horse battery"})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        User {
+            id: reply.body["id"]
+                .as_str()
+                .expect("an id")
+                .parse()
+                .expect("a uuid"),
+            email,
+            token: reply.body["token"].as_str().expect("a token").to_owned(),
+        }
+    }
+
+    /// Creates a task and returns it, asserting 201.
+    pub async fn create_task(&self, user: &User, body: Value) -> Value {
+        let reply = self
+            .call(Method::POST, "/api/v1/tasks", Some(&user.token), Some(body))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body
+    }
+
+    // ---- streams ----
+
+    /// Every message the stream holds, in order.
+    pub async fn stream_events(&self, stream: &str) -> Vec<StoredEvent> {
+        let mut handle = self
+            .platform
+            .jetstream
+            .get_stream(stream)
+            .await
+            .expect("the stream exists");
+        let state = handle.info().await.expect("stream info").state.clone();
+        let mut events = Vec::new();
+        if state.messages == 0 {
+            return events;
+        }
+        for seq in state.first_sequence..=state.last_sequence {
+            let Ok(message) = handle.get_raw_message(seq).await else {
+                continue;
+            };
+            let header = |name: &str| {
+                message
+                    .headers
+                    .get(name)
+                    .map(|value| value.as_str().to_owned())
+            };
+            events.push(StoredEvent {
+                seq,
+                subject: message.subject.to_string(),
+                msg_id: header("Nats-Msg-Id"),
+                request_id: header("X-Request-Id"),
+                envelope: serde_json::from_slice(&message.payload).expect("an envelope"),
+            });
+        }
+        events
+    }
+
+    /// Waits until the stream holds at least `count` messages, then returns them all.
+    pub async fn wait_for_events(&self, stream: &str, count: usize) -> Vec<StoredEvent> {
+        let js = self.platform.jetstream.clone();
+        let stream_name = stream.to_owned();
+        crate::wait_until(
+            &format!("{count} messages on {stream}"),
+            Duration::from_secs(10),
+            || {
+                let js = js.clone();
+                let stream_name = stream_name.clone();
+                async move {
+                    let mut handle = js.get_stream(&stream_name).await.ok()?;
+                    let messages = handle.info().await.ok()?.state.messages;
+                    (messages as usize >= count).then_some(())
+                }
+            },
+        )
+        .await;
+        self.stream_events(stream).await
+    }
+
+    /// The events of one task on `TASKS`, in stream order.
+    pub async fn task_events(&self, task_id: Uuid) -> Vec<StoredEvent> {
+        self.stream_events("TASKS")
+            .await
+            .into_iter()
+            .filter(|event| event.envelope.task_id == Some(task_id))
+            .collect()
+    }
+}
+
+/// The `id` of a task body, as a UUID.
+pub fn id_of(task: &Value) -> Uuid {
+    task["id"].as_str().expect("an id").parse().expect("a uuid")
+}

@@ -1,0 +1,188 @@
+//! The transactional outbox and its relay: every committed change reaches
+//! `TASKS` once, in order, whatever happens to NATS or the relay.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use taskflow_system_tests::{TestSystem, id_of, wait_until};
+
+/// Waits until the relay has published everything committed.
+async fn drained(system: &TestSystem) {
+    wait_until("an empty outbox", Duration::from_secs(15), || async {
+        (system.tasks().outbox_backlog().await == 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn events_carry_the_envelope_and_their_id_as_nats_msg_id() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let created = system
+        .send(
+            system
+                .request(Method::POST, "/api/v1/tasks", Some(&ada.token))
+                .header("X-Request-Id", "req-envelope")
+                .json(&json!({"title": "enveloped"})),
+        )
+        .await;
+    let task_id = id_of(&created.body);
+    system
+        .call(
+            Method::PUT,
+            &format!("/api/v1/tasks/{task_id}"),
+            Some(&ada.token),
+            Some(json!({"priority": "urgent"})),
+        )
+        .await;
+
+    let events = system.wait_for_events("TASKS", 2).await;
+    let (first, second) = (&events[0], &events[1]);
+    assert_eq!(first.subject, format!("tasks.created.{task_id}"));
+    assert_eq!(second.subject, format!("tasks.updated.{task_id}"));
+    for event in [first, second] {
+        let envelope = &event.envelope;
+        assert_eq!(
+            event.msg_id.as_deref(),
+            Some(envelope.event_id.to_string().as_str())
+        );
+        assert_eq!(envelope.event_id.get_version_num(), 7);
+        assert_eq!(envelope.schema_version, 1);
+        assert_eq!(envelope.task_id, Some(task_id));
+        assert_eq!(envelope.actor_id, Some(ada.id));
+        assert_eq!(envelope.causation_id, None);
+        assert_eq!(envelope.payload["task"]["id"], task_id.to_string());
+    }
+    assert_eq!(first.envelope.correlation_id, "req-envelope");
+    assert_eq!(
+        second.envelope.payload["changes"],
+        json!({"priority": {"old": "medium", "new": "urgent"}})
+    );
+    assert_eq!(second.envelope.payload["task"]["version"], 2);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_task_written_while_nats_is_down_reaches_the_stream_once_when_it_is_back() {
+    let mut system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    system
+        .create_task(&ada, json!({"title": "before the outage"}))
+        .await;
+    system.wait_for_events("TASKS", 1).await;
+
+    system.nats.kill();
+    let mut written = Vec::new();
+    for index in 0..3 {
+        let task = system
+            .create_task(&ada, json!({"title": format!("during the outage {index}")}))
+            .await;
+        written.push(id_of(&task));
+    }
+    assert_eq!(
+        system.tasks().outbox_backlog().await,
+        3,
+        "committed, waiting for NATS"
+    );
+
+    system.nats.resume().await;
+    drained(&system).await;
+    let events = system.wait_for_events("TASKS", 4).await;
+    let ids: HashSet<_> = events.iter().map(|event| event.envelope.event_id).collect();
+    assert_eq!(events.len(), 4, "each event exactly once: {events:#?}");
+    assert_eq!(ids.len(), 4);
+    for task_id in written {
+        assert_eq!(system.task_events(task_id).await.len(), 1);
+    }
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn the_relay_restarts_cleanly_and_publishes_what_it_left_in_order() {
+    let mut system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let task = system.create_task(&ada, json!({"title": "v1"})).await;
+    let task_id = id_of(&task);
+    system.wait_for_events("TASKS", 1).await;
+
+    system.nats.kill();
+    for version in 2..=4 {
+        let reply = system
+            .call(
+                Method::PUT,
+                &format!("/api/v1/tasks/{task_id}"),
+                Some(&ada.token),
+                Some(json!({"title": format!("v{version}")})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    system.stop_tasks().await;
+    system.nats.resume().await;
+    system.start_tasks().await;
+    drained(&system).await;
+
+    let versions: Vec<i64> = system
+        .task_events(task_id)
+        .await
+        .iter()
+        .map(|event| event.envelope.payload["task"]["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4], "every change once, in order");
+
+    system
+        .create_task(&ada, json!({"title": "after the restart"}))
+        .await;
+    let events = system.wait_for_events("TASKS", 5).await;
+    assert_eq!(events.len(), 5);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_writes_reach_the_stream_once_each_in_per_task_order() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let mut tasks = Vec::new();
+    for index in 0..10 {
+        tasks.push(id_of(
+            &system
+                .create_task(&ada, json!({"title": format!("task {index}")}))
+                .await,
+        ));
+    }
+    let updates = tasks
+        .iter()
+        .flat_map(|task_id| (0..5).map(move |round| (*task_id, round)));
+    futures::future::join_all(updates.map(|(task_id, round)| {
+        let system = &system;
+        let token = ada.token.clone();
+        async move {
+            let path = format!("/api/v1/tasks/{task_id}");
+            let reply = system
+                .call(
+                    Method::PATCH,
+                    &path,
+                    Some(&token),
+                    Some(json!({"description": format!("round {round}")})),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        }
+    }))
+    .await;
+
+    drained(&system).await;
+    let events = system.wait_for_events("TASKS", 60).await;
+    assert_eq!(events.len(), 60);
+    for task_id in tasks {
+        let versions: Vec<i64> = events
+            .iter()
+            .filter(|event| event.envelope.task_id == Some(task_id))
+            .map(|event| event.envelope.payload["task"]["version"].as_i64().unwrap())
+            .collect();
+        assert_eq!(versions, (1..=6).collect::<Vec<_>>(), "task {task_id}");
+    }
+    system.stop().await;
+}

@@ -4,7 +4,7 @@ set dotenv-load := true
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 export NATS_URL := env("NATS_URL", "nats://127.0.0.1:4333")
-export DATABASE_URL := env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432")
+export DATABASE_URL := env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/?sslmode=disable")
 export TASKFLOW_HTTP_ADDR := env("TASKFLOW_HTTP_ADDR", "127.0.0.1:8080")
 
 # List the recipes

@@ -2,7 +2,13 @@
 # Drops the databases that earlier test runs left behind (prefix tft_): each
 # test drops its own at the end, but not when it failed half-way.
 set -euo pipefail
-server="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}"
-for db in $(psql "${server%/}/postgres" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'tft\_%'"); do
-  psql "${server%/}/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+# psql connects to the maintenance database of DATABASE_URL's server.
+admin="$(python3 - "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}" <<'PY'
+import sys, urllib.parse
+url = urllib.parse.urlsplit(sys.argv[1])
+print(urllib.parse.urlunsplit(url._replace(path="/postgres")))
+PY
+)"
+for db in $(psql "$admin" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'tft\_%'"); do
+  psql "$admin" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
 done

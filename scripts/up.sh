@@ -15,8 +15,8 @@ if [ -f "$DATA/taskflow.pid" ] && kill -0 "$(cat "$DATA/taskflow.pid")" 2>/dev/n
   exit 0
 fi
 
-if ! pg_isready -q -d "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}" 2>/dev/null; then
-  echo "Postgres does not answer at ${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}: start it or set DATABASE_URL" >&2
+if ! pg_isready -q -d "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/?sslmode=disable}" 2>/dev/null; then
+  echo "Postgres does not answer at ${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/}: start it or set DATABASE_URL" >&2
   exit 1
 fi
 

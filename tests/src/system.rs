@@ -86,13 +86,19 @@ impl TestSystem {
     }
 
     pub async fn spawn_with(transport: Transport) -> Self {
+        // Two tests run at once; Postgres allows 100 connections.
+        Self::spawn_tuned(transport, 8).await
+    }
+
+    /// With `connections` per service database (the product's default is 24).
+    pub async fn spawn_tuned(transport: Transport, connections: u32) -> Self {
         taskflow_runtime::telemetry::init();
         let nats = NatsServer::start().await;
         let prefix = format!("tft_{}_", &Uuid::now_v7().simple().to_string()[20..]);
         let pairs = [
             ("NATS_URL", nats.url()),
             ("TASKFLOW_DATABASE_PREFIX", prefix),
-            ("TASKFLOW_DATABASE_MAX_CONNECTIONS", "8".into()),
+            ("TASKFLOW_DATABASE_MAX_CONNECTIONS", connections.to_string()),
             (
                 "DATABASE_URL",
                 std::env::var("DATABASE_URL").unwrap_or_default(),
@@ -208,16 +214,21 @@ impl TestSystem {
         for service in self.identity.take().into_iter().chain(self.tasks.take()) {
             service.stop().await;
         }
-        let admin = format!(
-            "{}/postgres",
-            self.settings.database_url.trim_end_matches('/')
-        );
-        if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
-            for service in ["identity", "tasks"] {
-                let drop = format!(
-                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                    self.settings.database_name(service)
-                );
+        let server: sqlx::postgres::PgConnectOptions = self
+            .settings
+            .database_url
+            .parse()
+            .expect("a valid DATABASE_URL");
+        if let Ok(pool) = sqlx::PgPool::connect_with(server.database("postgres")).await {
+            let ours: Vec<String> = sqlx::query_scalar(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
+            )
+            .bind(&self.settings.database_prefix)
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
+            for database in ours {
+                let drop = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
                 let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
             }
         }

@@ -15,6 +15,7 @@ pub mod nats_client;
 mod routes;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -41,10 +42,21 @@ const BODY_LIMIT: usize = 1024 * 1024;
 /// A request still running after this gets 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// What every handler shares; cloned per request, so one `Arc` inside.
 #[derive(Clone)]
-pub struct EdgeState {
+pub struct EdgeState(Arc<Shared>);
+
+pub struct Shared {
     pub commands: CommandClient,
     pub tokens: Tokens,
+}
+
+impl std::ops::Deref for EdgeState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 #[derive(OpenApi)]
@@ -79,10 +91,10 @@ pub fn api() -> (Router<EdgeState>, utoipa::openapi::OpenApi) {
 /// The whole edge: API, OpenAPI document, operational routes, layers.
 /// Commands for the services in `local` skip NATS (the all-in-one process).
 pub fn app(platform: &Platform, readiness: Readiness, local: Vec<LocalCommands>) -> Router {
-    let state = EdgeState {
+    let state = EdgeState(Arc::new(Shared {
         commands: CommandClient::new(platform.nats.clone(), local),
         tokens: Tokens::new(&platform.settings.jwt_secret),
-    };
+    }));
     let (api, openapi) = api();
     let openapi = serde_json::to_value(&openapi).expect("the OpenAPI document serializes");
     api.route(

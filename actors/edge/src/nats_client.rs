@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use async_nats::RequestErrorKind;
 use bytes::Bytes;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use taskflow_runtime::service::LocalCommands;
-use taskflow_schemas::commands::Reply;
 use taskflow_schemas::subjects::REQUEST_ID_HEADER;
 use taskflow_schemas::{ErrorBody, ErrorCode};
 
@@ -29,13 +29,28 @@ impl CommandClient {
         Self { nats, local }
     }
 
-    /// Sends `body` to `subject`, passing the request id along.
+    /// Sends `body` to `subject`, passing the request id along, and decodes the reply.
     pub async fn send<B: Serialize, T: DeserializeOwned>(
         &self,
         subject: &'static str,
         request_id: &str,
         body: &B,
     ) -> Result<T, ApiError> {
+        let ok = self.send_raw(subject, request_id, body).await?;
+        serde_json::from_str(ok.get()).map_err(|error| {
+            tracing::error!(subject, %error, "unreadable command reply");
+            ApiError(ErrorBody::new(ErrorCode::Internal, "internal error"))
+        })
+    }
+
+    /// Like [`CommandClient::send`], but hands back the reply's `ok` JSON as
+    /// it came, for a handler that passes it on unchanged.
+    pub async fn send_raw<B: Serialize>(
+        &self,
+        subject: &'static str,
+        request_id: &str,
+        body: &B,
+    ) -> Result<Box<RawValue>, ApiError> {
         let service = subject.split('.').nth(1).unwrap_or("a service");
         let unavailable = || ApiError::unavailable(&format!("the {service} service"));
         let payload = Bytes::from(serde_json::to_vec(body).expect("commands serialize"));
@@ -71,10 +86,35 @@ impl CommandClient {
                 }
             }
         };
-        let reply: Reply<T> = serde_json::from_slice(&reply).map_err(|error| {
+        let reply: RawReply = serde_json::from_slice(&reply).map_err(|error| {
             tracing::error!(subject, %error, "unreadable command reply");
             ApiError(ErrorBody::new(ErrorCode::Internal, "internal error"))
         })?;
-        Result::<T, ErrorBody>::from(reply).map_err(ApiError)
+        match reply {
+            RawReply { ok: Some(ok), .. } => Ok(ok),
+            RawReply {
+                error: Some(error),
+                code: Some(code),
+                field,
+                ..
+            } => Err(ApiError(ErrorBody { error, code, field })),
+            _ => {
+                tracing::error!(subject, "a command reply with neither ok nor error");
+                Err(ApiError(ErrorBody::new(
+                    ErrorCode::Internal,
+                    "internal error",
+                )))
+            }
+        }
     }
+}
+
+/// `{"ok": ...}` or `{"error", "code", "field"?}`, read without buffering
+/// the `ok` value (serde's untagged enums would).
+#[derive(Deserialize)]
+struct RawReply {
+    ok: Option<Box<RawValue>>,
+    error: Option<String>,
+    code: Option<ErrorCode>,
+    field: Option<String>,
 }

@@ -5,16 +5,18 @@
 //! acknowledged them.
 //!
 //! Each service's migrations create the `outbox` table:
-//! `id bigserial, event_id uuid unique, subject text, body bytea,
-//! request_id text, created_at, published_at, stream_seq`.
+//! `id bigserial, event_id uuid, subject text, body bytea, request_id text,
+//! created_at, published_at, stream_seq`, indexed by `id` and by a partial
+//! index on the unpublished rows.
 //!
 //! Ordering: rows of one task are inserted under that task's row lock, so
 //! their ids follow commit order; the relay publishes a batch pipelined on one
 //! connection (the server stores them in send order) and, on a failure,
 //! resumes at the first unacknowledged row, so what the stream holds is always
 //! a prefix of the outbox order, duplicates removed by `Nats-Msg-Id`.
-//! Several instances may run a relay: a transaction-scoped advisory lock lets
-//! one publish at a time.
+//! Several instances may run a relay: the one whose session holds the relay's
+//! advisory lock publishes; the others retry the lock at every sweep and take
+//! over when that session ends.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,8 +35,11 @@ use taskflow_schemas::subjects::REQUEST_ID_HEADER;
 const BATCH_SIZE: i64 = 256;
 /// The safety net: rows written by another instance, or left by a failure.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
-/// Published rows are kept this long, then deleted.
+/// How often the backlog gauge is refreshed and old rows deleted.
+const JANITOR_EVERY: Duration = Duration::from_secs(5);
+/// Published rows are kept this long, then deleted, at most this many at a time.
 const RETENTION: &str = "1 hour";
+const CLEANUP_BATCH: i64 = 10_000;
 /// Inside the streams' two-minute duplicate window, so a re-publish of a
 /// message the server still has is dropped.
 pub const REPUBLISH_WINDOW: Duration = Duration::from_secs(110);
@@ -43,23 +48,72 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// One key for every relay of every service: each service has its own database.
 const RELAY_LOCK: i64 = 0x7461_736b_666c_6f77;
 
+/// The head of the outbox insert, for a service that folds its write and its
+/// event into one statement (`WITH write AS (...) INSERT INTO outbox ...`):
+/// one round trip instead of four. Follow it with the five placeholders of
+/// [`OutboxRecord::bind`], in parentheses.
+#[macro_export]
+macro_rules! outbox_insert {
+    () => {
+        "INSERT INTO outbox (event_id, subject, body, request_id, created_at) VALUES "
+    };
+}
+
+/// An event as the outbox stores it.
+pub struct OutboxRecord {
+    pub event_id: uuid::Uuid,
+    pub subject: String,
+    pub body: Vec<u8>,
+    pub request_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl OutboxRecord {
+    pub fn new(subject: String, event: &EventEnvelope) -> Self {
+        Self {
+            event_id: event.event_id,
+            subject,
+            body: serde_json::to_vec(event).expect("envelopes serialize"),
+            request_id: event.correlation_id.clone(),
+            created_at: event.occurred_at,
+        }
+    }
+
+    /// Binds the five values of [`outbox_insert!`], in its column order.
+    pub fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.event_id)
+            .bind(&self.subject)
+            .bind(&self.body)
+            .bind(&self.request_id)
+            .bind(self.created_at)
+    }
+}
+
 /// Adds `event` to the outbox inside the caller's transaction.
 pub async fn enqueue(
     tx: &mut PgConnection,
     subject: &str,
     event: &EventEnvelope,
 ) -> Result<(), sqlx::Error> {
-    let body = serde_json::to_vec(event).expect("envelopes serialize");
-    sqlx::query(
-        "INSERT INTO outbox (event_id, subject, body, request_id, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(event.event_id)
-    .bind(subject)
-    .bind(body)
-    .bind(&event.correlation_id)
-    .bind(event.occurred_at)
-    .execute(tx)
-    .await?;
+    enqueue_record(tx, &OutboxRecord::new(subject.to_owned(), event)).await
+}
+
+/// Adds an event already made into a record, inside the caller's transaction.
+pub async fn enqueue_record(
+    tx: &mut PgConnection,
+    record: &OutboxRecord,
+) -> Result<(), sqlx::Error> {
+    record
+        .bind(sqlx::query(concat!(
+            outbox_insert!(),
+            "($1, $2, $3, $4, $5)"
+        )))
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
@@ -114,6 +168,11 @@ pub struct RelayState {
     wake_pending: Arc<AtomicBool>,
     /// Set while a retry is scheduled; grows on each failure.
     backoff: Option<Duration>,
+    /// A session of its own, outside the pool: it holds the relay lock
+    /// (a session advisory lock) for as long as it lives.
+    connection: Option<PgConnection>,
+    /// Whether `connection` holds the lock: only one relay per database publishes.
+    leader: bool,
 }
 
 impl OutboxRelay {
@@ -136,7 +195,9 @@ impl OutboxRelay {
             jetstream: platform.jetstream.clone(),
             wake_pending: wake_pending.clone(),
         };
-        let (actor, _) = Actor::spawn_linked(None, OutboxRelay, args, supervisor).await?;
+        let janitor_pool = args.pool.clone();
+        let (actor, _) = Actor::spawn_linked(None, OutboxRelay, args, supervisor.clone()).await?;
+        Actor::spawn_linked(None, OutboxJanitor, (service, janitor_pool), supervisor).await?;
         let mut connections = platform.nats_connections.clone();
         connections.mark_unchanged();
         let relay = actor.clone();
@@ -175,6 +236,8 @@ impl Actor for OutboxRelay {
             jetstream: args.jetstream,
             wake_pending: args.wake_pending,
             backoff: None,
+            connection: None,
+            leader: false,
         })
     }
 
@@ -191,11 +254,7 @@ impl Actor for OutboxRelay {
                     state.drain(&myself).await;
                 }
             }
-            RelayMessage::Sweep => {
-                state.drain(&myself).await;
-                state.report_backlog().await;
-                state.delete_expired().await;
-            }
+            RelayMessage::Sweep => state.drain(&myself).await,
             RelayMessage::Republish { since } => {
                 let marked = sqlx::query(
                     "UPDATE outbox SET published_at = NULL, stream_seq = NULL \
@@ -249,24 +308,57 @@ impl RelayState {
         }
     }
 
-    async fn publish_batch(&self) -> Result<usize, RelayError> {
+    /// The connection that holds the relay lock, opened (and the lock
+    /// tried) when missing; `None` while another instance holds the lock.
+    async fn leader_connection(&mut self) -> Result<Option<&mut PgConnection>, sqlx::Error> {
+        if self.connection.is_none() {
+            let mut connection = self.pool.acquire().await?.detach();
+            // Losing a "published" mark in a crash only means publishing
+            // again, which `Nats-Msg-Id` absorbs: no need to wait for the disk.
+            sqlx::query("SET synchronous_commit = off")
+                .execute(&mut connection)
+                .await?;
+            self.connection = Some(connection);
+            self.leader = false;
+        }
+        let connection = self.connection.as_mut().expect("just set");
+        if !self.leader {
+            self.leader = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(RELAY_LOCK)
+                .fetch_one(&mut *connection)
+                .await?;
+            if self.leader {
+                tracing::info!(service = self.service, "this relay publishes the outbox");
+            }
+        }
+        Ok(self.leader.then_some(connection))
+    }
+
+    async fn publish_batch(&mut self) -> Result<usize, RelayError> {
         if self.nats.connection_state() != async_nats::connection::State::Connected {
             return Err(RelayError::Nats("not connected".into()));
         }
-        let mut tx = self.pool.begin().await?;
-        let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(RELAY_LOCK)
-            .fetch_one(&mut *tx)
-            .await?;
-        if !leader {
-            return Ok(0);
+        let result = self.publish_batch_as_leader().await;
+        if let Err(RelayError::Database(_)) = &result {
+            // A broken session also lost the lock; start over next time.
+            self.connection = None;
+            self.leader = false;
         }
+        result
+    }
+
+    async fn publish_batch_as_leader(&mut self) -> Result<usize, RelayError> {
+        let service = self.service;
+        let jetstream = self.jetstream.clone();
+        let Some(connection) = self.leader_connection().await? else {
+            return Ok(0);
+        };
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id, event_id, subject, body, request_id, created_at FROM outbox \
              WHERE published_at IS NULL ORDER BY id LIMIT $1",
         )
         .bind(BATCH_SIZE)
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut *connection)
         .await?;
         if rows.is_empty() {
             return Ok(0);
@@ -279,11 +371,7 @@ impl RelayState {
                 .payload(Bytes::from(row.body.clone()))
                 .message_id(row.event_id.to_string())
                 .header(REQUEST_ID_HEADER, row.request_id.as_str());
-            match self
-                .jetstream
-                .send_publish(row.subject.clone(), message)
-                .await
-            {
+            match jetstream.send_publish(row.subject.clone(), message).await {
                 Ok(ack) => pending.push(ack),
                 Err(error) => {
                     failure = Some(RelayError::Nats(error.to_string()));
@@ -299,7 +387,7 @@ impl RelayState {
                     ids.push(row.id);
                     sequences.push(ack.sequence as i64);
                     let waited = (Utc::now() - row.created_at).to_std().unwrap_or_default();
-                    metrics::histogram!("taskflow_outbox_commit_to_stream_seconds", "service" => self.service)
+                    metrics::histogram!("taskflow_outbox_commit_to_stream_seconds", "service" => service)
                         .record(waited.as_secs_f64());
                 }
                 Err(error) => {
@@ -311,6 +399,12 @@ impl RelayState {
             }
         }
         let published = ids.len();
+        tracing::debug!(
+            service,
+            rows = rows.len(),
+            oldest_ms = (Utc::now() - rows[0].created_at).num_milliseconds(),
+            "relay batch acknowledged"
+        );
         if published > 0 {
             sqlx::query(
                 "UPDATE outbox SET published_at = now(), stream_seq = batch.seq \
@@ -318,10 +412,9 @@ impl RelayState {
             )
             .bind(&ids)
             .bind(&sequences)
-            .execute(&mut *tx)
+            .execute(&mut *connection)
             .await?;
-            tx.commit().await?;
-            metrics::counter!("taskflow_outbox_published_total", "service" => self.service)
+            metrics::counter!("taskflow_outbox_published_total", "service" => service)
                 .increment(published as u64);
         }
         match failure {
@@ -335,23 +428,62 @@ impl RelayState {
             .fetch_one(&self.pool)
             .await
     }
+}
 
-    async fn report_backlog(&self) {
-        if let Ok(backlog) = self.backlog().await {
-            metrics::gauge!("taskflow_outbox_backlog", "service" => self.service)
-                .set(backlog as f64);
-        }
+/// Keeps the outbox small and its backlog visible, away from the relay's
+/// hot path: a slow cleanup never delays a publish.
+pub struct OutboxJanitor;
+
+pub enum JanitorMessage {
+    Tick,
+}
+
+pub struct JanitorState {
+    service: &'static str,
+    pool: PgPool,
+}
+
+impl Actor for OutboxJanitor {
+    type Msg = JanitorMessage;
+    type State = JanitorState;
+    type Arguments = (&'static str, PgPool);
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<JanitorMessage>,
+        (service, pool): (&'static str, PgPool),
+    ) -> Result<JanitorState, ActorProcessingErr> {
+        myself.send_interval(JANITOR_EVERY, || JanitorMessage::Tick);
+        Ok(JanitorState { service, pool })
     }
 
-    async fn delete_expired(&self) {
-        let query =
-            format!("DELETE FROM outbox WHERE published_at < now() - interval '{RETENTION}'");
+    async fn handle(
+        &self,
+        _: ActorRef<JanitorMessage>,
+        JanitorMessage::Tick: JanitorMessage,
+        state: &mut JanitorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let backlog =
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(&state.pool)
+                .await;
+        if let Ok(backlog) = backlog {
+            metrics::gauge!("taskflow_outbox_backlog", "service" => state.service)
+                .set(backlog as f64);
+        }
+        // The oldest rows come first in `id` order, so looking at the first
+        // few thousand finds every expired one without scanning the table.
+        let query = format!(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT {CLEANUP_BATCH}) \
+             AND published_at < now() - interval '{RETENTION}'"
+        );
         if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(query))
-            .execute(&self.pool)
+            .execute(&state.pool)
             .await
         {
-            tracing::debug!(service = self.service, %error, "outbox cleanup skipped");
+            tracing::debug!(service = state.service, %error, "outbox cleanup skipped");
         }
+        Ok(())
     }
 }
 

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use ractor::ActorRef;
 
 pub struct KeyedPool<M> {
-    workers: Vec<ActorRef<M>>,
+    /// Shared: the pool is cloned into every caller.
+    workers: Arc<[ActorRef<M>]>,
     next: Arc<AtomicUsize>,
 }
 
@@ -25,7 +26,7 @@ impl<M> KeyedPool<M> {
     pub fn new(workers: Vec<ActorRef<M>>) -> Self {
         assert!(!workers.is_empty(), "a pool needs at least one worker");
         Self {
-            workers,
+            workers: workers.into(),
             next: Arc::new(AtomicUsize::new(0)),
         }
     }

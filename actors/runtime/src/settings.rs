@@ -7,7 +7,8 @@ use crate::RuntimeError;
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4333";
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432";
+/// TLS off: on loopback it only costs CPU. Add `sslmode=require` for a remote server.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/?sslmode=disable";
 pub const DEFAULT_DATABASE_PREFIX: &str = "taskflow_";
 /// Good enough for a laptop, refused nowhere; a warning says to set a real one.
 const DEV_JWT_SECRET: &str = "taskflow-development-secret-change-me-0123456789";

@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use sqlx::{PgConnection, PgPool};
-use taskflow_runtime::outbox::{self, RelayHandle};
+use taskflow_runtime::outbox::{self, OutboxRecord, RelayHandle};
 use taskflow_schemas::commands::{NewTask, Page, TaskQuery, TaskRef, UpdateTask};
 use taskflow_schemas::events::{self, Changes, TaskEventPayload};
 use taskflow_schemas::subjects::task_event_subject;
@@ -87,14 +87,13 @@ impl TaskCommands {
         task: &Task,
         key: Option<&str>,
     ) -> Result<Task, TasksError> {
-        let mut tx = self.pool.begin().await?;
-        store::insert(&mut tx, task).await?;
-        if let Some(key) = key {
-            let response = serde_json::to_value(task).expect("a task serializes");
-            store::complete_key(&mut tx, caller.actor_id, key, &response).await?;
-        }
-        self.commit_event(tx, caller, events::TASK_CREATED, task, Changes::new())
-            .await?;
+        let (event, record) = event_record(caller, events::TASK_CREATED, task, Changes::new());
+        let response = key.map(|_| serde_json::to_value(task).expect("a task serializes"));
+        let key = key
+            .zip(response.as_ref())
+            .map(|(key, response)| (caller.actor_id, key, response));
+        store::insert_with_event(&self.pool, task, &record, key).await?;
+        self.committed(&event);
         Ok(task.clone())
     }
 
@@ -193,23 +192,45 @@ impl TaskCommands {
         task: &Task,
         changes: Changes,
     ) -> Result<(), TasksError> {
-        let payload = TaskEventPayload {
-            task: task.clone(),
-            changes,
-        };
-        let event = EventEnvelope::new(
-            event_type,
-            Some(task.id),
-            Some(caller.actor_id),
-            caller.request_id.clone(),
-            serde_json::to_value(payload).expect("a payload serializes"),
-        );
-        outbox::enqueue(&mut tx, &task_event_subject(event_type, task.id), &event).await?;
+        let (event, record) = event_record(caller, event_type, task, changes);
+        outbox::enqueue_record(&mut tx, &record).await?;
         tx.commit().await?;
-        tracing::info!(service = "tasks", event_id = %event.event_id, task_id = %task.id, event_type, "task event committed");
-        self.relay.wake();
+        self.committed(&event);
         Ok(())
     }
+
+    fn committed(&self, event: &EventEnvelope) {
+        tracing::info!(
+            service = "tasks",
+            event_id = %event.event_id,
+            task_id = ?event.task_id,
+            event_type = event.event_type,
+            "task event committed"
+        );
+        self.relay.wake();
+    }
+}
+
+/// The event of a change, and its outbox row.
+fn event_record(
+    caller: &Caller,
+    event_type: &str,
+    task: &Task,
+    changes: Changes,
+) -> (EventEnvelope, OutboxRecord) {
+    let payload = TaskEventPayload {
+        task: task.clone(),
+        changes,
+    };
+    let event = EventEnvelope::new(
+        event_type,
+        Some(task.id),
+        Some(caller.actor_id),
+        caller.request_id.clone(),
+        serde_json::to_value(payload).expect("a payload serializes"),
+    );
+    let record = OutboxRecord::new(task_event_subject(event_type, task.id), &event);
+    (event, record)
 }
 
 /// The task, locked for this transaction, if `caller` may read it (else 404)

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
+use taskflow_runtime::outbox::OutboxRecord;
 use taskflow_schemas::commands::TaskQuery;
 use taskflow_schemas::task::{Priority, Recurrence, Task, TaskStatus};
 use uuid::Uuid;
@@ -65,34 +66,74 @@ impl From<TaskRow> for Task {
     }
 }
 
-pub async fn insert(conn: &mut PgConnection, task: &Task) -> Result<(), sqlx::Error> {
-    sqlx::query(concat!(
-        "INSERT INTO tasks (",
-        columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-    ))
-    .bind(task.id)
-    .bind(task.project_id)
-    .bind(&task.title)
-    .bind(&task.description)
-    .bind(task.status.as_str())
-    .bind(task.priority.as_str())
-    .bind(&task.labels)
-    .bind(task.creator_id)
-    .bind(task.assignee_id)
-    .bind(&task.observer_ids)
-    .bind(task.due_date)
-    .bind(task.reminder_time)
-    .bind(task.reminder_offset_minutes)
-    .bind(task.recurrence.as_ref().map(Json))
-    .bind(task.series_id)
-    .bind(task.version)
-    .bind(task.created_at)
-    .bind(task.updated_at)
-    .bind(task.completed_at)
-    .execute(conn)
-    .await?;
+macro_rules! insert_task {
+    () => {
+        concat!(
+            "INSERT INTO tasks (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+        )
+    };
+}
+
+/// Inserts the task and its event in one statement (one round trip, one
+/// commit), and with an `Idempotency-Key` stores the response beside them.
+pub async fn insert_with_event(
+    pool: &PgPool,
+    task: &Task,
+    event: &OutboxRecord,
+    key: Option<(Uuid, &str, &serde_json::Value)>,
+) -> Result<(), sqlx::Error> {
+    let query = match key {
+        None => sqlx::query(concat!(
+            "WITH task AS (",
+            insert_task!(),
+            ") ",
+            taskflow_runtime::outbox_insert!(),
+            "($20, $21, $22, $23, $24)"
+        )),
+        Some(_) => sqlx::query(concat!(
+            "WITH task AS (",
+            insert_task!(),
+            "), key AS (UPDATE idempotency_keys SET response = $27, completed_at = now() \
+             WHERE user_id = $25 AND key = $26) ",
+            taskflow_runtime::outbox_insert!(),
+            "($20, $21, $22, $23, $24)"
+        )),
+    };
+    let query = event.bind(bind_task(query, task));
+    let query = match key {
+        None => query,
+        Some((user, key, response)) => query.bind(user).bind(key).bind(Json(response)),
+    };
+    query.execute(pool).await?;
     Ok(())
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds every column of the task, in `columns!()` order.
+fn bind_task<'q>(query: PgQuery<'q>, task: &'q Task) -> PgQuery<'q> {
+    query
+        .bind(task.id)
+        .bind(task.project_id)
+        .bind(&task.title)
+        .bind(&task.description)
+        .bind(task.status.as_str())
+        .bind(task.priority.as_str())
+        .bind(&task.labels)
+        .bind(task.creator_id)
+        .bind(task.assignee_id)
+        .bind(&task.observer_ids)
+        .bind(task.due_date)
+        .bind(task.reminder_time)
+        .bind(task.reminder_offset_minutes)
+        .bind(task.recurrence.as_ref().map(Json))
+        .bind(task.series_id)
+        .bind(task.version)
+        .bind(task.created_at)
+        .bind(task.updated_at)
+        .bind(task.completed_at)
 }
 
 /// Writes every field of `task`, which was read `FOR UPDATE` in this transaction.
@@ -253,24 +294,6 @@ pub async fn claim_key(
     } else {
         KeyClaim::Replay(None)
     })
-}
-
-/// Stores the response with the effect, in the effect's transaction.
-pub async fn complete_key(
-    conn: &mut PgConnection,
-    user: Uuid,
-    key: &str,
-    response: &serde_json::Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE idempotency_keys SET response = $3, completed_at = now() WHERE user_id = $1 AND key = $2",
-    )
-    .bind(user)
-    .bind(key)
-    .bind(Json(response))
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Lets the key be used again after the request it was claimed for failed.

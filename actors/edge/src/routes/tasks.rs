@@ -24,13 +24,34 @@ pub fn router() -> OpenApiRouter<EdgeState> {
         .routes(routes!(complete_task))
 }
 
-/// A task with its version as the `ETag`, for `If-Match`.
-fn task_response(status: StatusCode, task: Task) -> Response {
+/// Sends a command whose reply is a task, and answers with that task as the
+/// service wrote it, its version as the `ETag` (for `If-Match`).
+async fn task_reply<B: serde::Serialize>(
+    state: &EdgeState,
+    subject: &'static str,
+    request_id: &str,
+    command: &B,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Version {
+        version: i64,
+    }
+    let task = state
+        .commands
+        .send_raw(subject, request_id, command)
+        .await?;
     let mut headers = HeaderMap::new();
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", task.version)) {
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(Version { version }) = serde_json::from_str(task.get())
+        && let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\""))
+    {
         headers.insert(header::ETAG, etag);
     }
-    (status, headers, axum::Json(task)).into_response()
+    Ok((status, headers, String::from(Box::<str>::from(task))).into_response())
 }
 
 /// Create a task. With `Idempotency-Key`, a retry returns the first response.
@@ -58,11 +79,14 @@ async fn create_task(
         actor_id: user.id,
         body: new,
     };
-    let task: Task = state
-        .commands
-        .send(tasks::CREATE, &request_id, &command)
-        .await?;
-    Ok(task_response(StatusCode::CREATED, task))
+    task_reply(
+        &state,
+        tasks::CREATE,
+        &request_id,
+        &command,
+        StatusCode::CREATED,
+    )
+    .await
 }
 
 /// The tasks you created, are assigned or observe, newest first.
@@ -109,11 +133,7 @@ async fn get_task(
             expected_version: None,
         },
     };
-    let task: Task = state
-        .commands
-        .send(tasks::GET, &request_id, &command)
-        .await?;
-    Ok(task_response(StatusCode::OK, task))
+    task_reply(&state, tasks::GET, &request_id, &command, StatusCode::OK).await
 }
 
 /// Change the fields given; `null` clears a field.
@@ -173,11 +193,7 @@ async fn update(
             patch,
         },
     };
-    let task: Task = state
-        .commands
-        .send(tasks::UPDATE, &request_id, &command)
-        .await?;
-    Ok(task_response(StatusCode::OK, task))
+    task_reply(&state, tasks::UPDATE, &request_id, &command, StatusCode::OK).await
 }
 
 #[utoipa::path(
@@ -228,9 +244,12 @@ async fn complete_task(
             expected_version,
         },
     };
-    let task: Task = state
-        .commands
-        .send(tasks::COMPLETE, &request_id, &command)
-        .await?;
-    Ok(task_response(StatusCode::OK, task))
+    task_reply(
+        &state,
+        tasks::COMPLETE,
+        &request_id,
+        &command,
+        StatusCode::OK,
+    )
+    .await
 }

@@ -1,0 +1,13 @@
+# The TaskFlow binaries, for compose.yaml. `just up` does not need it.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --bins
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/taskflow /src/target/release/taskflow-edge \
+    /src/target/release/taskflow-identity /src/target/release/taskflow-tasks /usr/local/bin/
+USER nobody
+CMD ["taskflow"]

@@ -1,0 +1,300 @@
+//! `just bench`: throughput and latency of the write path, each figure next
+//! to the ceiling it is compared with, measured in the same run.
+//!
+//! 1. HTTP create-task throughput at 1, 16 and 64 concurrent clients, with
+//!    p50/p99 latency, beside the raw rate of the same write (task row and
+//!    outbox row, the statement the tasks service runs) straight from sqlx
+//!    at the same concurrency, and their ratio.
+//! 2. Commit → event-on-stream latency: creates paced at half the 16-client
+//!    rate; from the envelope's `occurred_at` (stamped just before the commit)
+//!    to its arrival at a subscriber of `tasks.>`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures::StreamExt;
+use serde_json::json;
+use taskflow_runtime::outbox::OutboxRecord;
+use taskflow_schemas::EventEnvelope;
+use taskflow_system_tests::{TestSystem, Transport};
+use tokio::sync::Mutex;
+
+const RUN_FOR: Duration = Duration::from_secs(5);
+/// Run before a latency is measured, and not counted.
+const WARM_UP: Duration = Duration::from_secs(1);
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let system = TestSystem::spawn_tuned(Transport::InProcess, 24).await;
+    let user = system.register("Bench").await;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+
+    // For a profiler: `bench http` runs only the 16-client HTTP figure,
+    // `bench paced [RATE]` only the commit → stream latency (default 1000/s).
+    match std::env::args().nth(1).as_deref() {
+        Some("http") => {
+            let figures = http_creates(&system, &http, &user.token, 16).await;
+            println!(
+                "{:.0} creates/s, p50 {:.2} ms, p99 {:.2} ms",
+                figures.rate, figures.p50, figures.p99
+            );
+            system.stop().await;
+            return Ok(());
+        }
+        Some("paced") => {
+            let rate = std::env::args()
+                .nth(2)
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(1000.0);
+            let (count, p50, p99) = commit_to_stream(&system, &http, &user.token, rate).await?;
+            println!(
+                "{count} creates at {rate:.0}/s: commit → stream p50 {p50:.2} ms, p99 {p99:.2} ms"
+            );
+            system.stop().await;
+            return Ok(());
+        }
+        _ => {}
+    }
+
+    let raw_pool = raw_database(&system).await?;
+    println!(
+        "TaskFlow bench: {} s per figure, release build, everything on this machine",
+        RUN_FOR.as_secs()
+    );
+    println!();
+    println!(
+        "Create a task: HTTP through the edge and tasks service, against the same write straight from sqlx"
+    );
+    println!(
+        "{:>8} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>6}",
+        "clients", "HTTP/s", "p50 ms", "p99 ms", "raw SQL/s", "p50 ms", "p99 ms", "ratio"
+    );
+    let mut rate_at_16 = 0.0;
+    for clients in CONCURRENCY {
+        settle(&raw_pool).await;
+        let http = http_creates(&system, &http, &user.token, clients).await;
+        settle(&raw_pool).await;
+        let raw = raw_writes(&raw_pool, clients).await;
+        if clients == 16 {
+            rate_at_16 = http.rate;
+        }
+        println!(
+            "{clients:>8} | {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {:>6.2}",
+            http.rate,
+            http.p50,
+            http.p99,
+            raw.rate,
+            raw.p50,
+            raw.p99,
+            http.rate / raw.rate
+        );
+    }
+
+    settle(&raw_pool).await;
+    let paced = rate_at_16 / 2.0;
+    let (count, p50, p99) = commit_to_stream(&system, &http, &user.token, paced).await?;
+    println!();
+    println!(
+        "Commit → event on TASKS, {count} creates paced at {paced:.0}/s (half the 16-client rate)"
+    );
+    println!("  p50 {p50:.2} ms, p99 {p99:.2} ms");
+    println!();
+    println!("Goals: ratio >= 0.6 at 16 clients; commit → stream p99 < 20 ms.");
+    system.stop().await;
+    Ok(())
+}
+
+struct Figures {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+}
+
+impl Figures {
+    fn from_samples(mut samples: Vec<f64>, elapsed: Duration) -> Self {
+        let rate = samples.len() as f64 / elapsed.as_secs_f64();
+        let (p50, p99) = percentiles(&mut samples);
+        Self { rate, p50, p99 }
+    }
+}
+
+/// Runs `one` in `clients` loops for `RUN_FOR`; latencies in milliseconds.
+async fn closed_loop<F, Fut>(clients: usize, one: F) -> Figures
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let started = Instant::now();
+    let loops = (0..clients).map(|client| {
+        let one = one.clone();
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = 0;
+            while started.elapsed() < RUN_FOR {
+                let sent = Instant::now();
+                one(client, n).await;
+                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                n += 1;
+            }
+            latencies
+        })
+    });
+    let samples = futures::future::join_all(loops)
+        .await
+        .into_iter()
+        .flat_map(|run| run.expect("a client loop"))
+        .collect();
+    Figures::from_samples(samples, started.elapsed())
+}
+
+async fn create(http: &reqwest::Client, url: &str, token: &str, title: String) {
+    let response = http
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({"title": title, "priority": "high"}))
+        .send()
+        .await
+        .expect("the edge answers");
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    let _ = response.bytes().await;
+}
+
+async fn http_creates(
+    system: &TestSystem,
+    http: &reqwest::Client,
+    token: &str,
+    clients: usize,
+) -> Figures {
+    let url = Arc::new(format!("{}/api/v1/tasks", system.base_url));
+    let token = Arc::new(token.to_owned());
+    let http = http.clone();
+    closed_loop(clients, move |client, n| {
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        async move { create(&http, &url, &token, format!("bench {client}-{n}")).await }
+    })
+    .await
+}
+
+/// Lets the previous figure's writes reach the disk, so that a checkpoint
+/// they caused does not land in the next figure.
+async fn settle(pool: &sqlx::PgPool) {
+    if let Err(error) = sqlx::query("CHECKPOINT").execute(pool).await {
+        eprintln!("(no CHECKPOINT between figures: {error})");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+/// A database with the tasks schema and no relay, for the raw rate.
+async fn raw_database(system: &TestSystem) -> anyhow::Result<sqlx::PgPool> {
+    let mut settings = system.settings.clone();
+    // 24 (tasks) + identity's few + 64 stays under Postgres's 100.
+    settings.database_max_connections = 64;
+    Ok(
+        taskflow_runtime::postgres::connect(&settings, "bench_raw", &taskflow_tasks::MIGRATOR)
+            .await?,
+    )
+}
+
+/// The tasks service's write, straight from sqlx.
+async fn raw_writes(pool: &sqlx::PgPool, clients: usize) -> Figures {
+    let pool = pool.clone();
+    closed_loop(clients, move |_, _| {
+        let pool = pool.clone();
+        async move {
+            let actor = uuid::Uuid::now_v7();
+            let new = taskflow_schemas::commands::NewTask {
+                title: "raw".into(),
+                ..Default::default()
+            };
+            let task =
+                taskflow_tasks::rules::new_task(uuid::Uuid::now_v7(), actor, Utc::now(), new)
+                    .expect("valid");
+            let event = EventEnvelope::new(
+                "task.created",
+                Some(task.id),
+                Some(actor),
+                "bench",
+                json!({"task": task}),
+            );
+            let record = OutboxRecord::new(format!("tasks.created.{}", task.id), &event);
+            taskflow_tasks::store::insert_with_event(&pool, &task, &record, None)
+                .await
+                .expect("a write");
+        }
+    })
+    .await
+}
+
+/// Creates at `rate` per second for `WARM_UP` and then `RUN_FOR`, while a
+/// subscriber times each event from its commit to its arrival; the warm-up's
+/// events (new connections on every side) are not counted.
+/// Returns (events counted, p50, p99).
+async fn commit_to_stream(
+    system: &TestSystem,
+    http: &reqwest::Client,
+    token: &str,
+    rate: f64,
+) -> anyhow::Result<(usize, f64, f64)> {
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    // A connection of its own, like any other consumer of the stream's subjects.
+    let subscriber = async_nats::connect(system.nats.url()).await?;
+    let mut subscription = subscriber.subscribe("tasks.>").await?;
+    let listener = {
+        let arrivals = arrivals.clone();
+        tokio::spawn(async move {
+            while let Some(message) = subscription.next().await {
+                let arrived = Utc::now();
+                if let Ok(event) = serde_json::from_slice::<EventEnvelope>(&message.payload) {
+                    arrivals.lock().await.push((event.occurred_at, arrived));
+                }
+            }
+        })
+    };
+    let url = format!("{}/api/v1/tasks", system.base_url);
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1.0)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let started = Instant::now();
+    let counted_from = Utc::now() + WARM_UP;
+    let mut sent = Vec::new();
+    while started.elapsed() < WARM_UP + RUN_FOR {
+        ticks.tick().await;
+        let (http, url, token) = (http.clone(), url.clone(), token.to_owned());
+        let n = sent.len();
+        sent.push(tokio::spawn(async move {
+            create(&http, &url, &token, format!("paced {n}")).await
+        }));
+    }
+    let expected = sent.len();
+    futures::future::join_all(sent).await;
+    taskflow_system_tests::wait_until("every paced event", Duration::from_secs(10), || {
+        let arrivals = arrivals.clone();
+        async move { (arrivals.lock().await.len() >= expected).then_some(()) }
+    })
+    .await;
+    listener.abort();
+    let mut samples: Vec<f64> = arrivals
+        .lock()
+        .await
+        .iter()
+        .filter(|(committed, _)| *committed >= counted_from)
+        .map(|(committed, arrived)| {
+            (*arrived - *committed).num_microseconds().unwrap_or(0) as f64 / 1000.0
+        })
+        .collect();
+    let (p50, p99) = percentiles(&mut samples);
+    Ok((samples.len(), p50, p99))
+}
+
+/// (p50, p99) of the samples; zeros when there are none.
+fn percentiles(samples: &mut [f64]) -> (f64, f64) {
+    if samples.is_empty() {
+        return (0.0, 0.0);
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    (at(0.50), at(0.99))
+}

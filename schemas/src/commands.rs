@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::error::ErrorBody;
 use crate::patch;
 use crate::task::{Priority, Recurrence, TaskStatus};
+use crate::user::Role;
 
 /// A command reply: `{"ok": ...}` or `{"error": ..., "code": ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,8 +54,41 @@ pub struct Page<T> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Command<B> {
     pub actor_id: Uuid,
+    /// `admin` widens what the actor may read; absent means `member`.
+    #[serde(default, skip_serializing_if = "Role::is_member")]
+    pub actor_role: Role,
     #[serde(flatten)]
     pub body: B,
+}
+
+impl<B> Command<B> {
+    pub fn new(actor: Principal, body: B) -> Self {
+        Self {
+            actor_id: actor.id,
+            actor_role: actor.role,
+            body,
+        }
+    }
+
+    pub fn actor(&self) -> Principal {
+        Principal {
+            id: self.actor_id,
+            role: self.actor_role,
+        }
+    }
+}
+
+/// Who a command acts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
 }
 
 // ---- tasks ----

@@ -30,11 +30,20 @@ pub fn command<B: DeserializeOwned>(bytes: &[u8]) -> Result<Command<B>, ErrorBod
         .ok_or_else(|| ErrorBody::invalid("actor_id", "missing field `actor_id`"))?;
     let actor_id = serde_json::from_value(actor_id)
         .map_err(|_| ErrorBody::invalid("actor_id", "must be a user id (UUID)"))?;
+    let actor_role = match fields.remove("actor_role") {
+        None => Default::default(),
+        Some(role) => serde_json::from_value(role)
+            .map_err(|_| ErrorBody::invalid("actor_role", "is admin or member"))?,
+    };
     let body =
         serde_path_to_error::deserialize(serde_json::Value::Object(fields)).map_err(|error| {
             from_serde_message(&error.path().to_string(), &error.into_inner().to_string())
         })?;
-    Ok(Command { actor_id, body })
+    Ok(Command {
+        actor_id,
+        actor_role,
+        body,
+    })
 }
 
 /// Decodes a URL query string the same way.

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
+use crate::audit::{AuditChange, AuditRecord};
 use crate::commands::{
     Credentials, NewTask, Page, ProfilePatch, Registration, Session, TaskPatch, TaskQuery,
 };
@@ -40,11 +41,13 @@ use crate::user::{PublicProfile, Role, UserProfile};
     Role,
     ErrorBody,
     ErrorCode,
+    AuditRecord,
+    AuditChange,
 )))]
 struct WireTypes;
 
 /// The types that get a file of their own under `schemas/json/`.
-pub const DOCUMENTS: [&str; 11] = [
+pub const DOCUMENTS: [&str; 12] = [
     "EventEnvelope",
     "TaskEventPayload",
     "UserRegisteredPayload",
@@ -56,6 +59,7 @@ pub const DOCUMENTS: [&str; 11] = [
     "Session",
     "ProfilePatch",
     "ErrorBody",
+    "AuditRecord",
 ];
 
 /// File name (`task.schema.json` style) → document.

@@ -53,10 +53,21 @@ pub fn audit_subject(event_type: &str) -> String {
     format!("audit.{event_type}")
 }
 
+/// `dlq.<consumer>`: where a consumer parks what it gave up on.
+pub fn dlq_subject(consumer: &str) -> String {
+    format!("dlq.{consumer}")
+}
+
 /// Request-reply subjects: `taskflow.<service>.<command>`.
 pub mod commands {
     pub const TASKS_SERVICE: &str = "taskflow.tasks";
     pub const IDENTITY_SERVICE: &str = "taskflow.identity";
+    pub const AUDIT_SERVICE: &str = "taskflow.audit";
+
+    pub mod audit {
+        pub const LIST: &str = "taskflow.audit.list";
+        pub const GET: &str = "taskflow.audit.get";
+    }
 
     pub mod tasks {
         pub const CREATE: &str = "taskflow.tasks.create";

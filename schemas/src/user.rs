@@ -5,11 +5,18 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
+    #[default]
     Member,
+}
+
+impl Role {
+    pub fn is_member(&self) -> bool {
+        *self == Role::Member
+    }
 }
 
 /// What a user sees of themself (`GET /api/v1/users/me`).

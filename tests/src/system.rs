@@ -29,6 +29,7 @@ pub struct TestSystem {
     pub platform: Platform,
     pub identity: Option<RunningService>,
     pub tasks: Option<RunningService>,
+    pub audit: Option<RunningService>,
     pub base_url: String,
     pub http: reqwest::Client,
     transport: Transport,
@@ -121,6 +122,7 @@ impl TestSystem {
             platform,
             identity: None,
             tasks: None,
+            audit: None,
             base_url: String::new(),
             // The edge restarts in some tests; pooled connections to the old one would fail.
             http: reqwest::Client::builder()
@@ -133,6 +135,7 @@ impl TestSystem {
         };
         system.start_identity().await;
         system.start_tasks().await;
+        system.start_audit().await;
         system
     }
 
@@ -166,6 +169,32 @@ impl TestSystem {
         self.tasks.as_ref().expect("the tasks service runs")
     }
 
+    pub async fn start_audit(&mut self) {
+        self.audit = Some(
+            taskflow_audit::start(&self.platform)
+                .await
+                .expect("audit starts"),
+        );
+        self.restart_edge().await;
+    }
+
+    /// Drains the audit service and stops it, consumers included.
+    pub async fn stop_audit(&mut self) {
+        if let Some(audit) = self.audit.take() {
+            audit.stop().await;
+        }
+        self.restart_edge().await;
+    }
+
+    pub fn audit(&self) -> &RunningService {
+        self.audit.as_ref().expect("the audit service runs")
+    }
+
+    /// The running services, in start order.
+    fn services(&self) -> impl Iterator<Item = &RunningService> {
+        self.identity.iter().chain(&self.tasks).chain(&self.audit)
+    }
+
     /// (Re)starts the edge on the same address, wired to the running services.
     async fn restart_edge(&mut self) {
         if let Some((shutdown, server)) = self.edge.take() {
@@ -174,25 +203,21 @@ impl TestSystem {
         }
         let local = match self.transport {
             Transport::Nats => Vec::new(),
-            Transport::InProcess => self
-                .identity
-                .iter()
-                .chain(&self.tasks)
-                .map(|s| s.local.clone())
-                .collect(),
+            Transport::InProcess => self.services().map(|s| s.local.clone()).collect(),
         };
+        let migrators: [(&Option<RunningService>, &'static sqlx::migrate::Migrator); 3] = [
+            (&self.identity, &taskflow_identity::MIGRATOR),
+            (&self.tasks, &taskflow_tasks::MIGRATOR),
+            (&self.audit, &taskflow_audit::MIGRATOR),
+        ];
         let readiness = Readiness {
             service: "taskflow",
             nats: self.platform.nats.clone(),
-            databases: self
-                .tasks
-                .iter()
-                .map(|s| (s.pool.clone(), &taskflow_tasks::MIGRATOR))
-                .chain(
-                    self.identity
-                        .iter()
-                        .map(|s| (s.pool.clone(), &taskflow_identity::MIGRATOR)),
-                )
+            databases: migrators
+                .into_iter()
+                .filter_map(|(service, migrator)| {
+                    service.as_ref().map(|s| (s.pool.clone(), migrator))
+                })
                 .collect(),
         };
         let app = taskflow_edge::app(&self.platform, readiness, local);
@@ -211,7 +236,13 @@ impl TestSystem {
             shutdown.cancel();
             let _ = server.await;
         }
-        for service in self.identity.take().into_iter().chain(self.tasks.take()) {
+        for service in self
+            .identity
+            .take()
+            .into_iter()
+            .chain(self.tasks.take())
+            .chain(self.audit.take())
+        {
             service.stop().await;
         }
         let server: sqlx::postgres::PgConnectOptions = self
@@ -320,8 +351,11 @@ impl TestSystem {
 
     // ---- streams ----
 
-    /// Every message the stream holds, in order.
-    pub async fn stream_events(&self, stream: &str) -> Vec<StoredEvent> {
+    /// Every message the stream holds, in order, as stored.
+    pub async fn raw_messages(
+        &self,
+        stream: &str,
+    ) -> Vec<async_nats::jetstream::message::StreamMessage> {
         let mut handle = self
             .platform
             .jetstream
@@ -329,29 +363,39 @@ impl TestSystem {
             .await
             .expect("the stream exists");
         let state = handle.info().await.expect("stream info").state.clone();
-        let mut events = Vec::new();
+        let mut messages = Vec::new();
         if state.messages == 0 {
-            return events;
+            return messages;
         }
         for seq in state.first_sequence..=state.last_sequence {
-            let Ok(message) = handle.get_raw_message(seq).await else {
-                continue;
-            };
-            let header = |name: &str| {
-                message
-                    .headers
-                    .get(name)
-                    .map(|value| value.as_str().to_owned())
-            };
-            events.push(StoredEvent {
-                seq,
-                subject: message.subject.to_string(),
-                msg_id: header("Nats-Msg-Id"),
-                request_id: header("X-Request-Id"),
-                envelope: serde_json::from_slice(&message.payload).expect("an envelope"),
-            });
+            if let Ok(message) = handle.get_raw_message(seq).await {
+                messages.push(message);
+            }
         }
-        events
+        messages
+    }
+
+    /// Every event the stream holds, in order.
+    pub async fn stream_events(&self, stream: &str) -> Vec<StoredEvent> {
+        self.raw_messages(stream)
+            .await
+            .into_iter()
+            .map(|message| {
+                let header = |name: &str| {
+                    message
+                        .headers
+                        .get(name)
+                        .map(|value| value.as_str().to_owned())
+                };
+                StoredEvent {
+                    seq: message.sequence,
+                    subject: message.subject.to_string(),
+                    msg_id: header("Nats-Msg-Id"),
+                    request_id: header("X-Request-Id"),
+                    envelope: serde_json::from_slice(&message.payload).expect("an envelope"),
+                }
+            })
+            .collect()
     }
 
     /// Waits until the stream holds at least `count` messages, then returns them all.

@@ -1,6 +1,7 @@
 //! System tests: the real services against a real nats-server and Postgres.
 //! One binary, a module per area.
 
+mod audit;
 mod identity;
 mod nats_commands;
 mod outbox;

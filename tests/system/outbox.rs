@@ -186,3 +186,46 @@ async fn concurrent_writes_reach_the_stream_once_each_in_per_task_order() {
     }
     system.stop().await;
 }
+
+#[tokio::test]
+async fn the_relay_survives_losing_its_database_connections() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    system.create_task(&ada, json!({"title": "before"})).await;
+    system.wait_for_events("TASKS", 1).await;
+
+    // What a Postgres restart does to the service: every session ends at once.
+    let database = system.settings.database_name("tasks");
+    let pool = &system.tasks().pool;
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&database)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty(), "the relay's session was among them");
+
+    let after = wait_until(
+        "a write to succeed again",
+        Duration::from_secs(10),
+        || async {
+            let reply = system
+                .call(
+                    Method::POST,
+                    "/api/v1/tasks",
+                    Some(&ada.token),
+                    Some(json!({"title": "after"})),
+                )
+                .await;
+            (reply.status == StatusCode::CREATED).then_some(reply.body)
+        },
+    )
+    .await;
+    drained(&system).await;
+    let events = system.wait_for_events("TASKS", 2).await;
+    assert_eq!(system.task_events(id_of(&after)).await.len(), 1);
+    let ids: HashSet<_> = events.iter().map(|event| event.envelope.event_id).collect();
+    assert_eq!(ids.len(), events.len(), "no event twice");
+    system.stop().await;
+}

@@ -551,3 +551,77 @@ async fn the_edge_serves_health_readiness_metrics_and_openapi() {
     assert_eq!(unready.body["failing"], "nats");
     system.stop().await;
 }
+
+#[tokio::test]
+async fn a_retry_while_the_first_request_is_in_flight_gets_409() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let body = json!({"title": "Slow one"});
+    // The first request has claimed the key and not finished: its claim row
+    // holds the request and no response yet.
+    let claimed = taskflow_schemas::commands::NewTask {
+        title: "Slow one".into(),
+        ..Default::default()
+    };
+    sqlx::query("INSERT INTO idempotency_keys (user_id, key, request) VALUES ($1, $2, $3)")
+        .bind(ada.id)
+        .bind("slow-1")
+        .bind(sqlx::types::Json(serde_json::to_value(&claimed).unwrap()))
+        .execute(&system.tasks().pool)
+        .await
+        .unwrap();
+    let retry = system
+        .send(
+            system
+                .request(Method::POST, "/api/v1/tasks", Some(&ada.token))
+                .header("Idempotency-Key", "slow-1")
+                .json(&body),
+        )
+        .await;
+    assert_eq!(retry.status, StatusCode::CONFLICT, "{}", retry.body);
+    assert_eq!(retry.error_code(), "idempotency_key_in_flight");
+    let listed = system
+        .call(Method::GET, "/api/v1/tasks", Some(&ada.token), None)
+        .await;
+    assert_eq!(listed.body["items"], json!([]), "nothing was created");
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_reads_every_task_but_changes_only_by_the_rules() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let root = system.register("Root").await;
+    let task = system.create_task(&ada, json!({"title": "Ada's"})).await;
+    let path = format!("/api/v1/tasks/{}", id_of(&task));
+    let identity = &system.identity.as_ref().unwrap().pool;
+    taskflow_identity::commands::make_admin(identity, &root.email)
+        .await
+        .unwrap();
+    let login = system
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": root.email, "password": "correct horse battery"})),
+        )
+        .await;
+    let admin = Some(login.body["token"].as_str().unwrap());
+
+    assert_eq!(
+        system.call(Method::GET, &path, admin, None).await.status,
+        StatusCode::OK
+    );
+    let listed = system.call(Method::GET, "/api/v1/tasks", admin, None).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+    let change = system
+        .call(Method::PUT, &path, admin, Some(json!({"title": "mine"})))
+        .await;
+    assert_eq!(change.status, StatusCode::FORBIDDEN);
+    // The old token still says member: the role counts from the next login.
+    let old = system
+        .call(Method::GET, &path, Some(&root.token), None)
+        .await;
+    assert_eq!(old.status, StatusCode::NOT_FOUND);
+    system.stop().await;
+}

@@ -2,6 +2,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use taskflow_schemas::commands::Principal;
 use taskflow_schemas::user::Role;
 use uuid::Uuid;
 
@@ -13,6 +14,16 @@ use crate::error::ApiError;
 pub struct AuthUser {
     pub id: Uuid,
     pub role: Role,
+}
+
+impl AuthUser {
+    /// Who the commands of this request act for.
+    pub fn principal(&self) -> Principal {
+        Principal {
+            id: self.id,
+            role: self.role,
+        }
+    }
 }
 
 impl FromRequestParts<EdgeState> for AuthUser {

@@ -63,7 +63,7 @@ impl std::ops::Deref for EdgeState {
 #[openapi(
     info(title = "TaskFlow", description = "Event-driven tasks: REST API of the edge."),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "users"), (name = "tasks"))
+    tags((name = "auth"), (name = "users"), (name = "tasks"), (name = "audit"))
 )]
 struct ApiDoc;
 
@@ -85,6 +85,7 @@ pub fn api() -> (Router<EdgeState>, utoipa::openapi::OpenApi) {
         .merge(routes::auth::router())
         .merge(routes::users::router())
         .merge(routes::tasks::router())
+        .merge(routes::audit::router())
         .split_for_parts()
 }
 

@@ -25,7 +25,7 @@ impl CommandHandler for IdentityCommands {
             }
             identity::UPDATE_PROFILE => {
                 request
-                    .run_as_actor(|actor, body: ProfilePatch| self.update_profile(actor, body))
+                    .run_as_actor(|actor, body: ProfilePatch| self.update_profile(actor.id, body))
                     .await
             }
             identity::GET_PUBLIC_PROFILE => {

@@ -35,13 +35,15 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     ],
     // Hashing runs on the blocking pool; a few workers keep both cores busy.
     workers: 8,
+    outbox: true,
 };
 
 /// Starts the identity service: database, outbox relay, command workers.
 pub async fn start(platform: &Platform) -> Result<RunningService, RuntimeError> {
     let tokens = Tokens::new(&platform.settings.jwt_secret);
-    RunningService::start(platform, SPEC, &MIGRATOR, move |pool, relay| {
-        IdentityCommands::new(pool, relay, tokens)
+    RunningService::start(platform, SPEC, &MIGRATOR, Vec::new(), move |parts| {
+        let relay = parts.relay.expect("SPEC has an outbox");
+        IdentityCommands::new(parts.pool, relay, tokens)
     })
     .await
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, SelectAll, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use taskflow_schemas::commands::Reply;
+use taskflow_schemas::commands::{Principal, Reply};
 use taskflow_schemas::subjects::REQUEST_ID_HEADER;
 use taskflow_schemas::{ErrorBody, decode};
 use tokio::sync::oneshot;
@@ -149,11 +149,11 @@ impl CommandRequest {
         B: DeserializeOwned,
         T: Serialize,
         E: Into<ErrorBody>,
-        F: FnOnce(uuid::Uuid, B) -> Fut,
+        F: FnOnce(Principal, B) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
         let result = match decode::command::<B>(self.payload()) {
-            Ok(decoded) => command(decoded.actor_id, decoded.body)
+            Ok(decoded) => command(decoded.actor(), decoded.body)
                 .await
                 .map_err(Into::into),
             Err(error) => Err(error),

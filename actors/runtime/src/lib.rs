@@ -5,6 +5,7 @@
 //! pool, and the transactional outbox with its relay actor.
 
 pub mod commands;
+pub mod consumer;
 pub mod error;
 pub mod metrics;
 pub mod nats;

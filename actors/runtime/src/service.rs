@@ -1,6 +1,8 @@
-//! The shape every command-serving service shares: a supervisor actor that
-//! owns the service's outbox relay, a pool of command workers and the NATS
-//! service feeding them. A service supplies only its [`CommandHandler`].
+//! The shape every service shares: a supervisor actor that owns the
+//! service's outbox relay (if it publishes), its stream consumers (if it
+//! consumes), a pool of command workers and the NATS service feeding them (if
+//! it serves commands). A service supplies its [`CommandHandler`] and its
+//! [`EventHandler`](crate::consumer::EventHandler)s.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -8,7 +10,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use futures::future::BoxFuture;
+use ractor::{
+    Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr, SupervisionEvent,
+};
 use serde::Deserialize;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -16,6 +21,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::commands::CommandRequest;
+use crate::consumer::{ConsumerArgs, ConsumerMessage, ConsumerSpec, EventHandler, StreamConsumer};
 use crate::outbox::{OutboxRelay, RelayHandle, RelayMessage};
 use crate::pool::KeyedPool;
 use crate::{Platform, RuntimeError};
@@ -36,6 +42,39 @@ pub struct ServiceSpec {
     pub endpoints: &'static [&'static str],
     /// Commands run at once; those about one task always share a worker.
     pub workers: usize,
+    /// Whether it publishes events through an outbox (and so runs a relay).
+    pub outbox: bool,
+}
+
+/// What a service's command handler is made from.
+pub struct ServiceParts {
+    pub pool: PgPool,
+    /// Present when the spec says `outbox: true`.
+    pub relay: Option<RelayHandle>,
+}
+
+type SpawnedConsumer = BoxFuture<'static, Result<ActorRef<ConsumerMessage>, SpawnErr>>;
+
+/// Starts one stream consumer under the service's supervisor.
+pub struct ConsumerStarter(Box<dyn FnOnce(ActorCell, Platform, PgPool) -> SpawnedConsumer + Send>);
+
+impl ConsumerStarter {
+    pub fn new<E: EventHandler>(spec: ConsumerSpec, handler: E) -> Self {
+        Self(Box::new(move |supervisor, platform, pool| {
+            Box::pin(async move {
+                let args = ConsumerArgs {
+                    spec,
+                    platform,
+                    pool,
+                    handler,
+                };
+                let (consumer, _) =
+                    Actor::spawn_linked(None, StreamConsumer::<E>::default(), args, supervisor)
+                        .await?;
+                Ok(consumer)
+            })
+        }))
+    }
 }
 
 impl ServiceSpec {
@@ -49,11 +88,13 @@ pub enum SupervisorMessage {
     Drain(RpcReplyPort<()>),
     /// The workers, for callers inside the process.
     Local(RpcReplyPort<LocalCommands>),
-    /// How many events wait in the outbox.
+    /// How many events wait in the outbox (0 without one).
     OutboxBacklog(RpcReplyPort<i64>),
+    /// How many messages the service's consumers have yet to finish, together.
+    ConsumerLag(RpcReplyPort<u64>),
 }
 
-type MakeHandler<H> = Box<dyn FnOnce(RelayHandle) -> H + Send>;
+type MakeHandler<H> = Box<dyn FnOnce(ServiceParts) -> H + Send>;
 
 pub struct CommandSupervisor<H>(PhantomData<fn() -> H>);
 
@@ -62,14 +103,16 @@ pub struct SupervisorArgs<H> {
     pub platform: Platform,
     pub pool: PgPool,
     pub make_handler: MakeHandler<H>,
+    pub consumers: Vec<ConsumerStarter>,
 }
 
 pub struct SupervisorState {
     spec: ServiceSpec,
     workers: KeyedPool<CommandRequest>,
-    relay: RelayHandle,
+    relay: Option<RelayHandle>,
+    consumers: Vec<ActorRef<ConsumerMessage>>,
     service: Option<async_nats::service::Service>,
-    listener: tokio::task::JoinHandle<()>,
+    listener: Option<tokio::task::JoinHandle<()>>,
     stopping: bool,
 }
 
@@ -84,10 +127,27 @@ impl<H: CommandHandler> Actor for CommandSupervisor<H> {
         args: SupervisorArgs<H>,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let spec = args.spec;
-        let relay =
-            OutboxRelay::spawn_under(myself.get_cell(), spec.name, args.pool, &args.platform)
-                .await?;
-        let handler = Arc::new((args.make_handler)(relay.clone()));
+        let relay = match spec.outbox {
+            true => Some(
+                OutboxRelay::spawn_under(
+                    myself.get_cell(),
+                    spec.name,
+                    args.pool.clone(),
+                    &args.platform,
+                )
+                .await?,
+            ),
+            false => None,
+        };
+        let mut consumers = Vec::with_capacity(args.consumers.len());
+        for ConsumerStarter(start) in args.consumers {
+            consumers
+                .push(start(myself.get_cell(), args.platform.clone(), args.pool.clone()).await?);
+        }
+        let handler = Arc::new((args.make_handler)(ServiceParts {
+            pool: args.pool,
+            relay: relay.clone(),
+        }));
         let mut workers = Vec::with_capacity(spec.workers);
         for _ in 0..spec.workers {
             let worker = CommandWorker {
@@ -97,19 +157,24 @@ impl<H: CommandHandler> Actor for CommandSupervisor<H> {
             let (worker, _) = Actor::spawn_linked(None, worker, (), myself.get_cell()).await?;
             workers.push(worker);
         }
-        let (service, requests) = crate::commands::serve(
-            &args.platform.nats,
-            &spec.micro_name(),
-            spec.description,
-            spec.endpoints,
-        )
-        .await?;
         let workers = KeyedPool::new(workers);
-        let dispatch = workers.clone();
-        let listener = tokio::spawn(requests.for_each(move |request| {
-            dispatch_to(&dispatch, spec.name, request);
-            futures::future::ready(())
-        }));
+        let (service, listener) = if spec.endpoints.is_empty() {
+            (None, None)
+        } else {
+            let (service, requests) = crate::commands::serve(
+                &args.platform.nats,
+                &spec.micro_name(),
+                spec.description,
+                spec.endpoints,
+            )
+            .await?;
+            let dispatch = workers.clone();
+            let listener = tokio::spawn(requests.for_each(move |request| {
+                dispatch_to(&dispatch, spec.name, request);
+                futures::future::ready(())
+            }));
+            (Some(service), Some(listener))
+        };
         tracing::info!(
             service = spec.name,
             workers = spec.workers,
@@ -119,7 +184,8 @@ impl<H: CommandHandler> Actor for CommandSupervisor<H> {
             spec,
             workers,
             relay,
-            service: Some(service),
+            consumers,
+            service,
             listener,
             stopping: false,
         })
@@ -145,9 +211,21 @@ impl<H: CommandHandler> Actor for CommandSupervisor<H> {
                 });
             }
             SupervisorMessage::OutboxBacklog(reply) => {
-                let backlog =
-                    ractor::call!(state.relay.actor(), RelayMessage::Backlog).unwrap_or(-1);
+                let backlog = match &state.relay {
+                    Some(relay) => {
+                        ractor::call!(relay.actor(), RelayMessage::Backlog).unwrap_or(-1)
+                    }
+                    None => 0,
+                };
                 let _ = reply.send(backlog);
+            }
+            SupervisorMessage::ConsumerLag(reply) => {
+                let mut lag = 0u64;
+                for consumer in &state.consumers {
+                    let one = ractor::call!(consumer, ConsumerMessage::Lag).unwrap_or(u64::MAX);
+                    lag = lag.saturating_add(one);
+                }
+                let _ = reply.send(lag);
             }
         }
         Ok(())
@@ -189,7 +267,9 @@ impl<H: CommandHandler> Actor for CommandSupervisor<H> {
 
 impl SupervisorState {
     async fn stop_serving(&mut self) {
-        self.listener.abort();
+        if let Some(listener) = self.listener.take() {
+            listener.abort();
+        }
         if let Some(service) = self.service.take() {
             let _ = service.stop().await;
         }
@@ -302,15 +382,16 @@ impl RunningService {
         platform: &Platform,
         spec: ServiceSpec,
         migrator: &'static Migrator,
-        make_handler: impl FnOnce(PgPool, RelayHandle) -> H + Send + 'static,
+        consumers: Vec<ConsumerStarter>,
+        make_handler: impl FnOnce(ServiceParts) -> H + Send + 'static,
     ) -> Result<Self, RuntimeError> {
         let pool = crate::postgres::connect(&platform.settings, spec.name, migrator).await?;
-        let handler_pool = pool.clone();
         let args = SupervisorArgs {
             spec,
             platform: platform.clone(),
             pool: pool.clone(),
-            make_handler: Box::new(move |relay| make_handler(handler_pool, relay)),
+            make_handler: Box::new(make_handler),
+            consumers,
         };
         let (actor, join) = Actor::spawn(None, CommandSupervisor::<H>(PhantomData), args).await?;
         let local = ractor::call!(actor, SupervisorMessage::Local)
@@ -326,6 +407,11 @@ impl RunningService {
     /// How many events wait in the outbox.
     pub async fn outbox_backlog(&self) -> i64 {
         ractor::call!(self.actor, SupervisorMessage::OutboxBacklog).unwrap_or(-1)
+    }
+
+    /// How many messages its consumers have yet to finish.
+    pub async fn consumer_lag(&self) -> u64 {
+        ractor::call!(self.actor, SupervisorMessage::ConsumerLag).unwrap_or(u64::MAX)
     }
 
     /// Finishes the commands in hand, then stops.

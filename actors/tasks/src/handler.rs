@@ -2,15 +2,16 @@
 
 use taskflow_runtime::commands::CommandRequest;
 use taskflow_runtime::service::CommandHandler;
-use taskflow_schemas::commands::{NewTask, TaskQuery, TaskRef, UpdateTask};
+use taskflow_schemas::commands::{NewTask, Principal, TaskQuery, TaskRef, UpdateTask};
 use taskflow_schemas::subjects::commands::tasks;
 
 use crate::commands::{Caller, TaskCommands};
 
 impl CommandHandler for TaskCommands {
     async fn handle(&self, request: &CommandRequest) {
-        let caller = |actor_id| Caller {
-            actor_id,
+        let caller = |actor: Principal| Caller {
+            actor_id: actor.id,
+            is_admin: actor.is_admin(),
             request_id: request.request_id.clone(),
         };
         match request.subject {

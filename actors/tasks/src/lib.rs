@@ -33,9 +33,14 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     ],
     // Enough to keep the database busy; one task's commands share a worker.
     workers: 16,
+    outbox: true,
 };
 
 /// Starts the tasks service: database, outbox relay, command workers.
 pub async fn start(platform: &Platform) -> Result<RunningService, RuntimeError> {
-    RunningService::start(platform, SPEC, &MIGRATOR, TaskCommands::new).await
+    RunningService::start(platform, SPEC, &MIGRATOR, Vec::new(), |parts| {
+        let relay = parts.relay.expect("SPEC has an outbox");
+        TaskCommands::new(parts.pool, relay)
+    })
+    .await
 }

@@ -200,11 +200,11 @@ pub async fn find_for_update(
     Ok(row.map(Task::from))
 }
 
-/// The tasks `reader` may read that match `query`, newest first, after the
-/// task `after` (the cursor), at most `limit`.
+/// The tasks `reader` may read (every task for `None`, an admin) that match
+/// `query`, newest first, after the task `after` (the cursor), at most `limit`.
 pub async fn list(
     pool: &PgPool,
-    reader: Uuid,
+    reader: Option<Uuid>,
     query: &TaskQuery,
     after: Option<Uuid>,
     limit: i64,
@@ -212,7 +212,7 @@ pub async fn list(
     let rows: Vec<TaskRow> = sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
-        " FROM tasks WHERE (creator_id = $1 OR assignee_id = $1 OR $1 = ANY(observer_ids)) \
+        " FROM tasks WHERE ($1::uuid IS NULL OR creator_id = $1 OR assignee_id = $1 OR $1 = ANY(observer_ids)) \
           AND ($2::uuid IS NULL OR id < $2) \
           AND ($3::text IS NULL OR status = $3) \
           AND ($4::text IS NULL OR priority = $4) \

@@ -19,23 +19,32 @@ async fn main() -> ExitCode {
         Ok(service) => service,
         Err(error) => return process::fail("taskflow", error),
     };
+    let audit = match taskflow_audit::start(&platform).await {
+        Ok(service) => service,
+        Err(error) => return process::fail("taskflow", error),
+    };
     let readiness = Readiness {
         service: "taskflow",
         nats: platform.nats.clone(),
         databases: vec![
             (identity.pool.clone(), &taskflow_identity::MIGRATOR),
             (tasks.pool.clone(), &taskflow_tasks::MIGRATOR),
+            (audit.pool.clone(), &taskflow_audit::MIGRATOR),
         ],
     };
     let app = taskflow_edge::app(
         &platform,
         readiness,
-        vec![identity.local.clone(), tasks.local.clone()],
+        vec![
+            identity.local.clone(),
+            tasks.local.clone(),
+            audit.local.clone(),
+        ],
     );
     if let Err(error) =
         taskflow_edge::serve(platform.settings.http_addr, app, platform.shutdown.clone()).await
     {
         return process::fail("taskflow", error.into());
     }
-    process::run_until_shutdown(&platform.shutdown, vec![identity, tasks]).await
+    process::run_until_shutdown(&platform.shutdown, vec![identity, tasks, audit]).await
 }

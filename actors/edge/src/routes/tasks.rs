@@ -75,10 +75,7 @@ async fn create_task(
     JsonBody(mut new): JsonBody<NewTask>,
 ) -> Result<Response, ApiError> {
     new.idempotency_key = key;
-    let command = Command {
-        actor_id: user.id,
-        body: new,
-    };
+    let command = Command::new(user.principal(), new);
     task_reply(
         &state,
         tasks::CREATE,
@@ -102,10 +99,7 @@ async fn list_tasks(
     RequestId(request_id): RequestId,
     QueryParams(query): QueryParams<TaskQuery>,
 ) -> Result<axum::Json<Page<Task>>, ApiError> {
-    let command = Command {
-        actor_id: user.id,
-        body: query,
-    };
+    let command = Command::new(user.principal(), query);
     Ok(axum::Json(
         state
             .commands
@@ -126,13 +120,13 @@ async fn get_task(
     RequestId(request_id): RequestId,
     PathId(task_id): PathId,
 ) -> Result<Response, ApiError> {
-    let command = Command {
-        actor_id: user.id,
-        body: TaskRef {
+    let command = Command::new(
+        user.principal(),
+        TaskRef {
             task_id,
             expected_version: None,
         },
-    };
+    );
     task_reply(&state, tasks::GET, &request_id, &command, StatusCode::OK).await
 }
 
@@ -185,14 +179,14 @@ async fn update(
     IfMatch(expected_version): IfMatch,
     JsonBody(patch): JsonBody<TaskPatch>,
 ) -> Result<Response, ApiError> {
-    let command = Command {
-        actor_id: user.id,
-        body: UpdateTask {
+    let command = Command::new(
+        user.principal(),
+        UpdateTask {
             task_id,
             expected_version,
             patch,
         },
-    };
+    );
     task_reply(&state, tasks::UPDATE, &request_id, &command, StatusCode::OK).await
 }
 
@@ -209,13 +203,13 @@ async fn delete_task(
     PathId(task_id): PathId,
     IfMatch(expected_version): IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    let command = Command {
-        actor_id: user.id,
-        body: TaskRef {
+    let command = Command::new(
+        user.principal(),
+        TaskRef {
             task_id,
             expected_version,
         },
-    };
+    );
     let _: Task = state
         .commands
         .send(tasks::DELETE, &request_id, &command)
@@ -237,13 +231,13 @@ async fn complete_task(
     PathId(task_id): PathId,
     IfMatch(expected_version): IfMatch,
 ) -> Result<Response, ApiError> {
-    let command = Command {
-        actor_id: user.id,
-        body: TaskRef {
+    let command = Command::new(
+        user.principal(),
+        TaskRef {
             task_id,
             expected_version,
         },
-    };
+    );
     task_reply(
         &state,
         tasks::COMPLETE,

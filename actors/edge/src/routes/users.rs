@@ -51,10 +51,7 @@ async fn patch_me(
     RequestId(request_id): RequestId,
     JsonBody(patch): JsonBody<ProfilePatch>,
 ) -> Result<axum::Json<UserProfile>, ApiError> {
-    let command = Command {
-        actor_id: user.id,
-        body: patch,
-    };
+    let command = Command::new(user.principal(), patch);
     Ok(axum::Json(
         state
             .commands

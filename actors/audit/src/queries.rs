@@ -1,0 +1,104 @@
+//! The audit commands: `taskflow.audit.list` and `taskflow.audit.get`.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sqlx::PgPool;
+use taskflow_runtime::commands::CommandRequest;
+use taskflow_runtime::service::CommandHandler;
+use taskflow_schemas::audit::{AuditQuery, AuditRecord, AuditRef};
+use taskflow_schemas::commands::{Page, Principal};
+use taskflow_schemas::subjects::commands::audit;
+use taskflow_schemas::{ErrorBody, ErrorCode};
+use uuid::Uuid;
+
+use crate::store;
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+
+pub struct AuditQueries {
+    pool: PgPool,
+}
+
+impl AuditQueries {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub async fn list(
+        &self,
+        actor: Principal,
+        query: AuditQuery,
+    ) -> Result<Page<AuditRecord>, ErrorBody> {
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ErrorBody::invalid(
+                "limit",
+                format!("between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+        let reader = (!actor.is_admin()).then_some(actor.id);
+        let mut items = store::list(&self.pool, reader, &query, after, i64::from(limit) + 1)
+            .await
+            .map_err(database_error)?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items
+                .last()
+                .map(|record| URL_SAFE_NO_PAD.encode(record.event_id.as_bytes()))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    pub async fn get(
+        &self,
+        actor: Principal,
+        reference: AuditRef,
+    ) -> Result<AuditRecord, ErrorBody> {
+        let reader = (!actor.is_admin()).then_some(actor.id);
+        store::get(&self.pool, reader, reference.record_id)
+            .await
+            .map_err(database_error)?
+            .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "audit record not found"))
+    }
+}
+
+impl CommandHandler for AuditQueries {
+    async fn handle(&self, request: &CommandRequest) {
+        match request.subject {
+            audit::LIST => {
+                request
+                    .run_as_actor(|actor, query: AuditQuery| self.list(actor, query))
+                    .await
+            }
+            audit::GET => {
+                request
+                    .run_as_actor(|actor, reference: AuditRef| self.get(actor, reference))
+                    .await
+            }
+            other => tracing::error!(subject = other, "no handler for this subject"),
+        }
+    }
+}
+
+fn decode_cursor(cursor: &str) -> Result<Uuid, ErrorBody> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
+        .ok_or_else(|| ErrorBody::invalid("cursor", "is not a cursor this API gave out"))
+}
+
+fn database_error(error: sqlx::Error) -> ErrorBody {
+    tracing::error!(service = "audit", %error, "database error");
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => ErrorBody::new(
+            ErrorCode::ServiceUnavailable,
+            "the audit database is unavailable",
+        ),
+        _ => ErrorBody::new(ErrorCode::Internal, "internal error"),
+    }
+}

@@ -1,0 +1,378 @@
+//! The one way a service consumes a stream: a [`StreamConsumer`] actor owns a
+//! durable pull consumer, hands each event to the service's [`EventHandler`]
+//! inside a database transaction that also records the event's id, and acks
+//! only after that transaction committed.
+//!
+//! - A redelivered or re-injected event finds its id recorded and changes
+//!   nothing (the `consumed_events` table of the service's database:
+//!   `consumer text, event_id uuid, primary key (consumer, event_id)`).
+//! - An unknown `schema_version` is logged, counted, acked and skipped.
+//! - A message that is not an envelope, a handler that rejects an event, and
+//!   an event that failed `MAX_DELIVER` times go to `DLQ` as
+//!   `dlq.<consumer>`, with the reason and the original subject, stream and
+//!   sequence in headers; then the message is terminated. One bad message
+//!   never holds up the ones behind it for longer than its retries.
+//! - A retryable failure (the database is down) is answered with a nak and a
+//!   growing delay.
+//!
+//! Any number of instances may run the same consumer: the server spreads the
+//! messages over them, and the recorded ids keep effects single.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::{self, AckKind, Message};
+use futures::StreamExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use sqlx::{PgConnection, PgPool};
+use taskflow_schemas::EventEnvelope;
+use taskflow_schemas::envelope::SCHEMA_VERSION;
+use tracing::Instrument;
+
+use crate::Platform;
+
+/// Deliveries before an event that keeps failing goes to the DLQ.
+pub const MAX_DELIVER: i64 = 5;
+/// A message not acked by then (its consumer died) is delivered again.
+const ACK_WAIT: Duration = Duration::from_secs(30);
+/// Messages per pull request, and how long one waits for them.
+const BATCH: usize = 256;
+const PULL_EXPIRES: Duration = Duration::from_millis(500);
+/// How often the lag gauge is refreshed.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+
+/// Header names of a DLQ message.
+pub mod dlq_headers {
+    pub const REASON: &str = "Taskflow-Dlq-Reason";
+    pub const SUBJECT: &str = "Taskflow-Dlq-Subject";
+    pub const STREAM: &str = "Taskflow-Dlq-Stream";
+    pub const SEQUENCE: &str = "Taskflow-Dlq-Sequence";
+    pub const CONSUMER: &str = "Taskflow-Dlq-Consumer";
+}
+
+/// One event, decoded, with where it came from.
+#[derive(Debug, Clone)]
+pub struct ConsumedEvent {
+    pub envelope: EventEnvelope,
+    pub subject: String,
+    pub stream: String,
+    pub stream_seq: u64,
+}
+
+/// Why an event could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Something it depends on failed; the same event may succeed later.
+    #[error("retryable: {0}")]
+    Retry(String),
+    /// The event can never be applied (it contradicts what the handler
+    /// needs); it goes to the DLQ at once.
+    #[error("rejected: {0}")]
+    Reject(String),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            // Bad data for this handler's tables: retrying will not help.
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|code| code.starts_with("22") || code.starts_with("23")) =>
+            {
+                Self::Reject(error.to_string())
+            }
+            _ => Self::Retry(error.to_string()),
+        }
+    }
+}
+
+/// What a service does with each event of one consumer.
+pub trait EventHandler: Send + Sync + 'static {
+    /// Applies `event` inside `tx`; the runtime has recorded its id in the
+    /// same transaction and commits both, or neither.
+    fn apply(
+        &self,
+        tx: &mut PgConnection,
+        event: &ConsumedEvent,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// A durable consumer: its name (also the DLQ subject's last token), stream
+/// and subjects.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    pub service: &'static str,
+    pub durable: String,
+    pub stream: &'static str,
+    pub subjects: Vec<String>,
+}
+
+pub struct StreamConsumer<H>(std::marker::PhantomData<fn() -> H>);
+
+impl<H> Default for StreamConsumer<H> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+pub struct ConsumerArgs<H> {
+    pub spec: ConsumerSpec,
+    pub platform: Platform,
+    pub pool: PgPool,
+    pub handler: H,
+}
+
+pub struct ConsumerState<H> {
+    spec: ConsumerSpec,
+    jetstream: jetstream::Context,
+    consumer: PullConsumer,
+    pool: PgPool,
+    handler: H,
+    lag_checked: Instant,
+}
+
+pub enum ConsumerMessage {
+    /// Pull the next batch and process it.
+    Pull,
+    /// Messages in the stream not yet acked by this consumer.
+    Lag(RpcReplyPort<u64>),
+}
+
+impl<H: EventHandler> Actor for StreamConsumer<H> {
+    type Msg = ConsumerMessage;
+    type State = ConsumerState<H>;
+    type Arguments = ConsumerArgs<H>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ConsumerMessage>,
+        args: ConsumerArgs<H>,
+    ) -> Result<ConsumerState<H>, ActorProcessingErr> {
+        let spec = args.spec;
+        let stream = args.platform.jetstream.get_stream(spec.stream).await?;
+        let config = pull::Config {
+            durable_name: Some(spec.durable.clone()),
+            description: Some(format!("{} service", spec.service)),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: ACK_WAIT,
+            max_deliver: MAX_DELIVER,
+            filter_subjects: spec.subjects.clone(),
+            max_ack_pending: 10_000,
+            ..Default::default()
+        };
+        let consumer: PullConsumer = stream.get_or_create_consumer(&spec.durable, config).await?;
+        myself.cast(ConsumerMessage::Pull)?;
+        tracing::info!(service = spec.service, consumer = %spec.durable, stream = spec.stream, "consuming");
+        Ok(ConsumerState {
+            spec,
+            jetstream: args.platform.jetstream.clone(),
+            consumer,
+            pool: args.pool,
+            handler: args.handler,
+            lag_checked: Instant::now(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ConsumerMessage>,
+        message: ConsumerMessage,
+        state: &mut ConsumerState<H>,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ConsumerMessage::Pull => {
+                if let Err(error) = state.pull_batch().await {
+                    tracing::warn!(consumer = %state.spec.durable, %error, "pull failed; retrying");
+                    myself.send_after(Duration::from_millis(500), || ConsumerMessage::Pull);
+                } else {
+                    myself.cast(ConsumerMessage::Pull)?;
+                }
+                if state.lag_checked.elapsed() >= LAG_EVERY {
+                    state.lag_checked = Instant::now();
+                    if let Ok(lag) = state.lag().await {
+                        metrics::gauge!("taskflow_consumer_lag", "consumer" => state.spec.durable.clone()).set(lag as f64);
+                    }
+                }
+            }
+            ConsumerMessage::Lag(reply) => {
+                let _ = reply.send(state.lag().await.unwrap_or(u64::MAX));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<H: EventHandler> ConsumerState<H> {
+    async fn pull_batch(&mut self) -> Result<(), async_nats::Error> {
+        let mut batch = self
+            .consumer
+            .batch()
+            .max_messages(BATCH)
+            .expires(PULL_EXPIRES)
+            .messages()
+            .await?;
+        while let Some(message) = batch.next().await {
+            self.process(message?).await;
+        }
+        Ok(())
+    }
+
+    async fn lag(&mut self) -> Result<u64, async_nats::Error> {
+        let info = self.consumer.info().await?;
+        Ok(info.num_pending + info.num_ack_pending as u64)
+    }
+
+    async fn process(&self, message: Message) {
+        let (stream, stream_seq, delivered) = match message.info() {
+            Ok(info) => (info.stream.to_owned(), info.stream_sequence, info.delivered),
+            Err(_) => (self.spec.stream.to_owned(), 0, 1),
+        };
+        if delivered > 1 {
+            metrics::counter!("taskflow_consumer_redeliveries_total", "consumer" => self.spec.durable.clone()).increment(1);
+        }
+        let envelope = match serde_json::from_slice::<EventEnvelope>(&message.payload) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                self.dead_letter(
+                    &message,
+                    &stream,
+                    stream_seq,
+                    &format!("malformed: {error}"),
+                )
+                .await;
+                return;
+            }
+        };
+        let span = tracing::info_span!(
+            "event",
+            service = self.spec.service,
+            consumer = %self.spec.durable,
+            event_id = %envelope.event_id,
+            event_type = %envelope.event_type,
+            task_id = ?envelope.task_id,
+            request_id = %envelope.correlation_id,
+        );
+        self.process_event(message, envelope, stream, stream_seq, delivered)
+            .instrument(span)
+            .await;
+    }
+
+    async fn process_event(
+        &self,
+        message: Message,
+        envelope: EventEnvelope,
+        stream: String,
+        stream_seq: u64,
+        delivered: i64,
+    ) {
+        if envelope.schema_version != SCHEMA_VERSION {
+            tracing::warn!(
+                schema_version = envelope.schema_version,
+                "unknown schema_version; skipped"
+            );
+            self.count_skip("unknown_schema_version");
+            self.ack(&message, AckKind::Ack).await;
+            return;
+        }
+        let event = ConsumedEvent {
+            envelope,
+            subject: message.subject.to_string(),
+            stream: stream.clone(),
+            stream_seq,
+        };
+        match self.apply(&event).await {
+            Ok(true) => {
+                metrics::counter!("taskflow_consumer_applied_total", "consumer" => self.spec.durable.clone()).increment(1);
+                self.ack(&message, AckKind::Ack).await;
+            }
+            Ok(false) => {
+                self.count_skip("duplicate");
+                self.ack(&message, AckKind::Ack).await;
+            }
+            Err(HandlerError::Reject(reason)) => {
+                self.dead_letter(
+                    &message,
+                    &stream,
+                    stream_seq,
+                    &format!("rejected: {reason}"),
+                )
+                .await;
+            }
+            Err(HandlerError::Retry(reason)) if delivered >= MAX_DELIVER => {
+                let reason = format!("failed {delivered} deliveries: {reason}");
+                self.dead_letter(&message, &stream, stream_seq, &reason)
+                    .await;
+            }
+            Err(HandlerError::Retry(reason)) => {
+                let delay = Duration::from_millis(200 * 2u64.pow(delivered.clamp(1, 6) as u32 - 1));
+                tracing::warn!(%reason, delivered, retry_in_ms = delay.as_millis() as u64, "event failed; will retry");
+                self.ack(&message, AckKind::Nak(Some(delay))).await;
+            }
+        }
+    }
+
+    /// Records the id and applies the event in one transaction; `Ok(false)`
+    /// when the id was already recorded (nothing changes).
+    async fn apply(&self, event: &ConsumedEvent) -> Result<bool, HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let first = sqlx::query("INSERT INTO consumed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(&self.spec.durable)
+            .bind(event.envelope.event_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if first {
+            self.handler.apply(&mut tx, event).await?;
+        }
+        tx.commit().await?;
+        Ok(first)
+    }
+
+    /// Parks the message on `DLQ` with why, then terminates it; if the DLQ
+    /// cannot take it, naks it to try again later.
+    async fn dead_letter(&self, message: &Message, stream: &str, stream_seq: u64, reason: &str) {
+        tracing::error!(consumer = %self.spec.durable, stream, stream_seq, reason, "to the DLQ");
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            dlq_headers::REASON,
+            reason.chars().take(512).collect::<String>().as_str(),
+        );
+        headers.insert(dlq_headers::SUBJECT, message.subject.as_str());
+        headers.insert(dlq_headers::STREAM, stream);
+        headers.insert(dlq_headers::SEQUENCE, stream_seq.to_string().as_str());
+        headers.insert(dlq_headers::CONSUMER, self.spec.durable.as_str());
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(message.payload.clone())
+            .headers(headers)
+            .message_id(format!("dlq-{}-{stream}-{stream_seq}", self.spec.durable));
+        let subject = taskflow_schemas::subjects::dlq_subject(&self.spec.durable);
+        let parked = match self.jetstream.send_publish(subject, publish).await {
+            Ok(ack) => ack.await.is_ok(),
+            Err(_) => false,
+        };
+        if parked {
+            let reason_label = reason.split(':').next().unwrap_or("other").to_owned();
+            metrics::counter!("taskflow_consumer_dlq_total", "consumer" => self.spec.durable.clone(), "reason" => reason_label)
+                .increment(1);
+            self.ack(message, AckKind::Term).await;
+        } else {
+            self.ack(message, AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+        }
+    }
+
+    fn count_skip(&self, reason: &'static str) {
+        metrics::counter!("taskflow_consumer_skipped_total", "consumer" => self.spec.durable.clone(), "reason" => reason)
+            .increment(1);
+    }
+
+    async fn ack(&self, message: &Message, kind: AckKind) {
+        if let Err(error) = message.ack_with(kind).await {
+            // Not acked means delivered again, and the recorded id absorbs it.
+            tracing::warn!(consumer = %self.spec.durable, %error, "ack failed");
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The audit trail: every event once, immutable, readable by who may read it.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use taskflow_schemas::EventEnvelope;
+use taskflow_system_tests::{TestSystem, User, id_of, wait_until};
+
+/// Waits until the audit holds `count` records of `event_type`, then
+/// until its consumers have nothing left to do.
+async fn wait_for_records(system: &TestSystem, event_type: &str, count: i64) {
+    let pool = system.audit().pool.clone();
+    wait_until(
+        &format!("{count} {event_type} records"),
+        Duration::from_secs(30),
+        || {
+            let pool = pool.clone();
+            async move {
+                let found: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM audit_records WHERE event_type = $1")
+                        .bind(event_type)
+                        .fetch_one(&pool)
+                        .await
+                        .ok()?;
+                (found >= count).then_some(())
+            }
+        },
+    )
+    .await;
+    wait_until("no consumer lag", Duration::from_secs(10), || async {
+        (system.audit().consumer_lag().await == 0).then_some(())
+    })
+    .await;
+}
+
+async fn records(system: &TestSystem, user: &User, query: &str) -> Value {
+    let reply = system
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit{query}"),
+            Some(&user.token),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.body
+}
+
+async fn admin(system: &TestSystem) -> User {
+    let root = system.register("Root").await;
+    taskflow_identity::commands::make_admin(&system.identity.as_ref().unwrap().pool, &root.email)
+        .await
+        .unwrap();
+    let login = system
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": root.email, "password": "correct horse battery"})),
+        )
+        .await;
+    User {
+        token: login.body["token"].as_str().unwrap().to_owned(),
+        ..root
+    }
+}
+
+#[tokio::test]
+async fn every_task_change_becomes_one_record_that_its_readers_can_read() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let bob = system.register("Bob").await;
+    let task = system.create_task(&ada, json!({"title": "audited"})).await;
+    let task_id = id_of(&task);
+    let path = format!("/api/v1/tasks/{task_id}");
+    let updated = system
+        .send(
+            system
+                .request(Method::PATCH, &path, Some(&ada.token))
+                .header("X-Request-Id", "req-audit-update")
+                .json(&json!({"priority": "urgent"})),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK);
+    system
+        .call(
+            Method::POST,
+            &format!("{path}/complete"),
+            Some(&ada.token),
+            None,
+        )
+        .await;
+    wait_for_records(&system, "task.completed", 1).await;
+
+    let mine = records(&system, &ada, &format!("?task_id={task_id}")).await;
+    let items = mine["items"].as_array().unwrap();
+    let types: Vec<&str> = items
+        .iter()
+        .map(|r| r["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["task.created", "task.updated", "task.completed"],
+        "chronological"
+    );
+    assert_eq!(
+        items[1]["changes"],
+        json!([{"field": "priority", "old": "medium", "new": "urgent"}])
+    );
+    assert_eq!(items[1]["correlation_id"], "req-audit-update");
+    assert_eq!(items[0]["stream"], "TASKS");
+    assert!(items[0]["stream_seq"].as_i64().unwrap() >= 1);
+    assert_eq!(items[0]["actor_id"], ada.id.to_string());
+
+    let by_request = records(&system, &ada, "?correlation_id=req-audit-update").await;
+    assert_eq!(by_request["items"].as_array().unwrap().len(), 1);
+
+    let hidden = records(&system, &bob, &format!("?task_id={task_id}")).await;
+    assert_eq!(
+        hidden["items"],
+        json!([]),
+        "Bob cannot read the task, so not its records"
+    );
+    let record_path = format!("/api/v1/audit/{}", items[0]["id"].as_str().unwrap());
+    assert_eq!(
+        system
+            .call(Method::GET, &record_path, Some(&ada.token), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        system
+            .call(Method::GET, &record_path, Some(&bob.token), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Her own registration concerns no task; she sees it, Bob does not.
+    let registered = records(&system, &ada, "?event_type=user.registered").await;
+    assert_eq!(registered["items"].as_array().unwrap().len(), 1);
+    assert_eq!(registered["items"][0]["stream"], "AUDIT");
+
+    let root = admin(&system).await;
+    wait_for_records(&system, "user.role_changed", 1).await;
+    let everything = records(&system, &root, "?limit=200").await;
+    assert!(
+        everything["items"].as_array().unwrap().len() >= 7,
+        "{everything}"
+    );
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn audit_records_cannot_be_changed_or_removed() {
+    let system = TestSystem::spawn().await;
+    system.register("Ada").await;
+    wait_for_records(&system, "user.registered", 1).await;
+    let pool = &system.audit().pool;
+    for statement in [
+        "UPDATE audit_records SET event_type = 'forged'",
+        "DELETE FROM audit_records",
+        "TRUNCATE audit_records",
+    ] {
+        let refused = sqlx::query(statement).execute(pool).await;
+        let error = refused.expect_err(statement).to_string();
+        assert!(error.contains("immutable"), "{statement}: {error}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_records")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    system.stop().await;
+}
+
+fn injected_event(owner: uuid::Uuid, schema_version: u32) -> EventEnvelope {
+    let task_id = uuid::Uuid::now_v7();
+    let now = chrono::Utc::now();
+    let mut envelope = EventEnvelope::new(
+        "task.created",
+        Some(task_id),
+        Some(owner),
+        "injected",
+        json!({"task": {
+            "id": task_id, "project_id": null, "title": "injected", "description": null,
+            "status": "pending", "priority": "low", "labels": [], "creator_id": owner,
+            "assignee_id": null, "observer_ids": [], "due_date": null, "reminder_time": null,
+            "reminder_offset_minutes": null, "recurrence": null, "series_id": null, "version": 1,
+            "created_at": now, "updated_at": now, "completed_at": null
+        }}),
+    );
+    envelope.schema_version = schema_version;
+    envelope
+}
+
+async fn inject(system: &TestSystem, subject: String, payload: Vec<u8>, msg_id: &str) {
+    let js = &system.platform.jetstream;
+    let message = async_nats::jetstream::message::PublishMessage::build()
+        .payload(payload.into())
+        .message_id(msg_id);
+    js.send_publish(subject, message)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_same_event_injected_twice_gives_one_record() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let event = injected_event(ada.id, 1);
+    let subject = format!("tasks.created.{}", event.task_id.unwrap());
+    let body = serde_json::to_vec(&event).unwrap();
+    // Different message ids, so the stream keeps both copies.
+    inject(&system, subject.clone(), body.clone(), "first-copy").await;
+    inject(&system, subject, body, "second-copy").await;
+    wait_for_records(&system, "task.created", 1).await;
+
+    let found: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_records WHERE event_id = $1")
+        .bind(event.event_id)
+        .fetch_one(&system.audit().pool)
+        .await
+        .unwrap();
+    assert_eq!(found, 1);
+    let metrics = system
+        .http
+        .get(format!("{}/metrics", system.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"taskflow_consumer_skipped_total{consumer="audit-tasks",reason="duplicate"} 1"#
+        ),
+        "{metrics}"
+    );
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_version_messages_do_not_stop_the_audit() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    inject(
+        &system,
+        "tasks.created.garbage".into(),
+        b"{not an envelope".to_vec(),
+        "garbage",
+    )
+    .await;
+    let future = injected_event(ada.id, 2);
+    let future_subject = format!("tasks.created.{}", future.task_id.unwrap());
+    inject(
+        &system,
+        future_subject,
+        serde_json::to_vec(&future).unwrap(),
+        "from-the-future",
+    )
+    .await;
+    // A good event behind the bad ones still gets through.
+    system
+        .create_task(&ada, json!({"title": "after the bad ones"}))
+        .await;
+    wait_for_records(&system, "task.created", 1).await;
+
+    let parked = wait_until(
+        "the malformed message in the DLQ",
+        Duration::from_secs(10),
+        || async {
+            let parked = system.raw_messages("DLQ").await;
+            (!parked.is_empty()).then_some(parked)
+        },
+    )
+    .await;
+    assert_eq!(
+        parked.len(),
+        1,
+        "only the malformed one; an unknown version is skipped, not parked"
+    );
+    let header = |name: &str| {
+        parked[0]
+            .headers
+            .get(name)
+            .map(|value| value.as_str().to_owned())
+    };
+    assert_eq!(parked[0].subject.as_str(), "dlq.audit-tasks");
+    assert!(
+        header("Taskflow-Dlq-Reason")
+            .unwrap()
+            .starts_with("malformed")
+    );
+    assert_eq!(
+        header("Taskflow-Dlq-Subject").as_deref(),
+        Some("tasks.created.garbage")
+    );
+    assert_eq!(header("Taskflow-Dlq-Stream").as_deref(), Some("TASKS"));
+    assert_eq!(header("Taskflow-Dlq-Sequence").as_deref(), Some("1"));
+    assert_eq!(&parked[0].payload[..], b"{not an envelope");
+
+    let metrics = system
+        .http
+        .get(format!("{}/metrics", system.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"taskflow_consumer_skipped_total{consumer="audit-tasks",reason="unknown_schema_version"} 1"#,
+        r#"taskflow_consumer_dlq_total{consumer="audit-tasks",reason="malformed"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    let future_records: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_records WHERE event_id = $1")
+            .bind(future.event_id)
+            .fetch_one(&system.audit().pool)
+            .await
+            .unwrap();
+    assert_eq!(future_records, 0);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn an_audit_stopped_during_1000_writes_catches_up_with_exactly_1000_records() {
+    let mut system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    system.stop_audit().await;
+
+    let url = format!("{}/api/v1/tasks", system.base_url);
+    let writes = futures::stream::iter(0..1000).map(|n| {
+        let request = system
+            .http
+            .post(&url)
+            .bearer_auth(&ada.token)
+            .json(&json!({"title": format!("write {n}")}));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+        }
+    });
+    writes.for_each_concurrent(16, |write| write).await;
+
+    system.start_audit().await;
+    wait_for_records(&system, "task.created", 1000).await;
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_records WHERE event_type = 'task.created'")
+            .fetch_one(&system.audit().pool)
+            .await
+            .unwrap();
+    assert_eq!(count, 1000);
+    system.stop().await;
+}

@@ -13,6 +13,7 @@ pub mod decode;
 pub mod envelope;
 pub mod error;
 pub mod events;
+pub mod feed;
 pub mod json_schema;
 pub mod patch;
 pub mod subjects;

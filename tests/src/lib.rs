@@ -4,6 +4,7 @@
 
 pub mod nats_server;
 pub mod system;
+pub mod ws;
 
 pub use nats_server::NatsServer;
 pub use system::{Reply, StoredEvent, TestSystem, Transport, User, id_of};

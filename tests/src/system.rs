@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use taskflow_livefeed::LiveFeed;
 use taskflow_runtime::ops::Readiness;
 use taskflow_runtime::service::RunningService;
 use taskflow_runtime::{Platform, Settings, Shutdown};
@@ -30,6 +31,7 @@ pub struct TestSystem {
     pub identity: Option<RunningService>,
     pub tasks: Option<RunningService>,
     pub audit: Option<RunningService>,
+    pub feed: Option<LiveFeed>,
     pub base_url: String,
     pub http: reqwest::Client,
     transport: Transport,
@@ -123,6 +125,7 @@ impl TestSystem {
             identity: None,
             tasks: None,
             audit: None,
+            feed: None,
             base_url: String::new(),
             // The edge restarts in some tests; pooled connections to the old one would fail.
             http: reqwest::Client::builder()
@@ -133,6 +136,11 @@ impl TestSystem {
             edge_addr,
             edge: None,
         };
+        system.feed = Some(
+            LiveFeed::start(&system.platform)
+                .await
+                .expect("the live feed starts"),
+        );
         system.start_identity().await;
         system.start_tasks().await;
         system.start_audit().await;
@@ -220,8 +228,9 @@ impl TestSystem {
                 })
                 .collect(),
         };
-        let app = taskflow_edge::app(&self.platform, readiness, local);
         let shutdown = Shutdown::new();
+        let feed = self.feed.as_ref().expect("the live feed runs");
+        let app = taskflow_edge::app(&self.platform, readiness, local, feed, shutdown.clone());
         let (bound, server) = taskflow_edge::serve(self.edge_addr, app, shutdown.clone())
             .await
             .expect("the edge binds");
@@ -244,6 +253,9 @@ impl TestSystem {
             .chain(self.audit.take())
         {
             service.stop().await;
+        }
+        if let Some(feed) = self.feed.take() {
+            feed.stop().await;
         }
         let server: sqlx::postgres::PgConnectOptions = self
             .settings

@@ -3,6 +3,7 @@
 
 mod audit;
 mod identity;
+mod livefeed;
 mod nats_commands;
 mod outbox;
 mod tasks_api;

@@ -21,6 +21,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, header};
+use taskflow_livefeed::{FeedHandle, LiveFeed};
 use taskflow_runtime::ops::Readiness;
 use taskflow_runtime::service::LocalCommands;
 use taskflow_runtime::tokens::Tokens;
@@ -49,6 +50,7 @@ pub struct EdgeState(Arc<Shared>);
 pub struct Shared {
     pub commands: CommandClient,
     pub tokens: Tokens,
+    pub feed: FeedHandle,
 }
 
 impl std::ops::Deref for EdgeState {
@@ -63,7 +65,7 @@ impl std::ops::Deref for EdgeState {
 #[openapi(
     info(title = "TaskFlow", description = "Event-driven tasks: REST API of the edge."),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "users"), (name = "tasks"), (name = "audit"))
+    tags((name = "auth"), (name = "users"), (name = "tasks"), (name = "audit"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -86,15 +88,24 @@ pub fn api() -> (Router<EdgeState>, utoipa::openapi::OpenApi) {
         .merge(routes::users::router())
         .merge(routes::tasks::router())
         .merge(routes::audit::router())
+        .merge(routes::connections::router())
         .split_for_parts()
 }
 
-/// The whole edge: API, OpenAPI document, operational routes, layers.
-/// Commands for the services in `local` skip NATS (the all-in-one process).
-pub fn app(platform: &Platform, readiness: Readiness, local: Vec<LocalCommands>) -> Router {
+/// The whole edge: API, OpenAPI document, live feed, operational routes,
+/// layers. Commands for the services in `local` skip NATS (the all-in-one
+/// process); live-feed sockets close when `shutdown` is cancelled.
+pub fn app(
+    platform: &Platform,
+    readiness: Readiness,
+    local: Vec<LocalCommands>,
+    feed: &LiveFeed,
+    shutdown: Shutdown,
+) -> Router {
     let state = EdgeState(Arc::new(Shared {
         commands: CommandClient::new(platform.nats.clone(), local),
         tokens: Tokens::new(&platform.settings.jwt_secret),
+        feed: feed.handle(),
     }));
     let (api, openapi) = api();
     let openapi = serde_json::to_value(&openapi).expect("the OpenAPI document serializes");
@@ -108,6 +119,7 @@ pub fn app(platform: &Platform, readiness: Readiness, local: Vec<LocalCommands>)
     })
     .with_state(state)
     .merge(taskflow_runtime::ops::router(readiness))
+    .merge(taskflow_livefeed::router(feed, platform, shutdown))
     .layer(axum::middleware::from_fn(http_metrics::record))
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
     .layer(tower_http::timeout::TimeoutLayer::with_status_code(

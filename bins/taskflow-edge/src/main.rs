@@ -1,7 +1,9 @@
-//! The HTTP edge on its own; the services answer its commands over NATS.
+//! The HTTP edge on its own, with the live feed of its own clients; the
+//! services answer its commands over NATS.
 
 use std::process::ExitCode;
 
+use taskflow_livefeed::LiveFeed;
 use taskflow_runtime::ops::Readiness;
 use taskflow_runtime::process;
 
@@ -11,16 +13,28 @@ async fn main() -> ExitCode {
         Ok(platform) => platform,
         Err(code) => return code,
     };
+    let feed = match LiveFeed::start(&platform).await {
+        Ok(feed) => feed,
+        Err(error) => return process::fail("taskflow-edge", error),
+    };
     let readiness = Readiness {
         service: "edge",
         nats: platform.nats.clone(),
         databases: Vec::new(),
     };
-    let app = taskflow_edge::app(&platform, readiness, Vec::new());
+    let app = taskflow_edge::app(
+        &platform,
+        readiness,
+        Vec::new(),
+        &feed,
+        platform.shutdown.clone(),
+    );
     if let Err(error) =
         taskflow_edge::serve(platform.settings.http_addr, app, platform.shutdown.clone()).await
     {
         return process::fail("taskflow-edge", error.into());
     }
-    process::run_until_shutdown(&platform.shutdown, Vec::new()).await
+    let code = process::run_until_shutdown(&platform.shutdown, Vec::new()).await;
+    feed.stop().await;
+    code
 }

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use taskflow_livefeed::LiveFeed;
 use taskflow_runtime::ops::Readiness;
 use taskflow_runtime::process;
 
@@ -32,19 +33,28 @@ async fn main() -> ExitCode {
             (audit.pool.clone(), &taskflow_audit::MIGRATOR),
         ],
     };
+    let feed = match LiveFeed::start(&platform).await {
+        Ok(feed) => feed,
+        Err(error) => return process::fail("taskflow", error),
+    };
+    let local = vec![
+        identity.local.clone(),
+        tasks.local.clone(),
+        audit.local.clone(),
+    ];
     let app = taskflow_edge::app(
         &platform,
         readiness,
-        vec![
-            identity.local.clone(),
-            tasks.local.clone(),
-            audit.local.clone(),
-        ],
+        local,
+        &feed,
+        platform.shutdown.clone(),
     );
     if let Err(error) =
         taskflow_edge::serve(platform.settings.http_addr, app, platform.shutdown.clone()).await
     {
         return process::fail("taskflow", error.into());
     }
-    process::run_until_shutdown(&platform.shutdown, vec![identity, tasks, audit]).await
+    let code = process::run_until_shutdown(&platform.shutdown, vec![identity, tasks, audit]).await;
+    feed.stop().await;
+    code
 }

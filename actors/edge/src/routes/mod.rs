@@ -1,4 +1,5 @@
 pub mod audit;
 pub mod auth;
+pub mod connections;
 pub mod tasks;
 pub mod users;

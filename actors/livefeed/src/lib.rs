@@ -1,0 +1,86 @@
+//! The live feed: `GET /ws` shows every tab each task event it may see as it
+//! happens, and replays what a reconnecting client missed.
+//!
+//! Consumes: `TASKS`, from its tail, with an ordered consumer per process
+//! (it keeps consuming with no client connected); a resuming client replays
+//! from the stream itself, from its cursor (the `TASKS` sequence) up to the
+//! hub's head, then goes live with no gap and no duplicate at the seam.
+//! Publishes: nothing. Any number of processes serve their own clients.
+//!
+//! The edge mounts [`router`] so that `/ws` is served beside the API.
+
+pub mod hub;
+pub mod session;
+
+use axum::Router;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::Uri;
+use axum::response::Response;
+use axum::routing::get;
+use ractor::{Actor, ActorRef};
+use taskflow_runtime::tokens::Tokens;
+use taskflow_runtime::{Platform, RuntimeError, Shutdown};
+
+use crate::hub::{FeedHub, HubMessage};
+use crate::session::{FeedContext, Handshake};
+
+/// A running live feed: its hub actor.
+pub struct LiveFeed {
+    pub hub: ActorRef<HubMessage>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl LiveFeed {
+    /// Starts following `TASKS` from its current end.
+    pub async fn start(platform: &Platform) -> Result<Self, RuntimeError> {
+        let (hub, join) = Actor::spawn(None, FeedHub, platform.clone()).await?;
+        Ok(Self { hub, join })
+    }
+
+    /// Connected clients.
+    pub async fn connections(&self) -> usize {
+        self.handle().connections().await
+    }
+
+    pub fn handle(&self) -> FeedHandle {
+        FeedHandle(self.hub.clone())
+    }
+
+    /// Stops following the stream; connected sessions close.
+    pub async fn stop(self) {
+        self.hub.stop(None);
+        let _ = self.join.await;
+    }
+}
+
+/// What the edge keeps of the feed.
+#[derive(Clone)]
+pub struct FeedHandle(ActorRef<HubMessage>);
+
+impl FeedHandle {
+    /// Connected clients of this process.
+    pub async fn connections(&self) -> usize {
+        ractor::call!(self.0, HubMessage::Count).unwrap_or(0)
+    }
+}
+
+/// `GET /ws`; sessions close when `shutdown` is cancelled.
+pub fn router(feed: &LiveFeed, platform: &Platform, shutdown: Shutdown) -> Router {
+    let context = FeedContext {
+        hub: feed.hub.clone(),
+        jetstream: platform.jetstream.clone(),
+        tokens: Tokens::new(&platform.settings.jwt_secret),
+        shutdown,
+    };
+    Router::new().route("/ws", get(upgrade)).with_state(context)
+}
+
+async fn upgrade(
+    State(context): State<FeedContext>,
+    uri: Uri,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let handshake = taskflow_schemas::decode::query::<Handshake>(uri.query().unwrap_or_default())
+        .map_err(|error| error.error);
+    upgrade.on_upgrade(move |socket| session::run(socket, context, handshake))
+}

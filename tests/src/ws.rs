@@ -30,6 +30,25 @@ impl FeedClient {
         Self { socket }
     }
 
+    /// Connects with a tiny receive buffer, so that a client that stops
+    /// reading pushes back on the server at once.
+    pub async fn connect_with_small_buffer(base_url: &str, query: &str) -> Self {
+        let address = base_url.trim_start_matches("http://");
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .set_recv_buffer_size(4096)
+            .expect("a small receive buffer");
+        let stream = socket
+            .connect(address.parse().expect("an address"))
+            .await
+            .expect("connects");
+        let url = format!("ws://{address}/ws{query}");
+        let (socket, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("the feed accepts the connection");
+        Self { socket }
+    }
+
     pub async fn send(&mut self, frame: Value) {
         self.socket
             .send(Message::Text(frame.to_string().into()))

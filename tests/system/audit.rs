@@ -360,3 +360,70 @@ async fn an_audit_stopped_during_1000_writes_catches_up_with_exactly_1000_record
     assert_eq!(count, 1000);
     system.stop().await;
 }
+
+#[tokio::test]
+async fn two_audit_instances_share_one_consumer_and_record_each_event_once() {
+    let system = TestSystem::spawn().await;
+    let second = taskflow_audit::start(&system.platform)
+        .await
+        .expect("a second instance starts");
+    let ada = system.register("Ada").await;
+    let url = format!("{}/api/v1/tasks", system.base_url);
+    let writes = futures::stream::iter(0..200).map(|n| {
+        let request = system
+            .http
+            .post(&url)
+            .bearer_auth(&ada.token)
+            .json(&json!({"title": format!("shared {n}")}));
+        async move { assert_eq!(request.send().await.unwrap().status(), StatusCode::CREATED) }
+    });
+    writes.for_each_concurrent(8, |write| write).await;
+    wait_for_records(&system, "task.created", 200).await;
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_records WHERE event_type = 'task.created'")
+            .fetch_one(&system.audit().pool)
+            .await
+            .unwrap();
+    assert_eq!(count, 200);
+    second.stop().await;
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_the_handler_rejects_goes_to_the_dlq_at_once() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let mut event = injected_event(ada.id, 1);
+    event.payload = json!({"task": "not a task"});
+    let subject = format!("tasks.created.{}", event.task_id.unwrap());
+    inject(
+        &system,
+        subject.clone(),
+        serde_json::to_vec(&event).unwrap(),
+        "rejected",
+    )
+    .await;
+    system
+        .create_task(&ada, json!({"title": "behind it"}))
+        .await;
+    wait_for_records(&system, "task.created", 1).await;
+
+    let parked = system.raw_messages("DLQ").await;
+    assert_eq!(parked.len(), 1);
+    let reason = parked[0]
+        .headers
+        .get("Taskflow-Dlq-Reason")
+        .unwrap()
+        .as_str()
+        .to_owned();
+    assert!(reason.starts_with("rejected"), "{reason}");
+    assert_eq!(
+        parked[0]
+            .headers
+            .get("Taskflow-Dlq-Subject")
+            .unwrap()
+            .as_str(),
+        subject
+    );
+    system.stop().await;
+}

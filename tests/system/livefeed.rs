@@ -1,5 +1,7 @@
 //! The WebSocket live feed, with real clients.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -271,5 +273,91 @@ async fn a_cursor_older_than_the_stream_asks_for_a_resync() {
         )
         .await;
     assert_eq!(client.next_frame(SOON).await["type"], "event");
+    system.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_is_closed_with_a_reason_and_never_slows_the_others() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let query = format!("?token={}", ada.token);
+    let mut slow = FeedClient::connect_with_small_buffer(&system.base_url, &query).await;
+    let mut fast = FeedClient::connect(&system.base_url, &query).await;
+    slow.next_frame(SOON).await;
+    fast.next_frame(SOON).await;
+
+    // The fast client reads all along, in a task of its own.
+    let count = 3000;
+    let received = Arc::new(AtomicUsize::new(0));
+    let fast_reader = tokio::spawn({
+        let received = received.clone();
+        async move {
+            let started = Instant::now();
+            for expected in 0..count {
+                let frame = fast.next_frame(Duration::from_secs(10)).await;
+                assert_eq!(
+                    frame["event"]["payload"]["task"]["title"], expected,
+                    "{frame}"
+                );
+                received.fetch_add(1, Ordering::Relaxed);
+            }
+            started.elapsed()
+        }
+    });
+
+    // Big events, injected straight into the stream: the slow client stops
+    // reading, its socket fills, then its bounded buffer, and out it goes.
+    let padding = "x".repeat(8 * 1024);
+    let js = &system.platform.jetstream;
+    for n in 0..count {
+        // A fast client is one that keeps up: never let it fall far behind.
+        if n % 100 == 0 {
+            let received = received.clone();
+            taskflow_system_tests::wait_until(
+                "the fast client to keep up",
+                Duration::from_secs(10),
+                || {
+                    let received = received.clone();
+                    async move { (received.load(Ordering::Relaxed) + 300 >= n).then_some(()) }
+                },
+            )
+            .await;
+        }
+        let task_id = uuid::Uuid::now_v7();
+        let event = taskflow_schemas::EventEnvelope::new(
+            "task.updated",
+            Some(task_id),
+            Some(ada.id),
+            "flood",
+            json!({"task": {"id": task_id, "creator_id": ada.id, "observer_ids": [], "title": n, "description": padding}}),
+        );
+        let publish = async_nats::jetstream::message::PublishMessage::build()
+            .payload(serde_json::to_vec(&event).unwrap().into())
+            .message_id(event.event_id.to_string());
+        js.send_publish(format!("tasks.updated.{task_id}"), publish)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let took = fast_reader.await.expect("the fast client got every event");
+    println!("the fast client got {count} events of 8 KiB in {took:?}");
+
+    let mut frames = 0;
+    let ending = loop {
+        match slow.next_or_close(Duration::from_secs(10)).await {
+            Ok(frame) if frame["type"] == "event" => frames += 1,
+            Ok(frame) => break frame,
+            Err(closed) => {
+                panic!("closed without an error frame after {frames} events: {closed:?}")
+            }
+        }
+    };
+    assert!(frames < count, "the slow client was cut off before the end");
+    assert_eq!(ending["code"], "slow_consumer");
+    assert!(matches!(
+        slow.next_or_close(SOON).await,
+        Err(Closed::Frame(1013, _))
+    ));
     system.stop().await;
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use ractor::ActorRef;
 use serde::Deserialize;
 use taskflow_runtime::Shutdown;
@@ -25,6 +25,8 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
 /// A frame the socket has not taken by then means the client stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames written before one flush.
+const WRITE_BATCH: usize = 64;
 /// A replay that sees no message for this long has reached the stream's end.
 const REPLAY_STALL: Duration = Duration::from_secs(2);
 
@@ -165,10 +167,19 @@ async fn serve(
             }
             frame = frames.recv() => match frame {
                 Some(frame) => {
-                    if send_text(socket, frame).await.is_err() {
+                    // Whatever else is waiting goes out in the same write.
+                    let mut batch = vec![frame];
+                    while batch.len() < WRITE_BATCH {
+                        match frames.try_recv() {
+                            Ok(frame) => batch.push(frame),
+                            Err(_) => break,
+                        }
+                    }
+                    let sent = batch.len() as u64;
+                    if send_batch(socket, batch).await.is_err() {
                         return Ending::Closed;
                     }
-                    metrics::counter!("taskflow_ws_events_sent_total").increment(1);
+                    metrics::counter!("taskflow_ws_events_sent_total").increment(sent);
                 }
                 None => return Ending::Closed,
             },
@@ -254,6 +265,20 @@ async fn replay(
 async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), ()> {
     let text = serde_json::to_string(frame).expect("frames serialize");
     send_text(socket, text.into()).await
+}
+
+/// Writes the frames and flushes once.
+async fn send_batch(socket: &mut WebSocket, frames: Vec<Arc<str>>) -> Result<(), ()> {
+    let write = async {
+        for frame in frames {
+            socket.feed(Message::Text(frame.as_ref().into())).await?;
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(SEND_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
 }
 
 async fn send_text(socket: &mut WebSocket, text: Arc<str>) -> Result<(), ()> {

@@ -8,6 +8,7 @@ FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/taskflow /src/target/release/taskflow-edge \
-    /src/target/release/taskflow-identity /src/target/release/taskflow-tasks /usr/local/bin/
+    /src/target/release/taskflow-identity /src/target/release/taskflow-tasks \
+    /src/target/release/taskflow-audit /usr/local/bin/
 USER nobody
 CMD ["taskflow"]

@@ -56,6 +56,18 @@ inject-create ACTOR TITLE:
 inject-complete ACTOR TASK:
     nats --server "$NATS_URL" req taskflow.tasks.complete '{"actor_id":"{{ACTOR}}","task_id":"{{TASK}}"}'
 
+# Follow the live feed as a user, from a cursor if given (Node 20's WebSocket)
+watch-feed TOKEN CURSOR="":
+    node --experimental-websocket --no-warnings -e 'const ws = new WebSocket(process.argv[1]); ws.onmessage = (m) => console.log(m.data); ws.onclose = (e) => console.log("closed", e.code, e.reason)' "ws://$TASKFLOW_HTTP_ADDR/ws?token={{TOKEN}}{{ if CURSOR != "" { "&cursor=" + CURSOR } else { "" } }}"
+
+# Inject a task.updated event for a task with the nats CLI (then see it in the audit and the feed)
+inject-event TASK ACTOR:
+    nats --server "$NATS_URL" pub "tasks.updated.{{TASK}}" "$(scripts/envelope.py task.updated {{TASK}} {{ACTOR}})" -H "Nats-Msg-Id:$(date +%s%N)"
+
+# The audit trail of a task, as a user sees it
+audit TOKEN TASK:
+    curl -s "http://$TASKFLOW_HTTP_ADDR/api/v1/audit?task_id={{TASK}}" -H "authorization: Bearer {{TOKEN}}"
+
 # Watch every task event on the TASKS stream
 watch-events:
     nats --server "$NATS_URL" sub 'tasks.>'

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::{self, AckKind, Message};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sqlx::{PgConnection, PgPool};
 use taskflow_schemas::EventEnvelope;
@@ -37,6 +37,8 @@ pub const MAX_DELIVER: i64 = 5;
 const ACK_WAIT: Duration = Duration::from_secs(30);
 /// Messages per pull request, and how long one waits for them.
 const BATCH: usize = 256;
+/// Events applied in one transaction, at most.
+const GROUP: usize = 128;
 const PULL_EXPIRES: Duration = Duration::from_millis(500);
 /// How often the lag gauge is refreshed.
 const LAG_EVERY: Duration = Duration::from_secs(1);
@@ -96,6 +98,20 @@ pub trait EventHandler: Send + Sync + 'static {
         tx: &mut PgConnection,
         event: &ConsumedEvent,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// A decoded message on its way through.
+struct Prepared {
+    message: Message,
+    event: ConsumedEvent,
+    delivered: i64,
+    span: tracing::Span,
+}
+
+impl Prepared {
+    fn parts(&self) -> (&ConsumedEvent, &tracing::Span) {
+        (&self.event, &self.span)
+    }
 }
 
 /// A durable consumer: its name (also the DLQ subject's last token), stream
@@ -213,8 +229,16 @@ impl<H: EventHandler> ConsumerState<H> {
             .expires(PULL_EXPIRES)
             .messages()
             .await?;
-        while let Some(message) = batch.next().await {
-            self.process(message?).await;
+        // Whatever has arrived together is applied in one transaction.
+        while let Some(first) = batch.next().await {
+            let mut group = vec![first?];
+            while group.len() < GROUP {
+                match batch.next().now_or_never() {
+                    Some(Some(message)) => group.push(message?),
+                    _ => break,
+                }
+            }
+            self.process_group(group).await;
         }
         Ok(())
     }
@@ -224,7 +248,41 @@ impl<H: EventHandler> ConsumerState<H> {
         Ok(info.num_pending + info.num_ack_pending as u64)
     }
 
-    async fn process(&self, message: Message) {
+    /// Applies the group's events in one transaction and acks them; if that
+    /// fails, goes through them one by one so the failing one is dealt with
+    /// alone (retried, or parked in the DLQ) and the others go through.
+    async fn process_group(&self, messages: Vec<Message>) {
+        let mut events = Vec::with_capacity(messages.len());
+        for message in messages {
+            if let Some(event) = self.prepare(message).await {
+                events.push(event);
+            }
+        }
+        match events.len() {
+            0 => {}
+            1 => self.process_one(events.pop().expect("one event")).await,
+            _ => match self
+                .apply_all(&events.iter().map(Prepared::parts).collect::<Vec<_>>())
+                .await
+            {
+                Ok(first_times) => {
+                    for (event, first) in events.iter().zip(first_times) {
+                        self.applied(&event.message, first).await;
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(consumer = %self.spec.durable, %error, "a group failed; one by one");
+                    for event in events {
+                        self.process_one(event).await;
+                    }
+                }
+            },
+        }
+    }
+
+    /// Decodes the message; a malformed one goes to the DLQ and an unknown
+    /// schema version is skipped, both acked here.
+    async fn prepare(&self, message: Message) -> Option<Prepared> {
         let (stream, stream_seq, delivered) = match message.info() {
             Ok(info) => (info.stream.to_owned(), info.stream_sequence, info.delivered),
             Err(_) => (self.spec.stream.to_owned(), 0, 1),
@@ -242,7 +300,7 @@ impl<H: EventHandler> ConsumerState<H> {
                     &format!("malformed: {error}"),
                 )
                 .await;
-                return;
+                return None;
             }
         };
         let span = tracing::info_span!(
@@ -254,81 +312,95 @@ impl<H: EventHandler> ConsumerState<H> {
             task_id = ?envelope.task_id,
             request_id = %envelope.correlation_id,
         );
-        self.process_event(message, envelope, stream, stream_seq, delivered)
-            .instrument(span)
-            .await;
-    }
-
-    async fn process_event(
-        &self,
-        message: Message,
-        envelope: EventEnvelope,
-        stream: String,
-        stream_seq: u64,
-        delivered: i64,
-    ) {
         if envelope.schema_version != SCHEMA_VERSION {
-            tracing::warn!(
-                schema_version = envelope.schema_version,
-                "unknown schema_version; skipped"
-            );
+            span.in_scope(|| {
+                tracing::warn!(
+                    schema_version = envelope.schema_version,
+                    "unknown schema_version; skipped"
+                )
+            });
             self.count_skip("unknown_schema_version");
             self.ack(&message, AckKind::Ack).await;
-            return;
+            return None;
         }
         let event = ConsumedEvent {
             envelope,
             subject: message.subject.to_string(),
-            stream: stream.clone(),
+            stream,
             stream_seq,
         };
-        match self.apply(&event).await {
-            Ok(true) => {
-                metrics::counter!("taskflow_consumer_applied_total", "consumer" => self.spec.durable.clone()).increment(1);
-                self.ack(&message, AckKind::Ack).await;
-            }
-            Ok(false) => {
-                self.count_skip("duplicate");
-                self.ack(&message, AckKind::Ack).await;
-            }
+        Some(Prepared {
+            message,
+            event,
+            delivered,
+            span,
+        })
+    }
+
+    async fn process_one(&self, prepared: Prepared) {
+        let Prepared {
+            message,
+            event,
+            delivered,
+            span,
+        } = prepared;
+        let (stream, stream_seq) = (event.stream.as_str(), event.stream_seq);
+        match self.apply_all(&[(&event, &span)]).await {
+            Ok(first) => self.applied(&message, first[0]).await,
             Err(HandlerError::Reject(reason)) => {
-                self.dead_letter(
-                    &message,
-                    &stream,
-                    stream_seq,
-                    &format!("rejected: {reason}"),
-                )
-                .await;
+                self.dead_letter(&message, stream, stream_seq, &format!("rejected: {reason}"))
+                    .await;
             }
             Err(HandlerError::Retry(reason)) if delivered >= MAX_DELIVER => {
                 let reason = format!("failed {delivered} deliveries: {reason}");
-                self.dead_letter(&message, &stream, stream_seq, &reason)
+                self.dead_letter(&message, stream, stream_seq, &reason)
                     .await;
             }
             Err(HandlerError::Retry(reason)) => {
                 let delay = Duration::from_millis(200 * 2u64.pow(delivered.clamp(1, 6) as u32 - 1));
-                tracing::warn!(%reason, delivered, retry_in_ms = delay.as_millis() as u64, "event failed; will retry");
+                span.in_scope(|| {
+                    tracing::warn!(%reason, delivered, retry_in_ms = delay.as_millis() as u64, "event failed; will retry")
+                });
                 self.ack(&message, AckKind::Nak(Some(delay))).await;
             }
         }
     }
 
-    /// Records the id and applies the event in one transaction; `Ok(false)`
-    /// when the id was already recorded (nothing changes).
-    async fn apply(&self, event: &ConsumedEvent) -> Result<bool, HandlerError> {
-        let mut tx = self.pool.begin().await?;
-        let first = sqlx::query("INSERT INTO consumed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(&self.spec.durable)
-            .bind(event.envelope.event_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
+    async fn applied(&self, message: &Message, first: bool) {
         if first {
-            self.handler.apply(&mut tx, event).await?;
+            metrics::counter!("taskflow_consumer_applied_total", "consumer" => self.spec.durable.clone()).increment(1);
+        } else {
+            self.count_skip("duplicate");
+        }
+        self.ack(message, AckKind::Ack).await;
+    }
+
+    /// Records the ids and applies the events in one transaction; for each,
+    /// `false` when its id was already recorded (nothing changed).
+    async fn apply_all(
+        &self,
+        events: &[(&ConsumedEvent, &tracing::Span)],
+    ) -> Result<Vec<bool>, HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let mut first_times = Vec::with_capacity(events.len());
+        for &(event, span) in events {
+            let first = sqlx::query("INSERT INTO consumed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(&self.spec.durable)
+                .bind(event.envelope.event_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if first {
+                self.handler
+                    .apply(&mut tx, event)
+                    .instrument(span.clone())
+                    .await?;
+            }
+            first_times.push(first);
         }
         tx.commit().await?;
-        Ok(first)
+        Ok(first_times)
     }
 
     /// Parks the message on `DLQ` with why, then terminates it; if the DLQ

@@ -9,6 +9,9 @@
 //!    rate; from the envelope's `occurred_at` (stamped just before the commit)
 //!    to its arrival at a subscriber of `tasks.>`.
 
+mod consumer;
+mod fanout;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,10 +27,14 @@ const RUN_FOR: Duration = Duration::from_secs(5);
 /// Run before a latency is measured, and not counted.
 const WARM_UP: Duration = Duration::from_secs(1);
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
+/// Live-feed clients connected while REST → WebSocket latency is measured.
+const FEED_CLIENTS: usize = 100;
+/// Events in the audit consumer's catch-up and burst figures.
+const BURST: usize = 10_000;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let system = TestSystem::spawn_tuned(Transport::InProcess, 24).await;
+    let mut system = TestSystem::spawn_tuned(Transport::InProcess, 24).await;
     let user = system.register("Bench").await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
@@ -75,9 +82,9 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut rate_at_16 = 0.0;
     for clients in CONCURRENCY {
-        settle(&raw_pool).await;
+        settle(&system, &raw_pool).await;
         let http = http_creates(&system, &http, &user.token, clients).await;
-        settle(&raw_pool).await;
+        settle(&system, &raw_pool).await;
         let raw = raw_writes(&raw_pool, clients).await;
         if clients == 16 {
             rate_at_16 = http.rate;
@@ -94,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    settle(&raw_pool).await;
+    settle(&system, &raw_pool).await;
     let paced = rate_at_16 / 2.0;
     let (count, p50, p99) = commit_to_stream(&system, &http, &user.token, paced).await?;
     println!();
@@ -102,8 +109,45 @@ async fn main() -> anyhow::Result<()> {
         "Commit → event on TASKS, {count} creates paced at {paced:.0}/s (half the 16-client rate)"
     );
     println!("  p50 {p50:.2} ms, p99 {p99:.2} ms");
+
+    settle(&system, &raw_pool).await;
+    let fan = fanout::run(&system, &user.token, FEED_CLIENTS, paced).await?;
     println!();
-    println!("Goals: ratio >= 0.6 at 16 clients; commit → stream p99 < 20 ms.");
+    println!(
+        "Live feed and audit: {FEED_CLIENTS} WebSocket clients, {} creates paced at {paced:.0}/s, {} deliveries",
+        fan.creates, fan.deliveries
+    );
+    println!(
+        "  REST → WebSocket frame  p50 {:.2} ms, p99 {:.2} ms",
+        fan.ws.0, fan.ws.1
+    );
+    println!(
+        "  REST → audit record     p50 {:.2} ms, p99 {:.2} ms",
+        fan.audit.0, fan.audit.1
+    );
+
+    settle(&system, &raw_pool).await;
+    let consumed = consumer::catch_up_rate(&mut system, user.id, BURST).await?;
+    settle(&system, &raw_pool).await;
+    let raw = consumer::raw_rate(&system, user.id, BURST).await?;
+    println!();
+    println!("Audit consumer catching up on {BURST} events: {consumed:.0} records/s");
+    println!(
+        "  the same rows straight from sqlx (one transaction per event): {raw:.0} records/s, ratio {:.2}",
+        consumed / raw
+    );
+    settle(&system, &raw_pool).await;
+    let (burst, lag) = consumer::lag_after_burst(&system, user.id, BURST).await?;
+    println!(
+        "  a burst of {BURST} events published in {:.2} s; lag back to 0 {:.2} s after it ended",
+        burst.as_secs_f64(),
+        lag.as_secs_f64()
+    );
+    println!();
+    println!("Goals: ratio >= 0.6 at 16 clients; commit → stream p99 < 20 ms;");
+    println!(
+        "       REST → WS p99 < 50 ms; REST → audit p99 < 100 ms; audit lag 0 within 1 s of a 10k burst."
+    );
     system.stop().await;
     Ok(())
 }
@@ -179,9 +223,11 @@ async fn http_creates(
     .await
 }
 
-/// Lets the previous figure's writes reach the disk, so that a checkpoint
-/// they caused does not land in the next figure.
-async fn settle(pool: &sqlx::PgPool) {
+/// Lets the previous figure's work finish and its writes reach the disk, so
+/// that neither lands in the next figure.
+async fn settle(system: &TestSystem, pool: &sqlx::PgPool) {
+    // The audit catches up with what the last figure wrote before the next one.
+    consumer::wait_for_no_lag(system).await;
     if let Err(error) = sqlx::query("CHECKPOINT").execute(pool).await {
         eprintln!("(no CHECKPOINT between figures: {error})");
     }

@@ -1,0 +1,124 @@
+//! The audit consumer: how fast it records events, against the raw insert of
+//! the same rows, and how soon its lag is back to zero after a burst.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use taskflow_runtime::consumer::{ConsumedEvent, EventHandler};
+use taskflow_schemas::EventEnvelope;
+use taskflow_system_tests::TestSystem;
+use uuid::Uuid;
+
+/// `count` task events of `owner`, as the tasks service would publish them.
+pub fn events(owner: Uuid, count: usize) -> Vec<EventEnvelope> {
+    (0..count)
+        .map(|n| {
+            let task_id = Uuid::now_v7();
+            let now = chrono::Utc::now();
+            EventEnvelope::new(
+                "task.created",
+                Some(task_id),
+                Some(owner),
+                format!("burst-{n}"),
+                json!({"task": {
+                    "id": task_id, "project_id": null, "title": format!("burst {n}"), "description": null,
+                    "status": "pending", "priority": "medium", "labels": [], "creator_id": owner,
+                    "assignee_id": null, "observer_ids": [], "due_date": null, "reminder_time": null,
+                    "reminder_offset_minutes": null, "recurrence": null, "series_id": null, "version": 1,
+                    "created_at": now, "updated_at": now, "completed_at": null
+                }}),
+            )
+        })
+        .collect()
+}
+
+/// Publishes the events pipelined on `TASKS`; returns when all are stored.
+pub async fn publish(system: &TestSystem, events: &[EventEnvelope]) -> anyhow::Result<()> {
+    let js = &system.platform.jetstream;
+    for chunk in events.chunks(512) {
+        let mut acks = Vec::with_capacity(chunk.len());
+        for event in chunk {
+            let message = async_nats::jetstream::message::PublishMessage::build()
+                .payload(serde_json::to_vec(event)?.into())
+                .message_id(event.event_id.to_string());
+            let subject = format!("tasks.created.{}", event.task_id.unwrap_or_default());
+            acks.push(js.send_publish(subject, message).await?);
+        }
+        for ack in acks {
+            ack.await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn wait_for_no_lag(system: &TestSystem) -> Duration {
+    let started = Instant::now();
+    taskflow_system_tests::wait_until(
+        "the audit to catch up",
+        Duration::from_secs(120),
+        || async { (system.audit().consumer_lag().await == 0).then_some(()) },
+    )
+    .await;
+    started.elapsed()
+}
+
+/// Records/s of the audit consumer catching up on `count` events.
+pub async fn catch_up_rate(
+    system: &mut TestSystem,
+    owner: Uuid,
+    count: usize,
+) -> anyhow::Result<f64> {
+    system.stop_audit().await;
+    publish(system, &events(owner, count)).await?;
+    let started = Instant::now();
+    system.start_audit().await;
+    wait_for_no_lag(system).await;
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Records/s of the same work straight from sqlx: per event, one
+/// transaction recording its id and its audit rows, as the consumer does.
+pub async fn raw_rate(system: &TestSystem, owner: Uuid, count: usize) -> anyhow::Result<f64> {
+    let settings = system.settings.clone();
+    let pool = taskflow_runtime::postgres::connect(
+        &settings,
+        "bench_raw_audit",
+        &taskflow_audit::MIGRATOR,
+    )
+    .await?;
+    let events = events(owner, count);
+    let started = Instant::now();
+    for (seq, envelope) in events.into_iter().enumerate() {
+        let event = ConsumedEvent {
+            envelope,
+            subject: "tasks.created.raw".into(),
+            stream: "TASKS".into(),
+            stream_seq: seq as u64,
+        };
+        let mut tx = pool.begin().await?;
+        sqlx::query("INSERT INTO consumed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind("raw")
+            .bind(event.envelope.event_id)
+            .execute(&mut *tx)
+            .await?;
+        taskflow_audit::recorder::AuditRecorder
+            .apply(&mut tx, &event)
+            .await
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        tx.commit().await?;
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Seconds from the end of a burst of `count` events to no lag.
+pub async fn lag_after_burst(
+    system: &TestSystem,
+    owner: Uuid,
+    count: usize,
+) -> anyhow::Result<(Duration, Duration)> {
+    let events = events(owner, count);
+    let started = Instant::now();
+    publish(system, &events).await?;
+    let burst = started.elapsed();
+    Ok((burst, wait_for_no_lag(system).await))
+}

@@ -2,6 +2,8 @@
 //! each task's records up to date from the task events themselves (the audit
 //! service never reads another service's database).
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 use sqlx::PgConnection;
 use taskflow_runtime::consumer::{ConsumedEvent, EventHandler, HandlerError};
@@ -36,31 +38,63 @@ impl EventHandler for AuditRecorder {
         tx: &mut PgConnection,
         event: &ConsumedEvent,
     ) -> Result<(), HandlerError> {
-        let envelope = &event.envelope;
-        let mut changes = Vec::new();
-        if envelope.event_type.starts_with("task.") {
-            let payload: TaskPayload =
-                serde_json::from_value(envelope.payload.clone()).map_err(|error| {
-                    HandlerError::Reject(format!("not a task event payload: {error}"))
-                })?;
-            let task_id = envelope
-                .task_id
-                .ok_or_else(|| HandlerError::Reject("a task event without task_id".into()))?;
-            let readers = readers_of(&payload.task);
-            store::set_task_readers(tx, task_id, &readers, payload.task.version).await?;
-            changes = payload
-                .changes
-                .into_iter()
-                .map(|(field, change)| AuditChange {
-                    field,
-                    old: change.old,
-                    new: change.new,
-                })
-                .collect();
+        self.apply_batch(tx, &[event]).await
+    }
+
+    /// One multi-row statement for the records and one for the readers,
+    /// whatever the number of events.
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[&ConsumedEvent],
+    ) -> Result<(), HandlerError> {
+        let mut records = Vec::with_capacity(events.len());
+        // The newest readers of each task in the batch.
+        let mut access: HashMap<Uuid, (Vec<Uuid>, i64)> = HashMap::new();
+        for event in events {
+            let (changes, readers) = examine(event)?;
+            if let Some((task_id, readers, version)) = readers {
+                match access.get(&task_id) {
+                    Some((_, newest)) if *newest > version => {}
+                    _ => {
+                        access.insert(task_id, (readers, version));
+                    }
+                }
+            }
+            records.push((*event, changes));
         }
-        store::insert_record(tx, event, &changes).await?;
+        store::set_task_readers(tx, &access).await?;
+        store::insert_records(tx, &records).await?;
         Ok(())
     }
+}
+
+/// The changes an event reports, and for a task event its task's readers and version.
+type Examined = (Vec<AuditChange>, Option<(Uuid, Vec<Uuid>, i64)>);
+
+fn examine(event: &ConsumedEvent) -> Result<Examined, HandlerError> {
+    let envelope = &event.envelope;
+    if !envelope.event_type.starts_with("task.") {
+        return Ok((Vec::new(), None));
+    }
+    let payload: TaskPayload = serde_json::from_value(envelope.payload.clone())
+        .map_err(|error| HandlerError::Reject(format!("not a task event payload: {error}")))?;
+    let task_id = envelope
+        .task_id
+        .ok_or_else(|| HandlerError::Reject("a task event without task_id".into()))?;
+    let changes = payload
+        .changes
+        .into_iter()
+        .map(|(field, change)| AuditChange {
+            field,
+            old: change.old,
+            new: change.new,
+        })
+        .collect();
+    Ok((
+        changes,
+        Some((task_id, readers_of(&payload.task), payload.task.version)),
+    ))
 }
 
 fn readers_of(task: &TaskReaders) -> Vec<Uuid> {

@@ -1,5 +1,7 @@
 //! The audit database: every query of this service.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
@@ -51,51 +53,98 @@ impl From<RecordRow> for AuditRecord {
     }
 }
 
-/// Records the event; an event already recorded (re-injected under a new
-/// consumer, say) is left as it was.
-pub async fn insert_record(
+/// Records the events, one multi-row statement; an event already recorded
+/// (re-injected under a new consumer, say) is left as it was.
+pub async fn insert_records(
     conn: &mut PgConnection,
-    event: &ConsumedEvent,
-    changes: &[AuditChange],
+    records: &[(&ConsumedEvent, Vec<AuditChange>)],
 ) -> Result<(), sqlx::Error> {
-    let envelope = &event.envelope;
+    let mut columns = RecordColumns::default();
+    for (event, changes) in records {
+        let envelope = &event.envelope;
+        columns.id.push(Uuid::now_v7());
+        columns.event_id.push(envelope.event_id);
+        columns.event_type.push(envelope.event_type.clone());
+        columns.task_id.push(envelope.task_id);
+        columns.actor_id.push(envelope.actor_id);
+        columns.correlation_id.push(envelope.correlation_id.clone());
+        columns.causation_id.push(envelope.causation_id);
+        columns.changes.push(Json(changes));
+        columns.payload.push(Json(&envelope.payload));
+        columns.occurred_at.push(envelope.occurred_at);
+        columns.stream.push(event.stream.clone());
+        columns.stream_seq.push(event.stream_seq as i64);
+    }
     sqlx::query(
         "INSERT INTO audit_records (id, event_id, event_type, task_id, actor_id, correlation_id, causation_id, \
          changes, payload, occurred_at, stream, stream_seq) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (event_id) DO NOTHING",
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::uuid[], \
+         $8::jsonb[], $9::jsonb[], $10::timestamptz[], $11::text[], $12::bigint[]) \
+         ON CONFLICT (event_id) DO NOTHING",
     )
-    .bind(Uuid::now_v7())
-    .bind(envelope.event_id)
-    .bind(&envelope.event_type)
-    .bind(envelope.task_id)
-    .bind(envelope.actor_id)
-    .bind(&envelope.correlation_id)
-    .bind(envelope.causation_id)
-    .bind(Json(changes))
-    .bind(Json(&envelope.payload))
-    .bind(envelope.occurred_at)
-    .bind(&event.stream)
-    .bind(event.stream_seq as i64)
+    .bind(&columns.id)
+    .bind(&columns.event_id)
+    .bind(&columns.event_type)
+    .bind(&columns.task_id)
+    .bind(&columns.actor_id)
+    .bind(&columns.correlation_id)
+    .bind(&columns.causation_id)
+    .bind(&columns.changes)
+    .bind(&columns.payload)
+    .bind(&columns.occurred_at)
+    .bind(&columns.stream)
+    .bind(&columns.stream_seq)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Who may read the task's records, unless a newer version already said so.
+/// The rows of [`insert_records`], one vector per column.
+#[derive(Default)]
+struct RecordColumns<'a> {
+    id: Vec<Uuid>,
+    event_id: Vec<Uuid>,
+    event_type: Vec<String>,
+    task_id: Vec<Option<Uuid>>,
+    actor_id: Vec<Option<Uuid>>,
+    correlation_id: Vec<String>,
+    causation_id: Vec<Option<Uuid>>,
+    changes: Vec<Json<&'a Vec<AuditChange>>>,
+    payload: Vec<Json<&'a serde_json::Value>>,
+    occurred_at: Vec<DateTime<Utc>>,
+    stream: Vec<String>,
+    stream_seq: Vec<i64>,
+}
+
+/// Who may read each task's records, unless a newer version already said so.
 pub async fn set_task_readers(
     conn: &mut PgConnection,
-    task_id: Uuid,
-    readers: &[Uuid],
-    version: i64,
+    access: &HashMap<Uuid, (Vec<Uuid>, i64)>,
 ) -> Result<(), sqlx::Error> {
+    if access.is_empty() {
+        return Ok(());
+    }
+    let mut task_ids = Vec::with_capacity(access.len());
+    // Reader lists differ in length and a uuid[][] must be rectangular: each
+    // goes as the text of a uuid[].
+    let mut readers = Vec::with_capacity(access.len());
+    let mut versions = Vec::with_capacity(access.len());
+    for (task_id, (task_readers, version)) in access {
+        task_ids.push(*task_id);
+        let list: Vec<String> = task_readers.iter().map(Uuid::to_string).collect();
+        readers.push(format!("{{{}}}", list.join(",")));
+        versions.push(*version);
+    }
     sqlx::query(
-        "INSERT INTO task_access (task_id, readers, version) VALUES ($1, $2, $3) \
+        "INSERT INTO task_access (task_id, readers, version) \
+         SELECT task_id, readers::uuid[], version FROM unnest($1::uuid[], $2::text[], $3::bigint[]) \
+         AS access(task_id, readers, version) \
          ON CONFLICT (task_id) DO UPDATE SET readers = EXCLUDED.readers, version = EXCLUDED.version \
          WHERE task_access.version <= EXCLUDED.version",
     )
-    .bind(task_id)
-    .bind(readers)
-    .bind(version)
+    .bind(&task_ids)
+    .bind(&readers)
+    .bind(&versions)
     .execute(conn)
     .await?;
     Ok(())

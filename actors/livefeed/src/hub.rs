@@ -12,9 +12,9 @@
 //! The hub never waits for a client.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use taskflow_runtime::Platform;
@@ -28,12 +28,13 @@ use uuid::Uuid;
 /// Frames a client may have waiting before it counts as too slow.
 pub const CLIENT_BUFFER: usize = 1024;
 
-/// One event, serialized once for every client, with who may see it.
+/// One event, serialized once for every client (each gets a reference to
+/// the same bytes), with who may see it.
 #[derive(Debug, Clone)]
 pub struct LiveEvent {
     pub seq: u64,
     pub readers: Vec<Uuid>,
-    pub frame: Arc<str>,
+    pub frame: Utf8Bytes,
 }
 
 impl LiveEvent {
@@ -50,7 +51,7 @@ impl LiveEvent {
         Some(Self {
             seq,
             readers,
-            frame: frame.into(),
+            frame: Utf8Bytes::from(frame),
         })
     }
 
@@ -98,7 +99,7 @@ pub struct Registration {
     pub client: u64,
     /// The last sequence the hub handled: replay up to here, live after.
     pub head: u64,
-    pub frames: mpsc::Receiver<Arc<str>>,
+    pub frames: mpsc::Receiver<Utf8Bytes>,
     /// Cancelled when the hub dropped the client for being too slow.
     pub evicted: CancellationToken,
 }
@@ -112,7 +113,7 @@ pub enum HubMessage {
 
 struct Client {
     viewer: Viewer,
-    frames: mpsc::Sender<Arc<str>>,
+    frames: mpsc::Sender<Utf8Bytes>,
     evicted: CancellationToken,
 }
 
@@ -158,7 +159,7 @@ impl Actor for FeedHub {
                 let event = LiveEvent::decode(seq, &message.payload).unwrap_or(LiveEvent {
                     seq,
                     readers: Vec::new(),
-                    frame: Arc::from(""),
+                    frame: Utf8Bytes::default(),
                 });
                 if hub.cast(HubMessage::Event(event)).is_err() {
                     return;

@@ -1,11 +1,10 @@
 //! One WebSocket client: authenticate, replay from its cursor, then live,
 //! with keepalive pings, until it leaves, resumes elsewhere or falls behind.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
-use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures::{SinkExt, StreamExt};
 use ractor::ActorRef;
 use serde::Deserialize;
@@ -268,10 +267,10 @@ async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), ()> {
 }
 
 /// Writes the frames and flushes once.
-async fn send_batch(socket: &mut WebSocket, frames: Vec<Arc<str>>) -> Result<(), ()> {
+async fn send_batch(socket: &mut WebSocket, frames: Vec<Utf8Bytes>) -> Result<(), ()> {
     let write = async {
         for frame in frames {
-            socket.feed(Message::Text(frame.as_ref().into())).await?;
+            socket.feed(Message::Text(frame)).await?;
         }
         socket.flush().await
     };
@@ -281,8 +280,8 @@ async fn send_batch(socket: &mut WebSocket, frames: Vec<Arc<str>>) -> Result<(),
     }
 }
 
-async fn send_text(socket: &mut WebSocket, text: Arc<str>) -> Result<(), ()> {
-    let message = Message::Text(text.as_ref().into());
+async fn send_text(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), ()> {
+    let message = Message::Text(text);
     match tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),

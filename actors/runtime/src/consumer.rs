@@ -18,6 +18,7 @@
 //! Any number of instances may run the same consumer: the server spreads the
 //! messages over them, and the recorded ids keep effects single.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
@@ -98,6 +99,22 @@ pub trait EventHandler: Send + Sync + 'static {
         tx: &mut PgConnection,
         event: &ConsumedEvent,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Applies several events, in order, inside one transaction. The default
+    /// applies them one at a time; a handler that can write them together
+    /// (multi-row statements) should.
+    fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        events: &[&ConsumedEvent],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        async move {
+            for event in events {
+                self.apply(tx, event).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// A decoded message on its way through.
@@ -382,22 +399,35 @@ impl<H: EventHandler> ConsumerState<H> {
         events: &[(&ConsumedEvent, &tracing::Span)],
     ) -> Result<Vec<bool>, HandlerError> {
         let mut tx = self.pool.begin().await?;
-        let mut first_times = Vec::with_capacity(events.len());
-        for &(event, span) in events {
-            let first = sqlx::query("INSERT INTO consumed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(&self.spec.durable)
-                .bind(event.envelope.event_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-            if first {
+        let ids: Vec<uuid::Uuid> = events
+            .iter()
+            .map(|(event, _)| event.envelope.event_id)
+            .collect();
+        let mut recorded: HashSet<uuid::Uuid> = sqlx::query_scalar(
+            "INSERT INTO consumed_events (consumer, event_id) SELECT $1, unnest($2::uuid[]) \
+             ON CONFLICT DO NOTHING RETURNING event_id",
+        )
+        .bind(&self.spec.durable)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        // An id twice in one group (injected twice) is applied once: the first.
+        let first_times: Vec<bool> = ids.iter().map(|id| recorded.remove(id)).collect();
+        let fresh: Vec<&ConsumedEvent> = events
+            .iter()
+            .zip(&first_times)
+            .filter_map(|(&(event, _), first)| first.then_some(event))
+            .collect();
+        match events {
+            [(_, span)] => {
                 self.handler
-                    .apply(&mut tx, event)
-                    .instrument(span.clone())
-                    .await?;
+                    .apply_batch(&mut tx, &fresh)
+                    .instrument((*span).clone())
+                    .await?
             }
-            first_times.push(first);
+            _ => self.handler.apply_batch(&mut tx, &fresh).await?,
         }
         tx.commit().await?;
         Ok(first_times)

@@ -76,8 +76,9 @@ pub async fn catch_up_rate(
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Records/s of the same work straight from sqlx: per event, one
-/// transaction recording its id and its audit rows, as the consumer does.
+/// Records/s of the same work straight from sqlx: the same rows in
+/// transactions of the consumer's group size (ids recorded, then the
+/// handler's multi-row statements), without NATS.
 pub async fn raw_rate(system: &TestSystem, owner: Uuid, count: usize) -> anyhow::Result<f64> {
     let settings = system.settings.clone();
     let pool = taskflow_runtime::postgres::connect(
@@ -86,23 +87,27 @@ pub async fn raw_rate(system: &TestSystem, owner: Uuid, count: usize) -> anyhow:
         &taskflow_audit::MIGRATOR,
     )
     .await?;
-    let events = events(owner, count);
-    let started = Instant::now();
-    for (seq, envelope) in events.into_iter().enumerate() {
-        let event = ConsumedEvent {
+    let events: Vec<ConsumedEvent> = events(owner, count)
+        .into_iter()
+        .enumerate()
+        .map(|(seq, envelope)| ConsumedEvent {
             envelope,
             subject: "tasks.created.raw".into(),
             stream: "TASKS".into(),
             stream_seq: seq as u64,
-        };
+        })
+        .collect();
+    let started = Instant::now();
+    for group in events.chunks(128) {
         let mut tx = pool.begin().await?;
-        sqlx::query("INSERT INTO consumed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind("raw")
-            .bind(event.envelope.event_id)
+        let ids: Vec<Uuid> = group.iter().map(|event| event.envelope.event_id).collect();
+        sqlx::query("INSERT INTO consumed_events (consumer, event_id) SELECT 'raw', unnest($1::uuid[]) ON CONFLICT DO NOTHING")
+            .bind(&ids)
             .execute(&mut *tx)
             .await?;
+        let group: Vec<&ConsumedEvent> = group.iter().collect();
         taskflow_audit::recorder::AuditRecorder
-            .apply(&mut tx, &event)
+            .apply_batch(&mut tx, &group)
             .await
             .map_err(|error| anyhow::anyhow!("{error}"))?;
         tx.commit().await?;

@@ -17,9 +17,9 @@ use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use taskflow_runtime::Platform;
-use taskflow_schemas::EventEnvelope;
-use taskflow_schemas::feed::ServerFrame;
 use taskflow_schemas::subjects::TASKS_STREAM;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -39,18 +39,15 @@ pub struct LiveEvent {
 
 impl LiveEvent {
     /// `None` for a message that is not a task event envelope (the consumers
-    /// deal with those; the feed only skips them).
+    /// deal with those; the feed only skips them). Reads only who may see
+    /// it; the frame wraps the stored bytes as they are.
     pub fn decode(seq: u64, payload: &[u8]) -> Option<Self> {
-        let envelope: EventEnvelope = serde_json::from_slice(payload).ok()?;
-        let readers = readers_of(&envelope);
-        let frame = serde_json::to_string(&ServerFrame::Event {
-            cursor: seq,
-            event: Box::new(envelope),
-        })
-        .ok()?;
+        let peek: EnvelopePeek = serde_json::from_slice(payload).ok()?;
+        let envelope = std::str::from_utf8(payload).ok()?;
+        let frame = format!(r#"{{"type":"event","cursor":{seq},"event":{envelope}}}"#);
         Some(Self {
             seq,
-            readers,
+            readers: peek.payload.readers(),
             frame: Utf8Bytes::from(frame),
         })
     }
@@ -60,31 +57,70 @@ impl LiveEvent {
     }
 }
 
-/// Who may see a task event: the task's creator, assignee and observers after
-/// the change, and an assignee or observer the change removed (so their view
-/// can drop the task).
-fn readers_of(envelope: &EventEnvelope) -> Vec<Uuid> {
-    let task = &envelope.payload["task"];
-    let changes = &envelope.payload["changes"];
-    let mut readers = Vec::new();
-    let mut add = |value: &serde_json::Value| {
-        if let Some(id) = value.as_str().and_then(|text| text.parse().ok()) {
-            readers.push(id);
-        }
-    };
-    add(&task["creator_id"]);
-    add(&task["assignee_id"]);
-    add(&changes["assignee_id"]["old"]);
-    for observers in [&task["observer_ids"], &changes["observer_ids"]["old"]] {
-        observers
-            .as_array()
+/// The parts of an envelope the feed needs; the required fields make sure
+/// it is one.
+#[derive(Deserialize)]
+struct EnvelopePeek {
+    #[allow(dead_code)]
+    event_id: Uuid,
+    #[allow(dead_code)]
+    event_type: IgnoredAny,
+    #[allow(dead_code)]
+    occurred_at: IgnoredAny,
+    #[serde(default)]
+    payload: PayloadPeek,
+}
+
+#[derive(Deserialize, Default)]
+struct PayloadPeek {
+    #[serde(default)]
+    task: TaskPeek,
+    #[serde(default)]
+    changes: ChangesPeek,
+}
+
+#[derive(Deserialize, Default)]
+struct TaskPeek {
+    creator_id: Option<Uuid>,
+    assignee_id: Option<Uuid>,
+    #[serde(default)]
+    observer_ids: Vec<Uuid>,
+}
+
+#[derive(Deserialize, Default)]
+struct ChangesPeek {
+    assignee_id: Option<Old<Option<Uuid>>>,
+    observer_ids: Option<Old<Vec<Uuid>>>,
+}
+
+#[derive(Deserialize)]
+struct Old<T> {
+    old: T,
+}
+
+impl PayloadPeek {
+    /// Who may see a task event: the task's creator, assignee and observers
+    /// after the change, and an assignee or observer the change removed (so
+    /// their view can drop the task).
+    fn readers(self) -> Vec<Uuid> {
+        let mut readers: Vec<Uuid> = self
+            .task
+            .creator_id
             .into_iter()
-            .flatten()
-            .for_each(&mut add);
+            .chain(self.task.assignee_id)
+            .collect();
+        readers.extend(self.task.observer_ids);
+        readers.extend(self.changes.assignee_id.and_then(|change| change.old));
+        readers.extend(
+            self.changes
+                .observer_ids
+                .map(|change| change.old)
+                .unwrap_or_default(),
+        );
+        readers.sort();
+        readers.dedup();
+        readers
     }
-    readers.sort();
-    readers.dedup();
-    readers
 }
 
 /// The user behind a connection.
@@ -105,7 +141,8 @@ pub struct Registration {
 }
 
 pub enum HubMessage {
-    Event(LiveEvent),
+    /// The next message of the stream, as stored.
+    Message(u64, bytes::Bytes),
     Register(Viewer, RpcReplyPort<Registration>),
     Unregister(u64),
     Count(RpcReplyPort<usize>),
@@ -156,12 +193,10 @@ impl Actor for FeedHub {
                 let Ok(message) = message else { continue };
                 let Ok(info) = message.info() else { continue };
                 let seq = info.stream_sequence;
-                let event = LiveEvent::decode(seq, &message.payload).unwrap_or(LiveEvent {
-                    seq,
-                    readers: Vec::new(),
-                    frame: Utf8Bytes::default(),
-                });
-                if hub.cast(HubMessage::Event(event)).is_err() {
+                if hub
+                    .cast(HubMessage::Message(seq, message.payload.clone()))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -182,7 +217,7 @@ impl Actor for FeedHub {
         state: &mut HubState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            HubMessage::Event(event) => state.fan_out(event),
+            HubMessage::Message(seq, payload) => state.fan_out(seq, &payload),
             HubMessage::Register(viewer, reply) => {
                 let (sender, frames) = mpsc::channel(CLIENT_BUFFER);
                 let evicted = CancellationToken::new();
@@ -229,11 +264,15 @@ impl Actor for FeedHub {
 }
 
 impl HubState {
-    fn fan_out(&mut self, event: LiveEvent) {
-        self.head = self.head.max(event.seq);
-        if event.frame.is_empty() {
+    fn fan_out(&mut self, seq: u64, payload: &[u8]) {
+        self.head = self.head.max(seq);
+        // With nobody connected there is nothing to decode.
+        if self.clients.is_empty() {
             return;
         }
+        let Some(event) = LiveEvent::decode(seq, payload) else {
+            return;
+        };
         let mut too_slow = Vec::new();
         for (id, client) in &self.clients {
             if !event.visible_to(&client.viewer) {
@@ -261,6 +300,7 @@ impl HubState {
 mod tests {
     use super::*;
     use serde_json::json;
+    use taskflow_schemas::EventEnvelope;
 
     #[test]
     fn readers_include_who_a_change_removed() {

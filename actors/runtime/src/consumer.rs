@@ -220,7 +220,8 @@ impl<H: EventHandler> Actor for StreamConsumer<H> {
                     tracing::warn!(consumer = %state.spec.durable, %error, "pull failed; retrying");
                     myself.send_after(Duration::from_millis(500), || ConsumerMessage::Pull);
                 } else {
-                    myself.cast(ConsumerMessage::Pull)?;
+                    // Refused only while draining, when no more pulls are wanted.
+                    let _ = myself.cast(ConsumerMessage::Pull);
                 }
                 if state.lag_checked.elapsed() >= LAG_EVERY {
                     state.lag_checked = Instant::now();

@@ -187,16 +187,5 @@ pub async fn serve(
     app: Router,
     shutdown: Shutdown,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let server = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(error) = served {
-            tracing::error!(service = "edge", %error, "http server stopped");
-        }
-    });
-    tracing::info!(service = "edge", addr = %bound, "edge listening");
-    Ok((bound, server))
+    taskflow_runtime::ops::serve_app(addr, app, shutdown).await
 }

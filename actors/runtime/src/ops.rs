@@ -89,15 +89,28 @@ pub async fn serve(
     readiness: Readiness,
     shutdown: Shutdown,
 ) -> std::io::Result<std::net::SocketAddr> {
+    serve_app(addr, router(readiness), shutdown)
+        .await
+        .map(|(bound, _)| bound)
+}
+
+/// Serves `app` on `addr` until shutdown; returns the bound address (for
+/// port 0) and the server's task, which ends once open requests finished.
+pub async fn serve_app(
+    addr: std::net::SocketAddr,
+    app: Router,
+    shutdown: Shutdown,
+) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        let served = axum::serve(listener, router(readiness))
+    let server = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await;
         if let Err(error) = served {
-            tracing::error!(%error, "ops server stopped");
+            tracing::error!(%error, "http server stopped");
         }
     });
-    Ok(bound)
+    tracing::info!(addr = %bound, "listening");
+    Ok((bound, server))
 }

@@ -352,6 +352,29 @@ impl TestSystem {
         }
     }
 
+    /// Logs the user in again and returns their new token.
+    pub async fn login(&self, user: &User) -> String {
+        let body = json!({"email": user.email, "password": "correct horse battery"});
+        let reply = self
+            .call(Method::POST, "/api/v1/auth/login", None, Some(body))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Grants the user the admin role (`make-admin`) and returns them with
+    /// the token of a fresh login, which carries the role.
+    pub async fn make_admin(&self, user: User) -> User {
+        let identity = &self.identity.as_ref().expect("identity runs").pool;
+        taskflow_identity::commands::make_admin(identity, &user.email)
+            .await
+            .expect("the user exists");
+        User {
+            token: self.login(&user).await,
+            ..user
+        }
+    }
+
     /// Creates a task and returns it, asserting 201.
     pub async fn create_task(&self, user: &User, body: Value) -> Value {
         let reply = self

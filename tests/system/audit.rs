@@ -48,25 +48,6 @@ async fn records(system: &TestSystem, user: &User, query: &str) -> Value {
     reply.body
 }
 
-async fn admin(system: &TestSystem) -> User {
-    let root = system.register("Root").await;
-    taskflow_identity::commands::make_admin(&system.identity.as_ref().unwrap().pool, &root.email)
-        .await
-        .unwrap();
-    let login = system
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"email": root.email, "password": "correct horse battery"})),
-        )
-        .await;
-    User {
-        token: login.body["token"].as_str().unwrap().to_owned(),
-        ..root
-    }
-}
-
 #[tokio::test]
 async fn every_task_change_becomes_one_record_that_its_readers_can_read() {
     let system = TestSystem::spawn().await;
@@ -144,7 +125,7 @@ async fn every_task_change_becomes_one_record_that_its_readers_can_read() {
     assert_eq!(registered["items"].as_array().unwrap().len(), 1);
     assert_eq!(registered["items"][0]["stream"], "AUDIT");
 
-    let root = admin(&system).await;
+    let root = system.make_admin(system.register("Root").await).await;
     wait_for_records(&system, "user.role_changed", 1).await;
     let everything = records(&system, &root, "?limit=200").await;
     assert!(

@@ -162,25 +162,9 @@ async fn a_profile_changes_name_timezone_and_notifications() {
 async fn make_admin_grants_the_role_at_the_next_login() {
     let system = TestSystem::spawn().await;
     let ada = system.register("Ada").await;
-    let pool = &system.identity.as_ref().unwrap().pool;
-    taskflow_identity::commands::make_admin(pool, &ada.email)
-        .await
-        .unwrap();
-    let login = system
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"email": ada.email, "password": "correct horse battery"})),
-        )
-        .await;
+    let ada = system.make_admin(ada).await;
     let me = system
-        .call(
-            Method::GET,
-            "/api/v1/users/me",
-            Some(login.body["token"].as_str().unwrap()),
-            None,
-        )
+        .call(Method::GET, "/api/v1/users/me", Some(&ada.token), None)
         .await;
     assert_eq!(me.body["role"], "admin");
     let events = system.wait_for_events("AUDIT", 2).await;

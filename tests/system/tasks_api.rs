@@ -591,22 +591,11 @@ async fn a_retry_while_the_first_request_is_in_flight_gets_409() {
 async fn an_admin_reads_every_task_but_changes_only_by_the_rules() {
     let system = TestSystem::spawn().await;
     let ada = system.register("Ada").await;
-    let root = system.register("Root").await;
+    let member = system.register("Root").await;
     let task = system.create_task(&ada, json!({"title": "Ada's"})).await;
     let path = format!("/api/v1/tasks/{}", id_of(&task));
-    let identity = &system.identity.as_ref().unwrap().pool;
-    taskflow_identity::commands::make_admin(identity, &root.email)
-        .await
-        .unwrap();
-    let login = system
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"email": root.email, "password": "correct horse battery"})),
-        )
-        .await;
-    let admin = Some(login.body["token"].as_str().unwrap());
+    let root = system.make_admin(member.clone()).await;
+    let admin = Some(root.token.as_str());
 
     assert_eq!(
         system.call(Method::GET, &path, admin, None).await.status,
@@ -620,7 +609,7 @@ async fn an_admin_reads_every_task_but_changes_only_by_the_rules() {
     assert_eq!(change.status, StatusCode::FORBIDDEN);
     // The old token still says member: the role counts from the next login.
     let old = system
-        .call(Method::GET, &path, Some(&root.token), None)
+        .call(Method::GET, &path, Some(&member.token), None)
         .await;
     assert_eq!(old.status, StatusCode::NOT_FOUND);
     system.stop().await;

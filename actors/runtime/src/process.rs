@@ -4,6 +4,9 @@
 
 use std::process::ExitCode;
 
+use sqlx::migrate::Migrator;
+
+use crate::ops::Readiness;
 use crate::service::RunningService;
 use crate::{Platform, RuntimeError, Settings, Shutdown};
 
@@ -25,6 +28,50 @@ pub async fn boot(process: &str) -> Result<Platform, ExitCode> {
     Platform::connect(settings, process, shutdown)
         .await
         .map_err(|error| fail(process, error))
+}
+
+/// The whole life of a binary that runs one service: boot, start it, serve
+/// its `/health`, `/health/ready` and `/metrics` (on `TASKFLOW_OPS_ADDR`,
+/// else `default_ops_addr`), wait for the signal, drain.
+pub async fn run_service<F, Fut>(
+    process: &'static str,
+    default_ops_addr: &str,
+    migrator: &'static Migrator,
+    start: F,
+) -> ExitCode
+where
+    F: FnOnce(Platform) -> Fut,
+    Fut: Future<Output = Result<RunningService, RuntimeError>>,
+{
+    let platform = match boot(process).await {
+        Ok(platform) => platform,
+        Err(code) => return code,
+    };
+    let service = match start(platform.clone()).await {
+        Ok(service) => service,
+        Err(error) => return fail(process, error),
+    };
+    let readiness = Readiness {
+        service: process,
+        nats: platform.nats.clone(),
+        databases: vec![(service.pool.clone(), migrator)],
+    };
+    let addr = match platform.settings.ops_addr {
+        Some(addr) => addr,
+        None => match default_ops_addr.parse() {
+            Ok(addr) => addr,
+            Err(_) => {
+                return fail(
+                    process,
+                    RuntimeError::Io(std::io::Error::other("bad default ops address")),
+                );
+            }
+        },
+    };
+    if let Err(error) = crate::ops::serve(addr, readiness, platform.shutdown.clone()).await {
+        return fail(process, error.into());
+    }
+    run_until_shutdown(&platform.shutdown, vec![service]).await
 }
 
 /// Prints why the process cannot go on; the exit code to return.

@@ -2,11 +2,7 @@
 
 use std::process::ExitCode;
 
-use taskflow_runtime::ops::{self, Readiness};
 use taskflow_runtime::{Settings, process};
-
-/// Where `/health` and `/metrics` are served unless TASKFLOW_OPS_ADDR says otherwise.
-const DEFAULT_OPS_ADDR: &str = "127.0.0.1:9102";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -22,27 +18,13 @@ async fn main() -> ExitCode {
 }
 
 async fn serve() -> ExitCode {
-    let platform = match process::boot("taskflow-identity").await {
-        Ok(platform) => platform,
-        Err(code) => return code,
-    };
-    let identity = match taskflow_identity::start(&platform).await {
-        Ok(service) => service,
-        Err(error) => return process::fail("taskflow-identity", error),
-    };
-    let readiness = Readiness {
-        service: "identity",
-        nats: platform.nats.clone(),
-        databases: vec![(identity.pool.clone(), &taskflow_identity::MIGRATOR)],
-    };
-    let addr = platform
-        .settings
-        .ops_addr
-        .unwrap_or(DEFAULT_OPS_ADDR.parse().expect("valid"));
-    if let Err(error) = ops::serve(addr, readiness, platform.shutdown.clone()).await {
-        return process::fail("taskflow-identity", error.into());
-    }
-    process::run_until_shutdown(&platform.shutdown, vec![identity]).await
+    process::run_service(
+        "taskflow-identity",
+        "127.0.0.1:9102",
+        &taskflow_identity::MIGRATOR,
+        |platform| async move { taskflow_identity::start(&platform).await },
+    )
+    .await
 }
 
 /// Grants the admin role; a running identity service publishes the event.

@@ -206,10 +206,3 @@ pub async fn get(
         .await?;
     Ok(row.map(AuditRecord::from))
 }
-
-/// How many records there are (for tests and the bench).
-pub async fn count(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM audit_records")
-        .fetch_one(pool)
-        .await
-}

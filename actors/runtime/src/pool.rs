@@ -43,8 +43,4 @@ impl<M> KeyedPool<M> {
         };
         &self.workers[index % self.workers.len()]
     }
-
-    pub fn workers(&self) -> &[ActorRef<M>] {
-        &self.workers
-    }
 }

@@ -201,6 +201,12 @@ async fn every_validation_error_names_its_field() {
         .await;
     assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
     assert_eq!(nowhere.error_code(), "not_found");
+
+    let wrong_method = system
+        .call(Method::PATCH, "/api/v1/tasks", token, None)
+        .await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.error_code(), "method_not_allowed");
     system.stop().await;
 }
 

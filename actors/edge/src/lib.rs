@@ -115,7 +115,7 @@ pub fn app(
     )
     .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
     .method_not_allowed_fallback(|| async {
-        ApiError::new(ErrorCode::ValidationFailed, "this method is not allowed on this route")
+        ApiError::new(ErrorCode::MethodNotAllowed, "this method is not allowed on this route")
     })
     .with_state(state)
     .merge(taskflow_runtime::ops::router(readiness))

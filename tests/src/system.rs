@@ -173,6 +173,14 @@ impl TestSystem {
         self.restart_edge().await;
     }
 
+    /// Swaps in another live feed (other keepalive timings, say).
+    pub async fn replace_feed(&mut self, feed: LiveFeed) {
+        if let Some(old) = self.feed.replace(feed) {
+            old.stop().await;
+        }
+        self.restart_edge().await;
+    }
+
     pub fn tasks(&self) -> &RunningService {
         self.tasks.as_ref().expect("the tasks service runs")
     }

@@ -361,3 +361,26 @@ async fn a_slow_client_is_closed_with_a_reason_and_never_slows_the_others() {
     ));
     system.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_answers_no_ping_is_dropped() {
+    let mut system = TestSystem::spawn().await;
+    let keepalive = taskflow_livefeed::Keepalive {
+        ping_every: Duration::from_millis(100),
+        idle_limit: Duration::from_millis(300),
+    };
+    let feed = taskflow_livefeed::LiveFeed::start_with(&system.platform, keepalive)
+        .await
+        .unwrap();
+    system.replace_feed(feed).await;
+    let ada = system.register("Ada").await;
+    let mut silent = FeedClient::connect(&system.base_url, &format!("?token={}", ada.token)).await;
+    // Not reading means not answering the pings.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(silent.next_frame(SOON).await["type"], "ready");
+    match silent.next_or_close(SOON).await {
+        Err(Closed::Frame(1001, reason)) => assert_eq!(reason, "no pong"),
+        other => panic!("expected a close for no pong, got {other:?}"),
+    }
+    system.stop().await;
+}

@@ -22,19 +22,33 @@ use taskflow_runtime::tokens::Tokens;
 use taskflow_runtime::{Platform, RuntimeError, Shutdown};
 
 use crate::hub::{FeedHub, HubMessage};
+pub use crate::session::Keepalive;
 use crate::session::{FeedContext, Handshake};
 
 /// A running live feed: its hub actor.
 pub struct LiveFeed {
     pub hub: ActorRef<HubMessage>,
+    keepalive: Keepalive,
     join: tokio::task::JoinHandle<()>,
 }
 
 impl LiveFeed {
     /// Starts following `TASKS` from its current end.
     pub async fn start(platform: &Platform) -> Result<Self, RuntimeError> {
+        Self::start_with(platform, Keepalive::default()).await
+    }
+
+    /// With other keepalive timings (tests use short ones).
+    pub async fn start_with(
+        platform: &Platform,
+        keepalive: Keepalive,
+    ) -> Result<Self, RuntimeError> {
         let (hub, join) = Actor::spawn(None, FeedHub, platform.clone()).await?;
-        Ok(Self { hub, join })
+        Ok(Self {
+            hub,
+            keepalive,
+            join,
+        })
     }
 
     /// Connected clients.
@@ -71,6 +85,7 @@ pub fn router(feed: &LiveFeed, platform: &Platform, shutdown: Shutdown) -> Route
         jetstream: platform.jetstream.clone(),
         tokens: Tokens::new(&platform.settings.jwt_secret),
         shutdown,
+        keepalive: feed.keepalive,
     };
     Router::new().route("/ws", get(upgrade)).with_state(context)
 }

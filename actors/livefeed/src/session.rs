@@ -19,11 +19,10 @@ use crate::hub::{HubMessage, LiveEvent, Registration, Viewer};
 
 /// How long a client has to send its authenticate frame.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
-const PING_EVERY: Duration = Duration::from_secs(20);
-/// A client silent this long (no pong, no frame) is gone.
-const IDLE_LIMIT: Duration = Duration::from_secs(60);
 /// A frame the socket has not taken by then means the client stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client has to answer our close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Frames written before one flush.
 const WRITE_BATCH: usize = 64;
 /// A replay that sees no message for this long has reached the stream's end.
@@ -36,6 +35,24 @@ pub struct FeedContext {
     pub jetstream: async_nats::jetstream::Context,
     pub tokens: Tokens,
     pub shutdown: Shutdown,
+    pub keepalive: Keepalive,
+}
+
+/// How often the server pings, and how long a silent client is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Keepalive {
+    pub ping_every: Duration,
+    /// A client silent this long (no pong, no frame) is gone.
+    pub idle_limit: Duration,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Self {
+            ping_every: Duration::from_secs(20),
+            idle_limit: Duration::from_secs(60),
+        }
+    }
 }
 
 /// `?token=` and `?cursor=` of `GET /ws`.
@@ -147,7 +164,11 @@ async fn serve(
         return Ending::Closed;
     }
     let mut last_heard = Instant::now();
-    let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+    let Keepalive {
+        ping_every,
+        idle_limit,
+    } = context.keepalive;
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     loop {
         tokio::select! {
             biased;
@@ -198,7 +219,7 @@ async fn serve(
                 }
             }
             _ = ping.tick() => {
-                if last_heard.elapsed() > IDLE_LIMIT {
+                if last_heard.elapsed() > idle_limit {
                     close(socket, close_code::AWAY, "no pong").await;
                     return Ending::Closed;
                 }
@@ -305,9 +326,15 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
         code,
         reason: reason.into(),
     };
-    let _ = tokio::time::timeout(
-        Duration::from_secs(1),
-        socket.send(Message::Close(Some(frame))),
-    )
-    .await;
+    let handshake = async {
+        socket.send(Message::Close(Some(frame))).await.ok()?;
+        // The closing handshake: wait for the client's close before hanging up.
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+        Some(())
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, handshake).await;
 }

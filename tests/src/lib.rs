@@ -2,6 +2,7 @@
 //! store), real Postgres databases under a unique prefix, and the real
 //! services and edge, started the way the `taskflow` binary starts them.
 
+pub mod fixtures;
 pub mod nats_server;
 pub mod system;
 pub mod ws;

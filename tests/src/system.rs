@@ -383,6 +383,28 @@ impl TestSystem {
         }
     }
 
+    /// Creates `count` tasks titled `<prefix> <n>` over HTTP, `concurrency`
+    /// at a time, asserting 201 for each.
+    pub async fn create_tasks(&self, user: &User, prefix: &str, count: usize, concurrency: usize) {
+        use futures::StreamExt;
+        let url = format!("{}/api/v1/tasks", self.base_url);
+        futures::stream::iter(0..count)
+            .for_each_concurrent(concurrency, |n| {
+                let request = self
+                    .http
+                    .post(&url)
+                    .bearer_auth(&user.token)
+                    .json(&json!({"title": format!("{prefix} {n}")}));
+                async move {
+                    assert_eq!(
+                        request.send().await.expect("the edge answers").status(),
+                        StatusCode::CREATED
+                    )
+                }
+            })
+            .await;
+    }
+
     /// Creates a task and returns it, asserting 201.
     pub async fn create_task(&self, user: &User, body: Value) -> Value {
         let reply = self

@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use taskflow_schemas::EventEnvelope;
-use taskflow_system_tests::{TestSystem, User, id_of, wait_until};
+use taskflow_system_tests::{TestSystem, User, fixtures, id_of, wait_until};
 
 /// Waits until the audit holds `count` records of `event_type`, then
 /// until its consumers have nothing left to do.
@@ -159,21 +158,7 @@ async fn audit_records_cannot_be_changed_or_removed() {
 }
 
 fn injected_event(owner: uuid::Uuid, schema_version: u32) -> EventEnvelope {
-    let task_id = uuid::Uuid::now_v7();
-    let now = chrono::Utc::now();
-    let mut envelope = EventEnvelope::new(
-        "task.created",
-        Some(task_id),
-        Some(owner),
-        "injected",
-        json!({"task": {
-            "id": task_id, "project_id": null, "title": "injected", "description": null,
-            "status": "pending", "priority": "low", "labels": [], "creator_id": owner,
-            "assignee_id": null, "observer_ids": [], "due_date": null, "reminder_time": null,
-            "reminder_offset_minutes": null, "recurrence": null, "series_id": null, "version": 1,
-            "created_at": now, "updated_at": now, "completed_at": null
-        }}),
-    );
+    let mut envelope = fixtures::task_created(owner, "injected", "injected");
     envelope.schema_version = schema_version;
     envelope
 }
@@ -317,19 +302,7 @@ async fn an_audit_stopped_during_1000_writes_catches_up_with_exactly_1000_record
     let ada = system.register("Ada").await;
     system.stop_audit().await;
 
-    let url = format!("{}/api/v1/tasks", system.base_url);
-    let writes = futures::stream::iter(0..1000).map(|n| {
-        let request = system
-            .http
-            .post(&url)
-            .bearer_auth(&ada.token)
-            .json(&json!({"title": format!("write {n}")}));
-        async move {
-            let response = request.send().await.unwrap();
-            assert_eq!(response.status(), StatusCode::CREATED);
-        }
-    });
-    writes.for_each_concurrent(16, |write| write).await;
+    system.create_tasks(&ada, "write", 1000, 16).await;
 
     system.start_audit().await;
     wait_for_records(&system, "task.created", 1000).await;
@@ -349,16 +322,7 @@ async fn two_audit_instances_share_one_consumer_and_record_each_event_once() {
         .await
         .expect("a second instance starts");
     let ada = system.register("Ada").await;
-    let url = format!("{}/api/v1/tasks", system.base_url);
-    let writes = futures::stream::iter(0..200).map(|n| {
-        let request = system
-            .http
-            .post(&url)
-            .bearer_auth(&ada.token)
-            .json(&json!({"title": format!("shared {n}")}));
-        async move { assert_eq!(request.send().await.unwrap().status(), StatusCode::CREATED) }
-    });
-    writes.for_each_concurrent(8, |write| write).await;
+    system.create_tasks(&ada, "shared", 200, 8).await;
     wait_for_records(&system, "task.created", 200).await;
     let count: i64 =
         sqlx::query_scalar("SELECT count(*) FROM audit_records WHERE event_type = 'task.created'")

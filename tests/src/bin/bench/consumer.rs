@@ -3,32 +3,15 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use taskflow_runtime::consumer::{ConsumedEvent, EventHandler};
 use taskflow_schemas::EventEnvelope;
-use taskflow_system_tests::TestSystem;
+use taskflow_system_tests::{TestSystem, fixtures};
 use uuid::Uuid;
 
 /// `count` task events of `owner`, as the tasks service would publish them.
 pub fn events(owner: Uuid, count: usize) -> Vec<EventEnvelope> {
     (0..count)
-        .map(|n| {
-            let task_id = Uuid::now_v7();
-            let now = chrono::Utc::now();
-            EventEnvelope::new(
-                "task.created",
-                Some(task_id),
-                Some(owner),
-                format!("burst-{n}"),
-                json!({"task": {
-                    "id": task_id, "project_id": null, "title": format!("burst {n}"), "description": null,
-                    "status": "pending", "priority": "medium", "labels": [], "creator_id": owner,
-                    "assignee_id": null, "observer_ids": [], "due_date": null, "reminder_time": null,
-                    "reminder_offset_minutes": null, "recurrence": null, "series_id": null, "version": 1,
-                    "created_at": now, "updated_at": now, "completed_at": null
-                }}),
-            )
-        })
+        .map(|n| fixtures::task_created(owner, &format!("burst {n}"), &format!("burst-{n}")))
         .collect()
 }
 
@@ -41,8 +24,10 @@ pub async fn publish(system: &TestSystem, events: &[EventEnvelope]) -> anyhow::R
             let message = async_nats::jetstream::message::PublishMessage::build()
                 .payload(serde_json::to_vec(event)?.into())
                 .message_id(event.event_id.to_string());
-            let subject = format!("tasks.created.{}", event.task_id.unwrap_or_default());
-            acks.push(js.send_publish(subject, message).await?);
+            acks.push(
+                js.send_publish(fixtures::subject_of(event), message)
+                    .await?,
+            );
         }
         for ack in acks {
             ack.await?;

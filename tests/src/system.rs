@@ -383,6 +383,17 @@ impl TestSystem {
         }
     }
 
+    /// The edge's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.base_url))
+            .send()
+            .await
+            .expect("the edge answers");
+        response.text().await.expect("a text body")
+    }
+
     /// Creates `count` tasks titled `<prefix> <n>` over HTTP, `concurrency`
     /// at a time, asserting 201 for each.
     pub async fn create_tasks(&self, user: &User, prefix: &str, count: usize, concurrency: usize) {

@@ -193,15 +193,7 @@ async fn the_same_event_injected_twice_gives_one_record() {
         .await
         .unwrap();
     assert_eq!(found, 1);
-    let metrics = system
-        .http
-        .get(format!("{}/metrics", system.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = system.metrics().await;
     assert!(
         metrics.contains(
             r#"taskflow_consumer_skipped_total{consumer="audit-tasks",reason="duplicate"} 1"#
@@ -271,15 +263,7 @@ async fn malformed_and_unknown_version_messages_do_not_stop_the_audit() {
     assert_eq!(header("Taskflow-Dlq-Sequence").as_deref(), Some("1"));
     assert_eq!(&parked[0].payload[..], b"{not an envelope");
 
-    let metrics = system
-        .http
-        .get(format!("{}/metrics", system.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = system.metrics().await;
     for line in [
         r#"taskflow_consumer_skipped_total{consumer="audit-tasks",reason="unknown_schema_version"} 1"#,
         r#"taskflow_consumer_dlq_total{consumer="audit-tasks",reason="malformed"} 1"#,

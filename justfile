@@ -29,6 +29,7 @@ logs:
 # Run every test against a real nats-server and Postgres
 test:
     scripts/drop-test-databases.sh
+    cargo build --bins
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo nextest run --workspace --no-fail-fast
 
 # Print throughput and latency figures (release build)

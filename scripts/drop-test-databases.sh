@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Drops the databases that earlier test runs left behind (prefix tft_): each
+# Drops the databases that earlier test runs left behind (prefixes tft_ and tfb_): each
 # test drops its own at the end, but not when it failed half-way.
 set -euo pipefail
 # psql connects to the maintenance database of DATABASE_URL's server.
@@ -9,6 +9,6 @@ url = urllib.parse.urlsplit(sys.argv[1])
 print(urllib.parse.urlunsplit(url._replace(path="/postgres")))
 PY
 )"
-for db in $(psql "$admin" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'tft\_%'"); do
+for db in $(psql "$admin" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'tft\_%' OR datname LIKE 'tfb\_%'"); do
   psql "$admin" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
 done

@@ -2,6 +2,7 @@
 //! One binary, a module per area.
 
 mod audit;
+mod binary;
 mod identity;
 mod livefeed;
 mod nats_commands;

@@ -285,6 +285,9 @@ impl HubState {
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
+        if too_slow.is_empty() {
+            return;
+        }
         for id in too_slow {
             if let Some(client) = self.clients.remove(&id) {
                 tracing::warn!(service = "livefeed", client = id, user = %client.viewer.user, "client too slow; closing it");

@@ -136,33 +136,15 @@ fn bind_task<'q>(query: PgQuery<'q>, task: &'q Task) -> PgQuery<'q> {
         .bind(task.completed_at)
 }
 
-/// Writes every field of `task`, which was read `FOR UPDATE` in this transaction.
+/// Writes every field of `task`, which was read `FOR UPDATE` in this
+/// transaction (id, creator and creation time are written back unchanged).
 pub async fn update(conn: &mut PgConnection, task: &Task) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE tasks SET project_id = $2, title = $3, description = $4, status = $5, priority = $6, \
-         labels = $7, assignee_id = $8, observer_ids = $9, due_date = $10, reminder_time = $11, \
-         reminder_offset_minutes = $12, recurrence = $13, series_id = $14, version = $15, \
-         updated_at = $16, completed_at = $17 WHERE id = $1",
-    )
-    .bind(task.id)
-    .bind(task.project_id)
-    .bind(&task.title)
-    .bind(&task.description)
-    .bind(task.status.as_str())
-    .bind(task.priority.as_str())
-    .bind(&task.labels)
-    .bind(task.assignee_id)
-    .bind(&task.observer_ids)
-    .bind(task.due_date)
-    .bind(task.reminder_time)
-    .bind(task.reminder_offset_minutes)
-    .bind(task.recurrence.as_ref().map(Json))
-    .bind(task.series_id)
-    .bind(task.version)
-    .bind(task.updated_at)
-    .bind(task.completed_at)
-    .execute(conn)
-    .await?;
+    let query = sqlx::query(concat!(
+        "UPDATE tasks SET (",
+        columns!(),
+        ") = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) WHERE id = $1"
+    ));
+    bind_task(query, task).execute(conn).await?;
     Ok(())
 }
 

@@ -6,20 +6,75 @@ use crate::commands::Command;
 use crate::error::ErrorBody;
 
 /// Decodes `bytes`; a failure is a `validation_failed` error naming the
-/// offending field where there is one.
+/// offending field where there is one. A string holding NUL is refused too
+/// (no field needs it, and Postgres cannot store it in `text`).
 pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorBody> {
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+    let decoded = serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            return ErrorBody::new(
-                crate::ErrorCode::ValidationFailed,
-                format!("body is not valid JSON: {inner}"),
-            );
+            let problem = format!("is not valid JSON: {inner}");
+            return match path.as_str() {
+                "." | "" => ErrorBody::new(
+                    crate::ErrorCode::ValidationFailed,
+                    format!("body {problem}"),
+                ),
+                field => ErrorBody::invalid(field, problem),
+            };
         }
         from_serde_message(&path, &inner.to_string())
-    })
+    })?;
+    if let Some(field) = field_with_nul(bytes) {
+        return Err(ErrorBody::invalid(
+            &field,
+            "must not contain NUL characters",
+        ));
+    }
+    Ok(decoded)
+}
+
+/// The path of the first string or key holding NUL (`\u0000`), if any. The
+/// byte search keeps the common case free; only a body that has the escape
+/// is walked.
+fn field_with_nul(bytes: &[u8]) -> Option<String> {
+    const ESCAPE: &[u8] = b"\\u0000";
+    bytes
+        .windows(ESCAPE.len())
+        .any(|window| window == ESCAPE)
+        .then_some(())?;
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    nul_path(&value, String::new())
+}
+
+fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    let named = |path: &str| {
+        if path.is_empty() {
+            ".".to_owned()
+        } else {
+            path.to_owned()
+        }
+    };
+    match value {
+        Value::String(text) => text.contains('\0').then(|| named(&path)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_path(item, format!("{path}[{index}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let field = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if key.contains('\0') {
+                return Some(named(&path));
+            }
+            nul_path(item, field)
+        }),
+        _ => None,
+    }
 }
 
 /// Decodes a command: `actor_id` beside the fields of `B`.
@@ -46,8 +101,18 @@ pub fn command<B: DeserializeOwned>(bytes: &[u8]) -> Result<Command<B>, ErrorBod
     })
 }
 
-/// Decodes a URL query string the same way.
+/// Decodes a URL query string the same way; a parameter whose value is
+/// not UTF-8 once percent-decoded, or holds NUL, is refused by name.
 pub fn query<T: DeserializeOwned>(query: &str) -> Result<T, ErrorBody> {
+    for (key, value) in form_urlencoded_parse(query) {
+        // Percent-decoding replaces bytes that are not UTF-8 with U+FFFD.
+        if key.contains('\u{fffd}') || value.contains('\u{fffd}') {
+            return Err(ErrorBody::invalid(&key, "is not valid UTF-8"));
+        }
+        if key.contains('\0') || value.contains('\0') {
+            return Err(ErrorBody::invalid(&key, "must not contain NUL characters"));
+        }
+    }
     let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         from_serde_message(&error.path().to_string(), &error.into_inner().to_string())
@@ -103,6 +168,46 @@ mod tests {
     fn broken_json_is_a_validation_error() {
         let error = json::<NewTask>(b"{").unwrap_err();
         assert_eq!(error.code, crate::ErrorCode::ValidationFailed);
+    }
+
+    #[test]
+    fn a_number_for_an_enum_names_the_field() {
+        let error = json::<NewTask>(br#"{"title": "x", "priority": 3}"#).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("priority"), "{error}");
+    }
+
+    #[test]
+    fn nul_anywhere_is_refused_naming_the_field() {
+        let cases: [(&[u8], &str); 4] = [
+            (br#"{"title": "a\u0000b"}"#, "title"),
+            (
+                br#"{"title": "x", "labels": ["ok", "b\u0000"]}"#,
+                "labels[1]",
+            ),
+            (
+                br#"{"title": "x", "recurrence": {"frequency": "daily", "anchor": "due\u0000"}}"#,
+                "recurrence.anchor",
+            ),
+            (br#"{"title": "x", "description": "\u0000"}"#, "description"),
+        ];
+        for (body, field) in cases {
+            let error = json::<NewTask>(body).unwrap_err();
+            assert_eq!(error.field.as_deref(), Some(field), "{error}");
+        }
+        // An escaped backslash before "u0000" is no NUL.
+        assert!(json::<NewTask>(br#"{"title": "a\\u0000"}"#).is_ok());
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_field() {
+        let error = json::<NewTask>(b"{\"title\": \"a\xff\"}").unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("title"), "{error}");
+        let error = json::<NewTask>(br#"{"title": "\ud800"}"#).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("title"), "{error}");
+        let error = query::<TaskQuery>("q=%FF").unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("q"));
+        let error = query::<TaskQuery>("q=a%00b").unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("q"));
     }
 
     #[test]

@@ -49,4 +49,23 @@ impl EventEnvelope {
             payload,
         }
     }
+
+    /// Why a decoded envelope cannot be taken in, if it cannot: the bounds
+    /// every producer here keeps, checked again on what arrives from outside
+    /// (an injected event), so no index or header downstream chokes on it.
+    pub fn out_of_bounds(&self) -> Option<String> {
+        use crate::limits::{MAX_EVENT_TYPE, REQUEST_ID_RULE, is_valid_request_id};
+        if !is_valid_request_id(self.correlation_id.as_bytes()) {
+            return Some(format!("correlation_id {REQUEST_ID_RULE}"));
+        }
+        if self.event_type.is_empty()
+            || self.event_type.len() > MAX_EVENT_TYPE
+            || !self.event_type.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Some(format!(
+                "event_type must be 1 to {MAX_EVENT_TYPE} visible ASCII characters"
+            ));
+        }
+        None
+    }
 }

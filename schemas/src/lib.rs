@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod feed;
 pub mod json_schema;
+pub mod limits;
 pub mod patch;
 pub mod subjects;
 pub mod task;

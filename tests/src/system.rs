@@ -427,6 +427,21 @@ impl TestSystem {
 
     // ---- streams ----
 
+    /// Publishes `payload` on `subject` as an outside client would (the
+    /// nats CLI's `pub -H Nats-Msg-Id:<msg_id>`), and waits for the stream's ack.
+    pub async fn inject(&self, subject: String, payload: Vec<u8>, msg_id: &str) {
+        let message = async_nats::jetstream::message::PublishMessage::build()
+            .payload(payload.into())
+            .message_id(msg_id);
+        self.platform
+            .jetstream
+            .send_publish(subject, message)
+            .await
+            .expect("the server takes the publish")
+            .await
+            .expect("the stream acknowledges it");
+    }
+
     /// Every message the stream holds, in order, as stored.
     pub async fn raw_messages(
         &self,

@@ -163,18 +163,6 @@ fn injected_event(owner: uuid::Uuid, schema_version: u32) -> EventEnvelope {
     envelope
 }
 
-async fn inject(system: &TestSystem, subject: String, payload: Vec<u8>, msg_id: &str) {
-    let js = &system.platform.jetstream;
-    let message = async_nats::jetstream::message::PublishMessage::build()
-        .payload(payload.into())
-        .message_id(msg_id);
-    js.send_publish(subject, message)
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn the_same_event_injected_twice_gives_one_record() {
     let system = TestSystem::spawn().await;
@@ -183,8 +171,10 @@ async fn the_same_event_injected_twice_gives_one_record() {
     let subject = format!("tasks.created.{}", event.task_id.unwrap());
     let body = serde_json::to_vec(&event).unwrap();
     // Different message ids, so the stream keeps both copies.
-    inject(&system, subject.clone(), body.clone(), "first-copy").await;
-    inject(&system, subject, body, "second-copy").await;
+    system
+        .inject(subject.clone(), body.clone(), "first-copy")
+        .await;
+    system.inject(subject, body, "second-copy").await;
     wait_for_records(&system, "task.created", 1).await;
 
     let found: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_records WHERE event_id = $1")
@@ -207,22 +197,22 @@ async fn the_same_event_injected_twice_gives_one_record() {
 async fn malformed_and_unknown_version_messages_do_not_stop_the_audit() {
     let system = TestSystem::spawn().await;
     let ada = system.register("Ada").await;
-    inject(
-        &system,
-        "tasks.created.garbage".into(),
-        b"{not an envelope".to_vec(),
-        "garbage",
-    )
-    .await;
+    system
+        .inject(
+            "tasks.created.garbage".into(),
+            b"{not an envelope".to_vec(),
+            "garbage",
+        )
+        .await;
     let future = injected_event(ada.id, 2);
     let future_subject = format!("tasks.created.{}", future.task_id.unwrap());
-    inject(
-        &system,
-        future_subject,
-        serde_json::to_vec(&future).unwrap(),
-        "from-the-future",
-    )
-    .await;
+    system
+        .inject(
+            future_subject,
+            serde_json::to_vec(&future).unwrap(),
+            "from-the-future",
+        )
+        .await;
     // A good event behind the bad ones still gets through.
     system
         .create_task(&ada, json!({"title": "after the bad ones"}))
@@ -325,13 +315,13 @@ async fn an_event_the_handler_rejects_goes_to_the_dlq_at_once() {
     let mut event = injected_event(ada.id, 1);
     event.payload = json!({"task": "not a task"});
     let subject = format!("tasks.created.{}", event.task_id.unwrap());
-    inject(
-        &system,
-        subject.clone(),
-        serde_json::to_vec(&event).unwrap(),
-        "rejected",
-    )
-    .await;
+    system
+        .inject(
+            subject.clone(),
+            serde_json::to_vec(&event).unwrap(),
+            "rejected",
+        )
+        .await;
     system
         .create_task(&ada, json!({"title": "behind it"}))
         .await;

@@ -3,6 +3,7 @@
 
 mod audit;
 mod binary;
+mod hostile;
 mod identity;
 mod livefeed;
 mod nats_commands;

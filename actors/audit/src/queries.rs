@@ -93,12 +93,5 @@ fn decode_cursor(cursor: &str) -> Result<Uuid, ErrorBody> {
 }
 
 fn database_error(error: sqlx::Error) -> ErrorBody {
-    tracing::error!(service = "audit", %error, "database error");
-    match error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => ErrorBody::new(
-            ErrorCode::ServiceUnavailable,
-            "the audit database is unavailable",
-        ),
-        _ => ErrorBody::new(ErrorCode::Internal, "internal error"),
-    }
+    taskflow_runtime::postgres::error_body("audit", &error)
 }

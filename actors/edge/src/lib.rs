@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 mod http_metrics;
 pub mod nats_client;
+mod request_id;
 mod routes;
 
 use std::net::SocketAddr;
@@ -28,7 +29,7 @@ use taskflow_runtime::tokens::Tokens;
 use taskflow_runtime::{Platform, Shutdown};
 use taskflow_schemas::ErrorCode;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -136,7 +137,8 @@ pub fn app(
             .unwrap_or_default();
         tracing::info_span!("http", service = "edge", method = %request.method(), path = %request.uri().path(), request_id)
     }))
-    .layer(SetRequestIdLayer::new(REQUEST_ID, NewRequestId))
+    .layer(SetRequestIdLayer::new(REQUEST_ID, request_id::NewRequestId))
+    .layer(axum::middleware::from_fn(request_id::check))
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -166,18 +168,6 @@ fn cors(origins: &[String]) -> CorsLayer {
             HeaderName::from_static("idempotency-key"),
         ])
         .expose_headers([header::ETAG, REQUEST_ID])
-}
-
-/// Requests without an `X-Request-Id` get a UUID v7.
-#[derive(Clone, Copy)]
-struct NewRequestId;
-
-impl MakeRequestId for NewRequestId {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<tower_http::request_id::RequestId> {
-        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
-            .ok()
-            .map(tower_http::request_id::RequestId::new)
-    }
 }
 
 /// Serves the edge on `addr` until shutdown; returns the bound address and

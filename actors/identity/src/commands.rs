@@ -71,7 +71,8 @@ impl IdentityCommands {
             request_id,
             serde_json::to_value(payload).expect("a payload serializes"),
         );
-        outbox::enqueue(&mut tx, &audit_subject(events::USER_REGISTERED), &event).await?;
+        outbox::enqueue::<IdentityError>(&mut tx, &audit_subject(events::USER_REGISTERED), &event)
+            .await?;
         tx.commit().await?;
         self.relay.wake();
         tracing::info!(service = "identity", user_id = %user.id, event_id = %event.event_id, "user registered");
@@ -160,7 +161,8 @@ pub async fn make_admin(pool: &PgPool, email: &str) -> Result<Uuid, IdentityErro
         format!("make-admin-{}", Uuid::now_v7()),
         json!({"user_id": user, "role": "admin"}),
     );
-    outbox::enqueue(&mut tx, &audit_subject(events::USER_ROLE_CHANGED), &event).await?;
+    outbox::enqueue::<IdentityError>(&mut tx, &audit_subject(events::USER_ROLE_CHANGED), &event)
+        .await?;
     tx.commit().await?;
     Ok(user)
 }

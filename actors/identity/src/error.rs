@@ -36,19 +36,7 @@ impl From<IdentityError> for ErrorBody {
         match error {
             IdentityError::Rejected(body) => body,
             IdentityError::Database(error) => {
-                tracing::error!(service = "identity", %error, "database error");
-                let unavailable = matches!(
-                    error,
-                    sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-                );
-                if unavailable {
-                    ErrorBody::new(
-                        ErrorCode::ServiceUnavailable,
-                        "the identity database is unavailable",
-                    )
-                } else {
-                    ErrorBody::new(ErrorCode::Internal, "internal error")
-                }
+                taskflow_runtime::postgres::error_body("identity", &error)
             }
             IdentityError::Hashing(error) => {
                 tracing::error!(service = "identity", %error, "password hashing failed");

@@ -20,6 +20,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use taskflow_runtime::Platform;
+use taskflow_schemas::envelope::SCHEMA_VERSION;
 use taskflow_schemas::subjects::TASKS_STREAM;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,13 @@ impl LiveEvent {
     /// it; the frame wraps the stored bytes as they are.
     pub fn decode(seq: u64, payload: &[u8]) -> Option<Self> {
         let peek: EnvelopePeek = serde_json::from_slice(payload).ok()?;
+        if peek.schema_version != SCHEMA_VERSION {
+            // Like every consumer: a version this build does not know is
+            // counted and skipped, never shown half-understood.
+            metrics::counter!("taskflow_consumer_skipped_total", "consumer" => "livefeed", "reason" => "unknown_schema_version")
+                .increment(1);
+            return None;
+        }
         let envelope = std::str::from_utf8(payload).ok()?;
         let frame = format!(r#"{{"type":"event","cursor":{seq},"event":{envelope}}}"#);
         Some(Self {
@@ -67,6 +75,7 @@ struct EnvelopePeek {
     event_type: IgnoredAny,
     #[allow(dead_code)]
     occurred_at: IgnoredAny,
+    schema_version: u32,
     #[serde(default)]
     payload: PayloadPeek,
 }

@@ -13,6 +13,7 @@ use futures::stream::{BoxStream, SelectAll, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use taskflow_schemas::commands::{Principal, Reply};
+use taskflow_schemas::limits::{REQUEST_ID_RULE, is_valid_request_id};
 use taskflow_schemas::subjects::REQUEST_ID_HEADER;
 use taskflow_schemas::{ErrorBody, decode};
 use tokio::sync::oneshot;
@@ -106,24 +107,42 @@ pub async fn serve(
             .add(*subject)
             .await
             .map_err(RuntimeError::nats)?;
-        streams.push(endpoint.map(move |request| CommandRequest {
-            subject,
-            request_id: request_id_of(&request.message),
-            payload: request.message.payload.clone(),
-            responder: Responder::Nats(Box::new(request)),
-        }));
+        let requests = endpoint.filter_map(move |request| async move {
+            let request_id = match request_id_of(&request.message) {
+                Ok(id) => id,
+                Err(error) => {
+                    let reply = Reply::<()>::Err(error);
+                    let body = serde_json::to_vec(&reply).expect("replies serialize");
+                    let _ = request.respond(Ok(body.into())).await;
+                    return None;
+                }
+            };
+            Some(CommandRequest {
+                subject,
+                request_id,
+                payload: request.message.payload.clone(),
+                responder: Responder::Nats(Box::new(request)),
+            })
+        });
+        streams.push(requests.boxed());
     }
     Ok((service, streams.boxed()))
 }
 
-fn request_id_of(message: &async_nats::Message) -> String {
-    message
+/// The caller's `X-Request-Id` within bounds, a fresh one when it sent none,
+/// or the error that names the header.
+fn request_id_of(message: &async_nats::Message) -> Result<String, ErrorBody> {
+    let sent = message
         .headers
         .as_ref()
-        .and_then(|headers| headers.get(REQUEST_ID_HEADER))
-        .map(|value| value.as_str().to_owned())
-        .filter(|value| !value.is_empty())
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+        .and_then(|headers| headers.get(REQUEST_ID_HEADER));
+    match sent {
+        None => Ok(uuid::Uuid::now_v7().to_string()),
+        Some(value) if is_valid_request_id(value.as_str().as_bytes()) => {
+            Ok(value.as_str().to_owned())
+        }
+        Some(_) => Err(ErrorBody::invalid(REQUEST_ID_HEADER, REQUEST_ID_RULE)),
+    }
 }
 
 impl CommandRequest {

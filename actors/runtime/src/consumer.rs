@@ -77,11 +77,14 @@ pub enum HandlerError {
 impl From<sqlx::Error> for HandlerError {
     fn from(error: sqlx::Error) -> Self {
         match &error {
-            // Bad data for this handler's tables: retrying will not help.
+            // Bad data for this handler's tables (22: data exception, 23:
+            // constraint, 54: too large for an index): retrying will not help.
             sqlx::Error::Database(db)
-                if db
-                    .code()
-                    .is_some_and(|code| code.starts_with("22") || code.starts_with("23")) =>
+                if db.code().is_some_and(|code| {
+                    ["22", "23", "54"]
+                        .iter()
+                        .any(|class| code.starts_with(class))
+                }) =>
             {
                 Self::Reject(error.to_string())
             }
@@ -115,6 +118,45 @@ pub trait EventHandler: Send + Sync + 'static {
             Ok(())
         }
     }
+}
+
+/// Why a message went to the DLQ: the metric's `reason` label and the
+/// first word of the `Taskflow-Dlq-Reason` header.
+#[derive(Debug, Clone, Copy)]
+enum DlqReason {
+    /// Not an envelope, or one outside the bounds every producer keeps.
+    Malformed,
+    /// The handler said it can never apply it.
+    Rejected,
+    /// It failed `MAX_DELIVER` times.
+    MaxDeliver,
+}
+
+impl DlqReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Rejected => "rejected",
+            Self::MaxDeliver => "max_deliver",
+        }
+    }
+}
+
+/// The envelope in `payload`, or why it is not one this runtime takes.
+fn decode_envelope(payload: &[u8]) -> Result<EventEnvelope, String> {
+    let envelope: EventEnvelope =
+        serde_json::from_slice(payload).map_err(|error| error.to_string())?;
+    match envelope.out_of_bounds() {
+        Some(problem) => Err(problem),
+        None => Ok(envelope),
+    }
+}
+
+/// How long a message waits before its next try after the DLQ refused it:
+/// 200 ms, doubling, at most a minute.
+fn dlq_retry_delay(delivered: i64) -> Duration {
+    let doublings = delivered.clamp(1, 10) as u32 - 1;
+    (Duration::from_millis(200) * 2u32.pow(doublings)).min(Duration::from_secs(60))
 }
 
 /// A decoded message on its way through.
@@ -190,12 +232,16 @@ impl<H: EventHandler> Actor for StreamConsumer<H> {
             deliver_policy: DeliverPolicy::All,
             ack_policy: AckPolicy::Explicit,
             ack_wait: ACK_WAIT,
-            max_deliver: MAX_DELIVER,
+            // The server never gives up on a message by itself: this runtime
+            // counts deliveries and parks a message in the DLQ after
+            // MAX_DELIVER, and one whose DLQ publish failed stays pending.
+            max_deliver: -1,
             filter_subjects: spec.subjects.clone(),
             max_ack_pending: 10_000,
             ..Default::default()
         };
-        let consumer: PullConsumer = stream.get_or_create_consumer(&spec.durable, config).await?;
+        // Create or update, so a changed setting reaches an existing consumer.
+        let consumer: PullConsumer = stream.create_consumer(config).await?;
         myself.cast(ConsumerMessage::Pull)?;
         tracing::info!(service = spec.service, consumer = %spec.durable, stream = spec.stream, "consuming");
         Ok(ConsumerState {
@@ -308,14 +354,15 @@ impl<H: EventHandler> ConsumerState<H> {
         if delivered > 1 {
             metrics::counter!("taskflow_consumer_redeliveries_total", "consumer" => self.spec.durable.clone()).increment(1);
         }
-        let envelope = match serde_json::from_slice::<EventEnvelope>(&message.payload) {
+        let envelope = match decode_envelope(&message.payload) {
             Ok(envelope) => envelope,
-            Err(error) => {
+            Err(problem) => {
                 self.dead_letter(
                     &message,
                     &stream,
                     stream_seq,
-                    &format!("malformed: {error}"),
+                    DlqReason::Malformed,
+                    &problem,
                 )
                 .await;
                 return None;
@@ -366,12 +413,12 @@ impl<H: EventHandler> ConsumerState<H> {
         match self.apply_all(&[(&event, &span)]).await {
             Ok(first) => self.applied(&message, first[0]).await,
             Err(HandlerError::Reject(reason)) => {
-                self.dead_letter(&message, stream, stream_seq, &format!("rejected: {reason}"))
+                self.dead_letter(&message, stream, stream_seq, DlqReason::Rejected, &reason)
                     .await;
             }
             Err(HandlerError::Retry(reason)) if delivered >= MAX_DELIVER => {
                 let reason = format!("failed {delivered} deliveries: {reason}");
-                self.dead_letter(&message, stream, stream_seq, &reason)
+                self.dead_letter(&message, stream, stream_seq, DlqReason::MaxDeliver, &reason)
                     .await;
             }
             Err(HandlerError::Retry(reason)) => {
@@ -435,14 +482,27 @@ impl<H: EventHandler> ConsumerState<H> {
     }
 
     /// Parks the message on `DLQ` with why, then terminates it; if the DLQ
-    /// cannot take it, naks it to try again later.
-    async fn dead_letter(&self, message: &Message, stream: &str, stream_seq: u64, reason: &str) {
+    /// cannot take it, naks it with a growing delay: the server keeps it
+    /// (no server-side MaxDeliver), so it is never lost.
+    async fn dead_letter(
+        &self,
+        message: &Message,
+        stream: &str,
+        stream_seq: u64,
+        kind: DlqReason,
+        detail: &str,
+    ) {
+        let reason = format!("{}: {detail}", kind.as_str());
         tracing::error!(consumer = %self.spec.durable, stream, stream_seq, reason, "to the DLQ");
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(
-            dlq_headers::REASON,
-            reason.chars().take(512).collect::<String>().as_str(),
-        );
+        // Header values are one line of visible text; the reason may quote
+        // anything the message held.
+        let printable: String = reason
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(512)
+            .collect();
+        headers.insert(dlq_headers::REASON, printable.as_str());
         headers.insert(dlq_headers::SUBJECT, message.subject.as_str());
         headers.insert(dlq_headers::STREAM, stream);
         headers.insert(dlq_headers::SEQUENCE, stream_seq.to_string().as_str());
@@ -457,13 +517,16 @@ impl<H: EventHandler> ConsumerState<H> {
             Err(_) => false,
         };
         if parked {
-            let reason_label = reason.split(':').next().unwrap_or("other").to_owned();
-            metrics::counter!("taskflow_consumer_dlq_total", "consumer" => self.spec.durable.clone(), "reason" => reason_label)
+            metrics::counter!("taskflow_consumer_dlq_total", "consumer" => self.spec.durable.clone(), "reason" => kind.as_str())
                 .increment(1);
             self.ack(message, AckKind::Term).await;
         } else {
-            self.ack(message, AckKind::Nak(Some(Duration::from_secs(1))))
-                .await;
+            let delivered = message.info().map_or(1, |info| info.delivered);
+            let delay = dlq_retry_delay(delivered);
+            metrics::counter!("taskflow_consumer_dlq_failures_total", "consumer" => self.spec.durable.clone())
+                .increment(1);
+            tracing::warn!(consumer = %self.spec.durable, stream_seq, retry_in_ms = delay.as_millis() as u64, "the DLQ refused the message; it stays pending");
+            self.ack(message, AckKind::Nak(Some(delay))).await;
         }
     }
 

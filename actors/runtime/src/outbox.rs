@@ -6,7 +6,7 @@
 //!
 //! Each service's migrations create the `outbox` table:
 //! `id bigserial, event_id uuid, subject text, body bytea, request_id text,
-//! created_at, published_at, stream_seq`, indexed by `id` and by a partial
+//! created_at, published_at, stream_seq, parked_reason`, indexed by `id` and by a partial
 //! index on the unpublished rows.
 //!
 //! Ordering: rows of one task are inserted under that task's row lock, so
@@ -14,6 +14,9 @@
 //! connection (the server stores them in send order) and, on a failure,
 //! resumes at the first unacknowledged row, so what the stream holds is always
 //! a prefix of the outbox order, duplicates removed by `Nats-Msg-Id`.
+//! A row the server can never take (larger than its `max_payload`, say) is
+//! parked with its reason instead of being retried for ever, so one bad row
+//! never holds up the ones behind it.
 //! Several instances may run a relay: the one whose session holds the relay's
 //! advisory lock publishes; the others retry the lock at every sweep and take
 //! over when that session ends.
@@ -23,13 +26,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sqlx::{PgConnection, PgPool};
-use taskflow_schemas::EventEnvelope;
+use taskflow_schemas::limits::MAX_EVENT_BYTES;
 use taskflow_schemas::subjects::REQUEST_ID_HEADER;
+use taskflow_schemas::{ErrorBody, ErrorCode, EventEnvelope};
 
 /// Rows published per round trip.
 const BATCH_SIZE: i64 = 256;
@@ -69,14 +74,27 @@ pub struct OutboxRecord {
 }
 
 impl OutboxRecord {
-    pub fn new(subject: String, event: &EventEnvelope) -> Self {
-        Self {
+    /// The row of `event`, or `payload_too_large` when the event could not
+    /// be published: refused before commit, so no row ever waits for a
+    /// publish that cannot succeed.
+    pub fn new(subject: String, event: &EventEnvelope) -> Result<Self, ErrorBody> {
+        let body = serde_json::to_vec(event).expect("envelopes serialize");
+        if body.len() > MAX_EVENT_BYTES {
+            return Err(ErrorBody::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "this change makes an event of {} bytes; at most {MAX_EVENT_BYTES} can be published",
+                    body.len()
+                ),
+            ));
+        }
+        Ok(Self {
             event_id: event.event_id,
             subject,
-            body: serde_json::to_vec(event).expect("envelopes serialize"),
+            body,
             request_id: event.correlation_id.clone(),
             created_at: event.occurred_at,
-        }
+        })
     }
 
     /// Binds the five values of [`outbox_insert!`], in its column order.
@@ -93,13 +111,16 @@ impl OutboxRecord {
     }
 }
 
-/// Adds `event` to the outbox inside the caller's transaction.
-pub async fn enqueue(
+/// Adds `event` to the outbox inside the caller's transaction; an event
+/// too large to publish is refused (see [`OutboxRecord::new`]).
+pub async fn enqueue<E: From<sqlx::Error> + From<ErrorBody>>(
     tx: &mut PgConnection,
     subject: &str,
     event: &EventEnvelope,
-) -> Result<(), sqlx::Error> {
-    enqueue_record(tx, &OutboxRecord::new(subject.to_owned(), event)).await
+) -> Result<(), E> {
+    let record = OutboxRecord::new(subject.to_owned(), event)?;
+    enqueue_record(tx, &record).await?;
+    Ok(())
 }
 
 /// Adds an event already made into a record, inside the caller's transaction.
@@ -258,7 +279,7 @@ impl Actor for OutboxRelay {
             RelayMessage::Republish { since } => {
                 let marked = sqlx::query(
                     "UPDATE outbox SET published_at = NULL, stream_seq = NULL \
-                     WHERE published_at > now() - make_interval(secs => $1)",
+                     WHERE published_at > now() - make_interval(secs => $1) AND parked_reason IS NULL",
                 )
                 .bind(since.as_secs_f64())
                 .execute(&state.pool)
@@ -365,6 +386,7 @@ impl RelayState {
         }
 
         let mut pending = Vec::with_capacity(rows.len());
+        let mut parked: Vec<(&OutboxRow, String)> = Vec::new();
         let mut failure = None;
         for row in &rows {
             let message = PublishMessage::build()
@@ -372,7 +394,8 @@ impl RelayState {
                 .message_id(row.event_id.to_string())
                 .header(REQUEST_ID_HEADER, row.request_id.as_str());
             match jetstream.send_publish(row.subject.clone(), message).await {
-                Ok(ack) => pending.push(ack),
+                Ok(ack) => pending.push((row, ack)),
+                Err(error) if is_permanent(&error) => parked.push((row, error.to_string())),
                 Err(error) => {
                     failure = Some(RelayError::Nats(error.to_string()));
                     break;
@@ -381,7 +404,7 @@ impl RelayState {
         }
         let mut ids = Vec::with_capacity(pending.len());
         let mut sequences = Vec::with_capacity(pending.len());
-        for (row, ack) in rows.iter().zip(pending) {
+        for (row, ack) in pending {
             match ack.await {
                 Ok(ack) => {
                     ids.push(row.id);
@@ -390,6 +413,7 @@ impl RelayState {
                     metrics::histogram!("taskflow_outbox_commit_to_stream_seconds", "service" => service)
                         .record(waited.as_secs_f64());
                 }
+                Err(error) if is_permanent(&error) => parked.push((row, error.to_string())),
                 Err(error) => {
                     // Later acks may be fine, but we resume at the first gap so
                     // the stream keeps the outbox's order.
@@ -417,9 +441,12 @@ impl RelayState {
             metrics::counter!("taskflow_outbox_published_total", "service" => service)
                 .increment(published as u64);
         }
+        if !parked.is_empty() {
+            park(connection, service, &parked).await?;
+        }
         match failure {
             Some(error) => Err(error),
-            None => Ok(published),
+            None => Ok(published + parked.len()),
         }
     }
 
@@ -484,6 +511,50 @@ impl Actor for OutboxJanitor {
             tracing::debug!(service = state.service, %error, "outbox cleanup skipped");
         }
         Ok(())
+    }
+}
+
+/// Sets aside rows the server can never take (too large for it, say), with
+/// why, so that the rows behind them flow on: marked published, with a
+/// `parked_reason` and no `stream_seq`, they are never sent again.
+async fn park(
+    connection: &mut PgConnection,
+    service: &'static str,
+    parked: &[(&OutboxRow, String)],
+) -> Result<(), sqlx::Error> {
+    for (row, reason) in parked {
+        tracing::error!(service, event_id = %row.event_id, subject = %row.subject, reason, "outbox row parked: it can never be published");
+    }
+    let ids: Vec<i64> = parked.iter().map(|(row, _)| row.id).collect();
+    let reasons: Vec<&str> = parked.iter().map(|(_, reason)| reason.as_str()).collect();
+    sqlx::query(
+        "UPDATE outbox SET published_at = now(), parked_reason = batch.reason \
+         FROM unnest($1::bigint[], $2::text[]) AS batch(id, reason) WHERE outbox.id = batch.id",
+    )
+    .bind(&ids)
+    .bind(&reasons)
+    .execute(connection)
+    .await?;
+    metrics::counter!("taskflow_outbox_parked_total", "service" => service)
+        .increment(parked.len() as u64);
+    Ok(())
+}
+
+/// Whether the server will refuse this message however often it is sent:
+/// only these are parked; everything else is retried.
+fn is_permanent(error: &PublishError) -> bool {
+    match error.kind() {
+        PublishErrorKind::MaxPayloadExceeded => true,
+        PublishErrorKind::Other => std::error::Error::source(error)
+            .and_then(|source| source.downcast_ref::<jetstream::Error>())
+            .is_some_and(|api| {
+                matches!(
+                    api.error_code(),
+                    jetstream::ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM
+                        | jetstream::ErrorCode::STREAM_HEADER_EXCEEDS_MAXIMUM
+                )
+            }),
+        _ => false,
     }
 }
 

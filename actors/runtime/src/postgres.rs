@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
+use taskflow_schemas::{ErrorBody, ErrorCode};
 
 use crate::{RuntimeError, Settings};
 
@@ -72,5 +73,64 @@ pub async fn is_ready(pool: &PgPool, migrator: &Migrator) -> Result<(), &'static
         Ok(())
     } else {
         Err("migrations")
+    }
+}
+
+/// What a client is told about a database error of `service`, decided in
+/// one place for every service; the details stay in the log.
+///
+/// - the database is unreachable, restarting or overloaded (I/O, pool,
+///   SQLSTATE classes 08, 53, 57P, a serialization failure or deadlock):
+///   `service_unavailable` naming the database, so the client retries;
+/// - a value Postgres cannot take (class 22, data exception; class 54, too
+///   large for an index): `validation_failed`;
+/// - a unique key taken (23505): `conflict`;
+/// - anything else is ours: `internal`.
+pub fn error_body(service: &str, error: &sqlx::Error) -> ErrorBody {
+    let code = match error {
+        sqlx::Error::Database(db) => db.code().map(|code| code.into_owned()),
+        _ => None,
+    };
+    let kind = match (error, code.as_deref()) {
+        (
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed,
+            _,
+        ) => ErrorCode::ServiceUnavailable,
+        (_, Some(code))
+            if ["08", "53", "57P"]
+                .iter()
+                .any(|class| code.starts_with(class))
+                || matches!(code, "40001" | "40P01" | "25006") =>
+        {
+            ErrorCode::ServiceUnavailable
+        }
+        (_, Some(code)) if code.starts_with("22") || code.starts_with("54") => {
+            ErrorCode::ValidationFailed
+        }
+        (_, Some("23505")) => ErrorCode::Conflict,
+        _ => ErrorCode::Internal,
+    };
+    match kind {
+        ErrorCode::ServiceUnavailable => {
+            tracing::warn!(service, %error, "database unavailable");
+            ErrorBody::new(
+                kind,
+                format!("the {service} database is unavailable, try again shortly"),
+            )
+        }
+        ErrorCode::ValidationFailed => {
+            tracing::info!(service, %error, "a value the database refused");
+            ErrorBody::new(kind, "a value is malformed or too large to store")
+        }
+        ErrorCode::Conflict => ErrorBody::new(kind, "this already exists"),
+        _ => {
+            tracing::error!(service, %error, "database error");
+            ErrorBody::new(ErrorCode::Internal, "internal error")
+        }
     }
 }

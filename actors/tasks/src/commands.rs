@@ -95,7 +95,7 @@ impl TaskCommands {
         task: &Task,
         key: Option<&str>,
     ) -> Result<Task, TasksError> {
-        let (event, record) = event_record(caller, events::TASK_CREATED, task, Changes::new());
+        let (event, record) = event_record(caller, events::TASK_CREATED, task, Changes::new())?;
         let response = key.map(|_| serde_json::to_value(task).expect("a task serializes"));
         let key = key
             .zip(response.as_ref())
@@ -195,7 +195,7 @@ impl TaskCommands {
         task: &Task,
         changes: Changes,
     ) -> Result<(), TasksError> {
-        let (event, record) = event_record(caller, event_type, task, changes);
+        let (event, record) = event_record(caller, event_type, task, changes)?;
         outbox::enqueue_record(&mut tx, &record).await?;
         tx.commit().await?;
         self.committed(&event);
@@ -220,7 +220,7 @@ fn event_record(
     event_type: &str,
     task: &Task,
     changes: Changes,
-) -> (EventEnvelope, OutboxRecord) {
+) -> Result<(EventEnvelope, OutboxRecord), ErrorBody> {
     let payload = TaskEventPayload {
         task: task.clone(),
         changes,
@@ -232,8 +232,8 @@ fn event_record(
         caller.request_id.clone(),
         serde_json::to_value(payload).expect("a payload serializes"),
     );
-    let record = OutboxRecord::new(task_event_subject(event_type, task.id), &event);
-    (event, record)
+    let record = OutboxRecord::new(task_event_subject(event_type, task.id), &event)?;
+    Ok((event, record))
 }
 
 /// The task, locked for this transaction, if `caller` may read it (else 404)

@@ -45,21 +45,7 @@ impl TasksError {
     pub fn into_body(self) -> ErrorBody {
         match self {
             Self::Rejected(body) => body,
-            Self::Database(error) => {
-                let unavailable = matches!(
-                    error,
-                    sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-                );
-                tracing::error!(service = "tasks", %error, "database error");
-                if unavailable {
-                    ErrorBody::new(
-                        ErrorCode::ServiceUnavailable,
-                        "the tasks database is unavailable",
-                    )
-                } else {
-                    ErrorBody::new(ErrorCode::Internal, "internal error")
-                }
-            }
+            Self::Database(error) => taskflow_runtime::postgres::error_body("tasks", &error),
         }
     }
 }

@@ -32,6 +32,7 @@ pub fn new_task(
             field: Some("project_id".into()),
         });
     }
+    check_counts(Some(&new.labels), Some(&new.observer_ids))?;
     let status = new.status.unwrap_or(TaskStatus::Pending);
     if status == TaskStatus::Complete {
         return Err(ErrorBody::invalid(
@@ -72,6 +73,7 @@ pub fn apply_patch(
     patch: TaskPatch,
     now: DateTime<Utc>,
 ) -> Result<(Task, Changes), ErrorBody> {
+    check_counts(patch.labels.as_deref(), patch.observer_ids.as_deref())?;
     let mut next = current.clone();
     if let Some(title) = patch.title {
         next.title = title.trim().to_owned();
@@ -198,6 +200,24 @@ fn to_value(task: &Task) -> Value {
     serde_json::to_value(task).expect("a task serializes")
 }
 
+/// Counts come first, before any per-item work (trimming, removing
+/// repeats): a body of a hundred thousand labels costs one comparison.
+fn check_counts(labels: Option<&[String]>, observers: Option<&[Uuid]>) -> Result<(), ErrorBody> {
+    if labels.is_some_and(|labels| labels.len() > MAX_LABELS) {
+        return Err(ErrorBody::invalid(
+            "labels",
+            format!("at most {MAX_LABELS} labels"),
+        ));
+    }
+    if observers.is_some_and(|observers| observers.len() > MAX_OBSERVERS) {
+        return Err(ErrorBody::invalid(
+            "observer_ids",
+            format!("at most {MAX_OBSERVERS} observers"),
+        ));
+    }
+    Ok(())
+}
+
 fn validate(task: &Task) -> Result<(), ErrorBody> {
     let chars = |text: &str| text.chars().count();
     if task.title.is_empty() {
@@ -219,12 +239,6 @@ fn validate(task: &Task) -> Result<(), ErrorBody> {
             format!("at most {MAX_DESCRIPTION} characters"),
         ));
     }
-    if task.labels.len() > MAX_LABELS {
-        return Err(ErrorBody::invalid(
-            "labels",
-            format!("at most {MAX_LABELS} labels"),
-        ));
-    }
     if task
         .labels
         .iter()
@@ -233,12 +247,6 @@ fn validate(task: &Task) -> Result<(), ErrorBody> {
         return Err(ErrorBody::invalid(
             "labels",
             format!("each label has 1 to {MAX_LABEL} characters"),
-        ));
-    }
-    if task.observer_ids.len() > MAX_OBSERVERS {
-        return Err(ErrorBody::invalid(
-            "observer_ids",
-            format!("at most {MAX_OBSERVERS} observers"),
         ));
     }
     if task.reminder_time.is_some() && task.reminder_offset_minutes.is_some() {
@@ -371,6 +379,28 @@ mod tests {
             let error = new_task(Uuid::now_v7(), Uuid::now_v7(), Utc::now(), new).unwrap_err();
             assert_eq!(error.field.as_deref(), Some(field), "{error}");
         }
+    }
+
+    #[test]
+    fn a_flood_of_labels_is_refused_by_its_count_before_any_other_work() {
+        let labels: Vec<String> = (0..120_000).map(|n| n.to_string()).collect();
+        let error = new_task(
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Utc::now(),
+            NewTask {
+                labels: labels.clone(),
+                ..draft("t")
+            },
+        )
+        .unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("labels"));
+        let patch = TaskPatch {
+            labels: Some(labels),
+            ..Default::default()
+        };
+        let error = apply_patch(&task(), patch, Utc::now()).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("labels"));
     }
 
     #[test]

@@ -266,7 +266,8 @@ async fn raw_writes(pool: &sqlx::PgPool, clients: usize) -> Figures {
                 "bench",
                 json!({"task": task}),
             );
-            let record = OutboxRecord::new(format!("tasks.created.{}", task.id), &event);
+            let record = OutboxRecord::new(format!("tasks.created.{}", task.id), &event)
+                .expect("a small event");
             taskflow_tasks::store::insert_with_event(&pool, &task, &record, None)
                 .await
                 .expect("a write");

@@ -1,0 +1,43 @@
+//! Bounds on what a client controls and what travels into events, headers
+//! and indexes. A value past one of them is refused where it enters, so it
+//! can never reach a stream, a header or an index that would choke on it.
+
+/// The longest `X-Request-Id` kept; it becomes every event's `correlation_id`.
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// The largest event an outbox accepts. Well under NATS's default
+/// `max_payload` (1 MiB), headers included, so whatever commits can be
+/// published. A task at every field's maximum makes an update event of
+/// about 200 KB.
+pub const MAX_EVENT_BYTES: usize = 512 * 1024;
+
+/// The longest `event_type` a consumer accepts (`task.completed` and the like).
+pub const MAX_EVENT_TYPE: usize = 64;
+
+/// Whether `value` may serve as a request id: 1 to [`MAX_REQUEST_ID`]
+/// visible ASCII characters (no space, no control character).
+pub fn is_valid_request_id(value: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
+}
+
+/// What a client is told about a bad request id.
+pub const REQUEST_ID_RULE: &str = "must be 1 to 128 visible ASCII characters";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_short_visible_ascii() {
+        assert!(is_valid_request_id(b"cli-1"));
+        assert!(is_valid_request_id("x".repeat(MAX_REQUEST_ID).as_bytes()));
+        assert!(!is_valid_request_id(b""));
+        assert!(!is_valid_request_id(
+            "x".repeat(MAX_REQUEST_ID + 1).as_bytes()
+        ));
+        assert!(!is_valid_request_id(b"has space"));
+        assert!(!is_valid_request_id(b"tab\there"));
+        assert!(!is_valid_request_id("caf\u{e9}".as_bytes()));
+        assert!(!is_valid_request_id(b"nul\0"));
+    }
+}

@@ -1,0 +1,357 @@
+//! What a hostile or careless client sends: each request here once froze a
+//! pipeline, hid an action from the audit or crashed into a 500. Every test
+//! asserts the refusal and that everything else keeps flowing.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use taskflow_system_tests::ws::FeedClient;
+use taskflow_system_tests::{TestSystem, User, fixtures, id_of, wait_until};
+
+/// Waits until the audit holds a record of `event_id`.
+async fn audited(system: &TestSystem, event_id: uuid::Uuid) {
+    let pool = system.audit().pool.clone();
+    wait_until("the audit record", Duration::from_secs(15), || {
+        let pool = pool.clone();
+        async move {
+            let found: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM audit_records WHERE event_id = $1")
+                    .bind(event_id)
+                    .fetch_one(&pool)
+                    .await
+                    .ok()?;
+            (found == 1).then_some(())
+        }
+    })
+    .await;
+}
+
+/// Creates a task with a plain request and waits for its event on `TASKS`
+/// and its audit record: the whole pipeline still flows.
+async fn pipeline_flows(system: &TestSystem, user: &User, title: &str) {
+    let task = system.create_task(user, json!({ "title": title })).await;
+    let task_id = id_of(&task);
+    let event = wait_until("the task's event", Duration::from_secs(15), || async {
+        system.task_events(task_id).await.into_iter().next()
+    })
+    .await;
+    audited(system, event.envelope.event_id).await;
+}
+
+fn assert_names(reply: &taskflow_system_tests::Reply, status: StatusCode, field: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert_eq!(reply.body["field"], field, "{}", reply.body);
+    reply.error_code();
+}
+
+#[tokio::test]
+async fn a_request_id_out_of_bounds_is_refused_and_events_keep_flowing() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let quotes = "\"".repeat(380_000);
+    let hex: String = (0..8_000)
+        .map(|n| char::from(b"0123456789abcdef"[n % 16]))
+        .collect();
+    for bad in [quotes.as_str(), hex.as_str(), "has space", "caf\u{e9}"] {
+        let create = system
+            .request(Method::POST, "/api/v1/tasks", Some(&ada.token))
+            .header("X-Request-Id", bad.as_bytes())
+            .json(&json!({"title": "sneaky"}));
+        assert_names(
+            &system.send(create).await,
+            StatusCode::BAD_REQUEST,
+            "X-Request-Id",
+        );
+        // No login needed here: this once froze identity's events.
+        let register = system
+            .request(Method::POST, "/api/v1/auth/register", None)
+            .header("X-Request-Id", bad.as_bytes())
+            .json(&json!({"email": "eve@example.com", "name": "Eve", "password": "correct horse battery"}));
+        assert_names(
+            &system.send(register).await,
+            StatusCode::BAD_REQUEST,
+            "X-Request-Id",
+        );
+    }
+    let twice = system
+        .request(Method::GET, "/api/v1/tasks", Some(&ada.token))
+        .header("X-Request-Id", "one")
+        .header("X-Request-Id", "two");
+    assert_names(
+        &system.send(twice).await,
+        StatusCode::BAD_REQUEST,
+        "X-Request-Id",
+    );
+
+    let longest = "r".repeat(128);
+    let kept = system
+        .send(
+            system
+                .request(Method::POST, "/api/v1/tasks", Some(&ada.token))
+                .header("X-Request-Id", &longest)
+                .json(&json!({"title": "the longest id"})),
+        )
+        .await;
+    assert_eq!(kept.status, StatusCode::CREATED, "{}", kept.body);
+    assert_eq!(kept.header("x-request-id"), Some(longest.as_str()));
+    let event = wait_until("the event", Duration::from_secs(15), || async {
+        system
+            .task_events(id_of(&kept.body))
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(event.envelope.correlation_id, longest);
+    audited(&system, event.envelope.event_id).await;
+    pipeline_flows(&system, &ada, "after the attack").await;
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_nats_command_with_a_request_id_out_of_bounds_is_refused() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("X-Request-Id", "x".repeat(8_000).as_str());
+    let body = serde_json::to_vec(&json!({"actor_id": ada.id, "title": "via nats"})).unwrap();
+    let reply = system
+        .platform
+        .nats
+        .request_with_headers("taskflow.tasks.create", headers, body.into())
+        .await
+        .expect("the service answers");
+    let reply: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(reply["code"], "validation_failed", "{reply}");
+    assert_eq!(reply["field"], "X-Request-Id", "{reply}");
+    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM tasks")
+        .fetch_one(&system.tasks().pool)
+        .await
+        .unwrap();
+    assert_eq!(tasks, 0, "nothing was written");
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn an_outbox_row_the_server_cannot_take_is_parked_and_the_rows_behind_flow_on() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    // A row over the server's max_payload, as an older build could commit.
+    let event = fixtures::task_created(ada.id, &"x".repeat(2 * 1024 * 1024), "too-big");
+    sqlx::query(
+        "INSERT INTO outbox (event_id, subject, body, request_id, created_at) \
+         VALUES ($1, $2, $3, 'too-big', now())",
+    )
+    .bind(event.event_id)
+    .bind(fixtures::subject_of(&event))
+    .bind(serde_json::to_vec(&event).unwrap())
+    .execute(&system.tasks().pool)
+    .await
+    .unwrap();
+
+    pipeline_flows(&system, &ada, "behind the big one").await;
+    let reason: Option<String> =
+        sqlx::query_scalar("SELECT parked_reason FROM outbox WHERE event_id = $1")
+            .bind(event.event_id)
+            .fetch_one(&system.tasks().pool)
+            .await
+            .unwrap();
+    assert!(reason.is_some_and(|reason| reason.contains("payload")));
+    let metrics = system.metrics().await;
+    assert!(
+        metrics.contains(r#"taskflow_outbox_parked_total{service="tasks"} 1"#),
+        "{metrics}"
+    );
+    wait_until("an empty outbox", Duration::from_secs(10), || async {
+        (system.tasks().outbox_backlog().await == 0).then_some(())
+    })
+    .await;
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn an_injected_event_with_a_huge_correlation_id_goes_to_the_dlq_at_once() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let hex: String = (0..8_000)
+        .map(|n| char::from(b"0123456789abcdef"[n % 16]))
+        .collect();
+    let event = fixtures::task_created(ada.id, "injected", &hex);
+    system
+        .inject(
+            fixtures::subject_of(&event),
+            serde_json::to_vec(&event).unwrap(),
+            "huge-correlation",
+        )
+        .await;
+    pipeline_flows(&system, &ada, "behind the injected one").await;
+    let parked = wait_until("the DLQ message", Duration::from_secs(10), || async {
+        let parked = system.raw_messages("DLQ").await;
+        (!parked.is_empty()).then_some(parked)
+    })
+    .await;
+    let reason = parked[0]
+        .headers
+        .get("Taskflow-Dlq-Reason")
+        .unwrap()
+        .as_str()
+        .to_owned();
+    assert!(reason.starts_with("malformed: correlation_id"), "{reason}");
+    let redelivered = system.metrics().await;
+    assert!(
+        !redelivered.contains(r#"taskflow_consumer_redeliveries_total{consumer="audit-tasks"}"#),
+        "parked on its first delivery, not after retries: {redelivered}"
+    );
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_the_dlq_refuses_stays_pending_until_the_dlq_takes_it() {
+    let system = TestSystem::spawn().await;
+    let js = &system.platform.jetstream;
+    js.delete_stream("DLQ")
+        .await
+        .expect("the DLQ stream is deleted");
+    system
+        .inject(
+            "tasks.created.garbage".into(),
+            b"{not an envelope".to_vec(),
+            "garbage",
+        )
+        .await;
+    // More refusals than the consumer's MAX_DELIVER: the server must not
+    // have given up on the message.
+    wait_until(
+        "six refused DLQ publishes",
+        Duration::from_secs(30),
+        || async {
+            let metrics = system.metrics().await;
+            metrics
+                .lines()
+                .find_map(|line| {
+                    line.strip_prefix(
+                        r#"taskflow_consumer_dlq_failures_total{consumer="audit-tasks"} "#,
+                    )
+                })
+                .and_then(|count| count.parse::<f64>().ok())
+                .filter(|count| *count >= 6.0)
+        },
+    )
+    .await;
+    taskflow_runtime::nats::ensure_streams(js)
+        .await
+        .expect("the streams are back");
+    let parked = wait_until(
+        "the message in the DLQ",
+        Duration::from_secs(60),
+        || async {
+            let parked = system.raw_messages("DLQ").await;
+            (!parked.is_empty()).then_some(parked)
+        },
+    )
+    .await;
+    assert_eq!(&parked[0].payload[..], b"{not an envelope");
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn the_live_feed_skips_an_unknown_schema_version() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let mut client = FeedClient::connect(&system.base_url, &format!("?token={}", ada.token)).await;
+    client.until("ready", Duration::from_secs(5)).await;
+    let mut future = fixtures::task_created(ada.id, "from the future", "future-1");
+    future.schema_version = 2;
+    system
+        .inject(
+            fixtures::subject_of(&future),
+            serde_json::to_vec(&future).unwrap(),
+            "future",
+        )
+        .await;
+    let task = system.create_task(&ada, json!({"title": "today"})).await;
+    let frame = client.next_frame(Duration::from_secs(5)).await;
+    assert_eq!(frame["type"], "event", "{frame}");
+    assert_eq!(
+        frame["event"]["task_id"], task["id"],
+        "the version-2 event was skipped"
+    );
+    client.close().await;
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn nul_and_invalid_utf8_anywhere_are_a_400_naming_the_field() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let login = system
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "ada\u{0}@example.com", "password": "x"})),
+        )
+        .await;
+    assert_names(&login, StatusCode::BAD_REQUEST, "email");
+    let title = system
+        .call(
+            Method::POST,
+            "/api/v1/tasks",
+            Some(&ada.token),
+            Some(json!({"title": "a\u{0}b"})),
+        )
+        .await;
+    assert_names(&title, StatusCode::BAD_REQUEST, "title");
+    let raw = system
+        .send(
+            system
+                .request(Method::POST, "/api/v1/tasks", Some(&ada.token))
+                .header("content-type", "application/json")
+                .body(b"{\"title\": \"caf\xe9\"}".to_vec()),
+        )
+        .await;
+    assert_names(&raw, StatusCode::BAD_REQUEST, "title");
+    for (path, field) in [
+        ("/api/v1/tasks?q=a%00b", "q"),
+        ("/api/v1/tasks?q=%FF", "q"),
+        ("/api/v1/audit?event_type=task.%00", "event_type"),
+    ] {
+        let reply = system.call(Method::GET, path, Some(&ada.token), None).await;
+        assert_names(&reply, StatusCode::BAD_REQUEST, field);
+    }
+    let priority = system
+        .call(
+            Method::POST,
+            "/api/v1/tasks",
+            Some(&ada.token),
+            Some(json!({"title": "x", "priority": 3})),
+        )
+        .await;
+    assert_names(&priority, StatusCode::BAD_REQUEST, "priority");
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_labels_is_refused_while_health_keeps_answering() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let labels: Vec<String> = (0..120_000).map(|n| format!("{n:x}")).collect();
+    let flood = system.call(
+        Method::POST,
+        "/api/v1/tasks",
+        Some(&ada.token),
+        Some(json!({"title": "flood", "labels": labels})),
+    );
+    let health = async {
+        // Asked while the flood is in flight; it must not wait behind it.
+        let started = tokio::time::Instant::now();
+        let reply = system.call(Method::GET, "/health", None, None).await;
+        (reply.status, started.elapsed())
+    };
+    let (flood, (health, waited)) = tokio::join!(flood, health);
+    assert_names(&flood, StatusCode::BAD_REQUEST, "labels");
+    assert_eq!(health, StatusCode::OK);
+    assert!(waited < Duration::from_secs(2), "health waited {waited:?}");
+    system.stop().await;
+}

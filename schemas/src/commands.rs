@@ -47,6 +47,35 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// The most a page's items may weigh as JSON: a reply must fit in one NATS
+/// message (1 MiB by default) with room to spare, whatever the items hold.
+pub const PAGE_BYTES: usize = 512 * 1024;
+
+impl<T: Serialize> Page<T> {
+    /// The page of `fetched` (read with `limit + 1` rows, the extra one
+    /// telling that more follow): at most `limit` items and, past the first,
+    /// no more than [`PAGE_BYTES`]. A page cut short by its size has a
+    /// `next_cursor` like one cut by its count, so nothing is ever dropped.
+    pub fn cut(mut fetched: Vec<T>, limit: usize, cursor_of: impl Fn(&T) -> String) -> Self {
+        let mut bytes = 0;
+        let mut kept = 0;
+        for item in fetched.iter().take(limit) {
+            bytes += serde_json::to_vec(item).map_or(0, |json| json.len());
+            if kept > 0 && bytes > PAGE_BYTES {
+                break;
+            }
+            kept += 1;
+        }
+        let more = fetched.len() > kept;
+        fetched.truncate(kept);
+        let next_cursor = more.then(|| fetched.last().map(&cursor_of)).flatten();
+        Page {
+            items: fetched,
+            next_cursor,
+        }
+    }
+}
+
 /// A command as sent on NATS: who acts, and the body's fields beside it
 /// (`{"actor_id": "...", "title": "..."}`). Decode it with
 /// [`crate::decode::command`], which keeps the body's refusal of unknown
@@ -279,4 +308,32 @@ pub struct ProfilePatch {
 #[serde(deny_unknown_fields)]
 pub struct UserRef {
     pub user_id: Uuid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_ends_at_its_count_or_its_size_and_never_drops_an_item() {
+        let small: Vec<u32> = (0..5).collect();
+        let page = Page::cut(small.clone(), 3, u32::to_string);
+        assert_eq!(
+            (page.items, page.next_cursor),
+            (vec![0, 1, 2], Some("2".into()))
+        );
+        let page = Page::cut(small, 5, u32::to_string);
+        assert_eq!(page.next_cursor, None);
+
+        let big: Vec<String> = (0..10)
+            .map(|n| format!("{n}{}", "x".repeat(200_000)))
+            .collect();
+        let page = Page::cut(big.clone(), 10, |item| item[..1].to_owned());
+        assert_eq!(page.items.len(), 2, "two items of 200 KB fit in 512 KiB");
+        assert_eq!(page.next_cursor.as_deref(), Some("1"));
+        let huge = vec!["y".repeat(PAGE_BYTES * 2)];
+        let page = Page::cut(huge, 10, |_| "0".into());
+        assert_eq!(page.items.len(), 1, "a page always holds its first item");
+        assert_eq!(page.next_cursor, None);
+    }
 }

@@ -9,9 +9,8 @@ use taskflow_schemas::audit::{AuditQuery, AuditRecord, AuditRef};
 use taskflow_schemas::commands::{Page, Principal};
 use taskflow_schemas::subjects::commands::audit;
 use taskflow_schemas::{ErrorBody, ErrorCode};
-use uuid::Uuid;
 
-use crate::store;
+use crate::store::{self, RecordingPosition};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
@@ -39,18 +38,16 @@ impl AuditQueries {
         }
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
         let reader = (!actor.is_admin()).then_some(actor.id);
-        let mut items = store::list(&self.pool, reader, &query, after, i64::from(limit) + 1)
+        let listed = store::list(&self.pool, reader, &query, after, i64::from(limit) + 1)
             .await
             .map_err(database_error)?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items
-                .last()
-                .map(|record| URL_SAFE_NO_PAD.encode(record.event_id.as_bytes()))
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        let page = Page::cut(listed, limit as usize, |listed| {
+            encode_cursor(listed.position)
+        });
+        Ok(Page {
+            items: page.items.into_iter().map(|listed| listed.record).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
     pub async fn get(
@@ -84,12 +81,26 @@ impl CommandHandler for AuditQueries {
     }
 }
 
-fn decode_cursor(cursor: &str) -> Result<Uuid, ErrorBody> {
-    URL_SAFE_NO_PAD
+fn encode_cursor(position: RecordingPosition) -> String {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&position.xid.to_be_bytes());
+    bytes[8..].copy_from_slice(&position.seq.to_be_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn decode_cursor(cursor: &str) -> Result<RecordingPosition, ErrorBody> {
+    let bytes: [u8; 16] = URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
-        .and_then(|bytes| Uuid::from_slice(&bytes).ok())
-        .ok_or_else(|| ErrorBody::invalid("cursor", "is not a cursor this API gave out"))
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| ErrorBody::invalid("cursor", "is not a cursor this API gave out"))?;
+    let half = |range: std::ops::Range<usize>| {
+        i64::from_be_bytes(bytes[range].try_into().expect("eight bytes"))
+    };
+    Ok(RecordingPosition {
+        xid: half(0..8),
+        seq: half(8..16),
+    })
 }
 
 fn database_error(error: sqlx::Error) -> ErrorBody {

@@ -156,28 +156,49 @@ const VISIBLE: &str = "($1::uuid IS NULL \
      OR task_id IN (SELECT task_id FROM task_access WHERE $1 = ANY(readers)) \
      OR (task_id IS NULL AND actor_id = $1))";
 
+/// Where a listed record stands in recording order; a page's cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordingPosition {
+    pub xid: i64,
+    pub seq: i64,
+}
+
+/// A listed record and its place in recording order. It serializes as the
+/// record alone, so a page's size is the size of what the client gets.
+#[derive(serde::Serialize)]
+pub struct ListedRecord {
+    #[serde(skip)]
+    pub position: RecordingPosition,
+    #[serde(flatten)]
+    pub record: AuditRecord,
+}
+
+/// The records in recording order after `after`, up to those whose
+/// recording transaction, and every one before it, has ended.
 pub async fn list(
     pool: &PgPool,
     reader: Option<Uuid>,
     query: &AuditQuery,
-    after: Option<Uuid>,
+    after: Option<RecordingPosition>,
     limit: i64,
-) -> Result<Vec<AuditRecord>, sqlx::Error> {
+) -> Result<Vec<ListedRecord>, sqlx::Error> {
     let sql = format!(
-        "SELECT {} FROM audit_records WHERE {VISIBLE} \
-         AND ($2::uuid IS NULL OR event_id > $2) \
+        "SELECT {}, recorded_xid::text::bigint AS recorded_xid, recorded_seq FROM audit_records \
+         WHERE {VISIBLE} \
+         AND recorded_xid < pg_snapshot_xmin(pg_current_snapshot()) \
+         AND ($2::bigint IS NULL OR (recorded_xid, recorded_seq) > ($2::text::xid8, $10)) \
          AND ($3::uuid IS NULL OR task_id = $3) \
          AND ($4::text IS NULL OR event_type = $4) \
          AND ($5::uuid IS NULL OR actor_id = $5) \
          AND ($6::text IS NULL OR correlation_id = $6) \
          AND ($7::timestamptz IS NULL OR occurred_at >= $7) \
          AND ($8::timestamptz IS NULL OR occurred_at < $8) \
-         ORDER BY event_id LIMIT $9",
+         ORDER BY recorded_xid, recorded_seq LIMIT $9",
         columns!()
     );
-    let rows: Vec<RecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<ListedRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(reader)
-        .bind(after)
+        .bind(after.map(|position| position.xid))
         .bind(query.task_id)
         .bind(query.event_type.as_deref())
         .bind(query.actor_id)
@@ -185,9 +206,27 @@ pub async fn list(
         .bind(query.since)
         .bind(query.until)
         .bind(limit)
+        .bind(after.map(|position| position.seq))
         .fetch_all(pool)
         .await?;
-    Ok(rows.into_iter().map(AuditRecord::from).collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| ListedRecord {
+            position: RecordingPosition {
+                xid: row.recorded_xid,
+                seq: row.recorded_seq,
+            },
+            record: AuditRecord::from(row.record),
+        })
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct ListedRow {
+    #[sqlx(flatten)]
+    record: RecordRow,
+    recorded_xid: i64,
+    recorded_seq: i64,
 }
 
 pub async fn get(

@@ -119,15 +119,10 @@ impl TaskCommands {
         }
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
         let reader = (!caller.is_admin).then_some(caller.actor_id);
-        let mut items =
-            store::list(&self.pool, reader, &query, after, i64::from(limit) + 1).await?;
-        let next_cursor = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|task| encode_cursor(task.id))
-        } else {
-            None
-        };
-        Ok(Page { items, next_cursor })
+        let fetched = store::list(&self.pool, reader, &query, after, i64::from(limit) + 1).await?;
+        Ok(Page::cut(fetched, limit as usize, |task| {
+            encode_cursor(task.id)
+        }))
     }
 
     pub async fn update(&self, caller: &Caller, update: UpdateTask) -> Result<Task, TasksError> {

@@ -95,22 +95,44 @@ impl TestSystem {
 
     /// With `connections` per service database (the product's default is 24).
     pub async fn spawn_tuned(transport: Transport, connections: u32) -> Self {
+        Self::spawn_configured(transport, connections, &[]).await
+    }
+
+    /// With `settings` (environment variable, value) on top of the test's own.
+    /// Tests write in bulk from one address and one user, so the general
+    /// rate limits are off unless a test sets them; login and register keep
+    /// the product's.
+    pub async fn spawn_configured(
+        transport: Transport,
+        connections: u32,
+        settings: &[(&str, &str)],
+    ) -> Self {
         taskflow_runtime::telemetry::init();
         let nats = NatsServer::start().await;
         let prefix = format!("tft_{}_", &Uuid::now_v7().simple().to_string()[20..]);
-        let pairs = [
-            ("NATS_URL", nats.url()),
-            ("TASKFLOW_DATABASE_PREFIX", prefix),
-            ("TASKFLOW_DATABASE_MAX_CONNECTIONS", connections.to_string()),
+        let mut pairs: Vec<(String, String)> = settings
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        pairs.extend([
+            ("NATS_URL".into(), nats.url()),
+            ("TASKFLOW_DATABASE_PREFIX".into(), prefix),
             (
-                "DATABASE_URL",
+                "TASKFLOW_DATABASE_MAX_CONNECTIONS".into(),
+                connections.to_string(),
+            ),
+            (
+                "DATABASE_URL".into(),
                 std::env::var("DATABASE_URL").unwrap_or_default(),
             ),
-        ];
+            ("TASKFLOW_RATE_LIMIT_IP".into(), "off".into()),
+            ("TASKFLOW_RATE_LIMIT_USER".into(), "off".into()),
+        ]);
+        // The first value of a name wins: the test's own come first.
         let settings = Settings::from_lookup(|name| {
             pairs
                 .iter()
-                .find(|(key, _)| *key == name)
+                .find(|(key, _)| key == name)
                 .map(|(_, value)| value.clone())
         })
         .expect("test settings are valid");

@@ -49,6 +49,7 @@ impl FromRequestParts<EdgeState> for AuthUser {
             .tokens
             .verify(token.trim())
             .map_err(|_| ApiError::unauthorized("invalid or expired token"))?;
+        state.limits.check_user(claims.sub)?;
         Ok(AuthUser {
             id: claims.sub,
             role: claims.role,

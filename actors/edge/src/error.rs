@@ -1,20 +1,40 @@
 //! The one error type of the edge and its one mapping to HTTP.
 
+use std::time::Duration;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use taskflow_schemas::{ErrorBody, ErrorCode};
 
 /// Any failure of a request, as the client will see it.
 #[derive(Debug)]
-pub struct ApiError(pub ErrorBody);
+pub struct ApiError {
+    body: ErrorBody,
+    /// When to try again, for a 429 or a 503 (`Retry-After`).
+    retry_after: Duration,
+}
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self(ErrorBody::new(code, message))
+        Self::from(ErrorBody::new(code, message))
     }
 
     pub fn invalid(field: &str, problem: impl std::fmt::Display) -> Self {
-        Self(ErrorBody::invalid(field, problem))
+        Self::from(ErrorBody::invalid(field, problem))
+    }
+
+    /// 429: `what` allows no more requests for now; try again after `wait`.
+    pub fn rate_limited(what: &str, wait: Duration) -> Self {
+        Self {
+            retry_after: wait,
+            ..Self::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many requests {what}; try again in {} s",
+                    whole_seconds(wait)
+                ),
+            )
+        }
     }
 
     pub fn unauthorized(message: &str) -> Self {
@@ -29,24 +49,33 @@ impl ApiError {
     }
 
     pub fn code(&self) -> ErrorCode {
-        self.0.code
+        self.body.code
     }
 }
 
 impl From<ErrorBody> for ApiError {
     fn from(body: ErrorBody) -> Self {
-        Self(body)
+        Self {
+            body,
+            retry_after: Duration::from_secs(1),
+        }
     }
+}
+
+/// `Retry-After` counts whole seconds; never say 0 while a wait is due.
+fn whole_seconds(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status())
+        let status = StatusCode::from_u16(self.body.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
-            tracing::warn!(code = self.0.code.as_str(), error = %self.0.error, "request failed");
+            tracing::warn!(code = self.body.code.as_str(), error = %self.body.error, "request failed");
         }
-        let mut response = (status, axum::Json(self.0)).into_response();
+        let retry_after = HeaderValue::from(whole_seconds(self.retry_after).max(1));
+        let mut response = (status, axum::Json(self.body)).into_response();
         match status {
             StatusCode::UNAUTHORIZED => {
                 response
@@ -56,7 +85,7 @@ impl IntoResponse for ApiError {
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
                 response
                     .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    .insert(header::RETRY_AFTER, retry_after);
             }
             _ => {}
         }

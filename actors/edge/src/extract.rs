@@ -23,7 +23,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             .await
             .map_err(body_error)?;
         let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-        decode::json(bytes).map(JsonBody).map_err(ApiError)
+        decode::json(bytes).map(JsonBody).map_err(ApiError::from)
     }
 }
 
@@ -44,7 +44,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         decode::query(parts.uri.query().unwrap_or_default())
             .map(QueryParams)
-            .map_err(ApiError)
+            .map_err(ApiError::from)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 mod http_metrics;
 pub mod nats_client;
+mod rate_limit;
 mod request_id;
 mod routes;
 
@@ -52,6 +53,7 @@ pub struct Shared {
     pub commands: CommandClient,
     pub tokens: Tokens,
     pub feed: FeedHandle,
+    pub limits: Arc<rate_limit::Limits>,
 }
 
 impl std::ops::Deref for EdgeState {
@@ -103,10 +105,12 @@ pub fn app(
     feed: &LiveFeed,
     shutdown: Shutdown,
 ) -> Router {
+    let limits = rate_limit::Limits::start(&platform.settings.rate_limits);
     let state = EdgeState(Arc::new(Shared {
         commands: CommandClient::new(platform.nats.clone(), local),
         tokens: Tokens::new(&platform.settings.jwt_secret),
         feed: feed.handle(),
+        limits: limits.clone(),
     }));
     let (api, openapi) = api();
     let openapi = serde_json::to_value(&openapi).expect("the OpenAPI document serializes");
@@ -121,6 +125,10 @@ pub fn app(
     .with_state(state)
     .merge(taskflow_runtime::ops::router(readiness))
     .merge(taskflow_livefeed::router(feed, platform, shutdown))
+    .layer(axum::middleware::from_fn_with_state(
+        limits,
+        rate_limit::per_address,
+    ))
     .layer(axum::middleware::from_fn(http_metrics::record))
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
     .layer(tower_http::timeout::TimeoutLayer::with_status_code(

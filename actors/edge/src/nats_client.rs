@@ -39,7 +39,7 @@ impl CommandClient {
         let ok = self.send_raw(subject, request_id, body).await?;
         serde_json::from_str(ok.get()).map_err(|error| {
             tracing::error!(subject, %error, "unreadable command reply");
-            ApiError(ErrorBody::new(ErrorCode::Internal, "internal error"))
+            ApiError::from(ErrorBody::new(ErrorCode::Internal, "internal error"))
         })
     }
 
@@ -88,7 +88,7 @@ impl CommandClient {
         };
         let reply: RawReply = serde_json::from_slice(&reply).map_err(|error| {
             tracing::error!(subject, %error, "unreadable command reply");
-            ApiError(ErrorBody::new(ErrorCode::Internal, "internal error"))
+            ApiError::from(ErrorBody::new(ErrorCode::Internal, "internal error"))
         })?;
         match reply {
             RawReply { ok: Some(ok), .. } => Ok(ok),
@@ -97,10 +97,10 @@ impl CommandClient {
                 code: Some(code),
                 field,
                 ..
-            } => Err(ApiError(ErrorBody { error, code, field })),
+            } => Err(ApiError::from(ErrorBody { error, code, field })),
             _ => {
                 tracing::error!(subject, "a command reply with neither ok nor error");
-                Err(ApiError(ErrorBody::new(
+                Err(ApiError::from(ErrorBody::new(
                     ErrorCode::Internal,
                     "internal error",
                 )))

@@ -1,16 +1,23 @@
 //! `/health`, `/health/ready` and `/metrics`, served by the edge and by every
 //! service binary.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 use crate::Shutdown;
 
@@ -94,23 +101,84 @@ pub async fn serve(
         .map(|(bound, _)| bound)
 }
 
+/// How long a client may take to send a request's head, and how long a
+/// kept-alive connection may sit idle before its next request: a client that
+/// trickles its headers (slowloris) is cut off instead of holding a
+/// connection for ever.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most a request's head (request line and headers) may weigh; a larger
+/// one is refused by the HTTP layer (431) before anything reads it.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// Serves `app` on `addr` until shutdown; returns the bound address (for
 /// port 0) and the server's task, which ends once open requests finished.
+/// Each request carries the peer's address as `ConnectInfo<SocketAddr>`.
 pub async fn serve_app(
-    addr: std::net::SocketAddr,
+    addr: SocketAddr,
     app: Router,
     shutdown: Shutdown,
-) -> std::io::Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let server = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "http server stopped");
+        let connections = TaskTracker::new();
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = shutdown.cancelled() => break,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(serve_connection(
+                        stream,
+                        peer,
+                        app.clone(),
+                        shutdown.clone(),
+                    ));
+                }
+                Err(error) => {
+                    // Out of file descriptors, say: wait, rather than spin.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
         }
+        connections.close();
+        connections.wait().await;
     });
     tracing::info!(addr = %bound, "listening");
     Ok((bound, server))
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    shutdown: Shutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(request.map(axum::body::Body::new))
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        served = connection.as_mut() => {
+            if let Err(error) = served {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        }
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }

@@ -35,6 +35,98 @@ pub struct Settings {
     pub smtp_url: Option<String>,
     /// `TASKFLOW_CORS_ORIGINS`: comma-separated origins, or `*`.
     pub cors_origins: Vec<String>,
+    /// `TASKFLOW_RATE_LIMIT_*`: what the edge lets through per client.
+    pub rate_limits: RateLimits,
+}
+
+/// A rate: `count` requests per `period`, up to `count` at once. Written
+/// `100/s`, `20/min` or `500/h`; `off` disables the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub period: std::time::Duration,
+}
+
+impl Rate {
+    pub const fn per_second(count: u32) -> Self {
+        Self {
+            count,
+            period: std::time::Duration::from_secs(1),
+        }
+    }
+
+    pub const fn per_minute(count: u32) -> Self {
+        Self {
+            count,
+            period: std::time::Duration::from_secs(60),
+        }
+    }
+
+    fn parse(text: &str) -> Option<Option<Self>> {
+        if text.eq_ignore_ascii_case("off") {
+            return Some(None);
+        }
+        let (count, unit) = text.split_once('/')?;
+        let count: u32 = count.trim().parse().ok().filter(|n| *n > 0)?;
+        let seconds = match unit.trim() {
+            "s" => 1,
+            "min" => 60,
+            "h" => 3600,
+            _ => return None,
+        };
+        Some(Some(Self {
+            count,
+            period: std::time::Duration::from_secs(seconds),
+        }))
+    }
+}
+
+/// The edge's limits, each per key; `None` is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// `TASKFLOW_RATE_LIMIT_IP` (default `200/s`): every request, per client address.
+    pub per_ip: Option<Rate>,
+    /// `TASKFLOW_RATE_LIMIT_USER` (default `50/s`): authenticated requests, per user.
+    pub per_user: Option<Rate>,
+    /// `TASKFLOW_RATE_LIMIT_AUTH_IP` (default `30/min`): login and register, per client address.
+    pub auth_per_ip: Option<Rate>,
+    /// `TASKFLOW_RATE_LIMIT_AUTH_ACCOUNT` (default `10/min`): login and register, per email.
+    pub auth_per_account: Option<Rate>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            per_ip: Some(Rate::per_second(200)),
+            per_user: Some(Rate::per_second(50)),
+            auth_per_ip: Some(Rate::per_minute(30)),
+            auth_per_account: Some(Rate::per_minute(10)),
+        }
+    }
+}
+
+impl RateLimits {
+    fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, RuntimeError> {
+        let defaults = Self::default();
+        let rate = |name: &'static str, default: Option<Rate>| match get(name) {
+            None => Ok(default),
+            Some(text) => Rate::parse(&text).ok_or_else(|| {
+                invalid(
+                    name,
+                    format!("`{text}` is not a rate like 100/s, 20/min, 500/h or off"),
+                )
+            }),
+        };
+        Ok(Self {
+            per_ip: rate("TASKFLOW_RATE_LIMIT_IP", defaults.per_ip)?,
+            per_user: rate("TASKFLOW_RATE_LIMIT_USER", defaults.per_user)?,
+            auth_per_ip: rate("TASKFLOW_RATE_LIMIT_AUTH_IP", defaults.auth_per_ip)?,
+            auth_per_account: rate(
+                "TASKFLOW_RATE_LIMIT_AUTH_ACCOUNT",
+                defaults.auth_per_account,
+            )?,
+        })
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -48,6 +140,7 @@ impl std::fmt::Debug for Settings {
             .field("jwt_secret", &"<redacted>")
             .field("smtp_url", &self.smtp_url)
             .field("cors_origins", &self.cors_origins)
+            .field("rate_limits", &self.rate_limits)
             .finish()
     }
 }
@@ -126,6 +219,7 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or_default(),
+            rate_limits: RateLimits::from_lookup(get)?,
         })
     }
 
@@ -198,6 +292,24 @@ mod tests {
         assert_eq!(settings.http_addr.to_string(), DEFAULT_HTTP_ADDR);
         assert_eq!(settings.database_name("tasks"), "taskflow_tasks");
         assert!(settings.jwt_secret_is_default);
+        assert_eq!(settings.rate_limits, RateLimits::default());
+    }
+
+    #[test]
+    fn rates_are_read_per_unit_or_turned_off() {
+        let settings = settings(&[
+            ("TASKFLOW_RATE_LIMIT_IP", "off"),
+            ("TASKFLOW_RATE_LIMIT_AUTH_ACCOUNT", "5/h"),
+        ])
+        .unwrap();
+        assert_eq!(settings.rate_limits.per_ip, None);
+        assert_eq!(
+            settings.rate_limits.auth_per_account,
+            Some(Rate {
+                count: 5,
+                period: std::time::Duration::from_secs(3600)
+            })
+        );
     }
 
     #[test]
@@ -210,6 +322,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.starts_with("NATS_URL:"), "{error}");
+        let error = settings(&[("TASKFLOW_RATE_LIMIT_USER", "lots")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("TASKFLOW_RATE_LIMIT_USER:"), "{error}");
         let error = settings(&[("TASKFLOW_JWT_SECRET", "short")])
             .unwrap_err()
             .to_string();

@@ -29,6 +29,7 @@ async fn register(
     RequestId(request_id): RequestId,
     JsonBody(registration): JsonBody<Registration>,
 ) -> Result<(StatusCode, axum::Json<Session>), ApiError> {
+    state.limits.check_account(&registration.email)?;
     let session = state
         .commands
         .send(identity::REGISTER, &request_id, &registration)
@@ -46,6 +47,7 @@ async fn login(
     RequestId(request_id): RequestId,
     JsonBody(credentials): JsonBody<Credentials>,
 ) -> Result<axum::Json<Session>, ApiError> {
+    state.limits.check_account(&credentials.email)?;
     Ok(axum::Json(
         state
             .commands

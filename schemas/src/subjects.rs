@@ -10,6 +10,10 @@ pub const DLQ_STREAM: &str = "DLQ";
 /// The header that carries a request's id through NATS.
 pub const REQUEST_ID_HEADER: &str = "X-Request-Id";
 
+/// The header that carries a command's deadline (Unix time in milliseconds):
+/// a service drops a command whose caller has already given up.
+pub const DEADLINE_HEADER: &str = "Taskflow-Deadline";
+
 /// A stream every service may create or update at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamSpec {

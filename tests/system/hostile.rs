@@ -162,13 +162,22 @@ async fn an_outbox_row_the_server_cannot_take_is_parked_and_the_rows_behind_flow
     .unwrap();
 
     pipeline_flows(&system, &ada, "behind the big one").await;
-    let reason: Option<String> =
-        sqlx::query_scalar("SELECT parked_reason FROM outbox WHERE event_id = $1")
+    let pool = system.tasks().pool.clone();
+    let reason = wait_until("the big row parked", Duration::from_secs(10), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT parked_reason FROM outbox WHERE event_id = $1",
+            )
             .bind(event.event_id)
-            .fetch_one(&system.tasks().pool)
+            .fetch_one(&pool)
             .await
-            .unwrap();
-    assert!(reason.is_some_and(|reason| reason.contains("payload")));
+            .ok()
+            .flatten()
+        }
+    })
+    .await;
+    assert!(reason.contains("payload"), "{reason}");
     let metrics = system.metrics().await;
     assert!(
         metrics.contains(r#"taskflow_outbox_parked_total{service="tasks"} 1"#),
@@ -619,5 +628,134 @@ async fn a_client_trickling_its_headers_is_cut_off() {
     );
     let health = system.call(Method::GET, "/health", None, None).await;
     assert_eq!(health.status, StatusCode::OK);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_write_whose_caller_gave_up_never_happens_later() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let task_id = id_of(
+        &system
+            .create_task(&ada, json!({"title": "contended"}))
+            .await,
+    );
+    async fn rename(
+        system: &TestSystem,
+        user: &User,
+        id: uuid::Uuid,
+        title: &str,
+    ) -> taskflow_system_tests::Reply {
+        let path = format!("/api/v1/tasks/{id}");
+        system
+            .call(
+                Method::PUT,
+                &path,
+                Some(&user.token),
+                Some(json!({ "title": title })),
+            )
+            .await
+    }
+    // A long transaction holds the task's row: the first rename waits on it,
+    // the second waits behind the first in the task's worker.
+    let mut blocker = system.tasks().pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE")
+        .bind(task_id)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let (first, second) = tokio::join!(
+        rename(&system, &ada, task_id, "ghost 1"),
+        rename(&system, &ada, task_id, "ghost 2"),
+    );
+    blocker.rollback().await.unwrap();
+    // The first waited on the lock past its deadline; the second reached the
+    // worker at its deadline or just before it.
+    assert_eq!(
+        first.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        first.body
+    );
+    let mut answered_ok = Vec::new();
+    for (reply, title) in [(&first, "ghost 1"), (&second, "ghost 2")] {
+        match reply.status {
+            StatusCode::OK => answered_ok.push(title),
+            StatusCode::SERVICE_UNAVAILABLE => {}
+            other => panic!("{other}: {}", reply.body),
+        }
+    }
+
+    // Behind those two in the same worker: a rename that got 503 must never
+    // have happened, before or after this one.
+    let real = rename(&system, &ada, task_id, "real").await;
+    assert_eq!(real.status, StatusCode::OK, "{}", real.body);
+    assert_eq!(real.body["version"], 2 + answered_ok.len());
+    let mut expected = vec!["contended"];
+    expected.extend(answered_ok);
+    expected.push("real");
+    let events = wait_until(
+        "the real rename's event",
+        Duration::from_secs(10),
+        || async {
+            let events = system.task_events(task_id).await;
+            (events.len() >= expected.len()).then_some(events)
+        },
+    )
+    .await;
+    let titles: Vec<&str> = events
+        .iter()
+        .map(|e| e.envelope.payload["task"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, expected);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_login_flood_is_shed_and_profile_reads_keep_answering() {
+    let system = TestSystem::spawn_configured(
+        taskflow_system_tests::Transport::InProcess,
+        8,
+        &[
+            ("TASKFLOW_RATE_LIMIT_AUTH_IP", "off"),
+            ("TASKFLOW_RATE_LIMIT_AUTH_ACCOUNT", "off"),
+        ],
+    )
+    .await;
+    let ada = system.register("Ada").await;
+    let body = json!({"email": ada.email, "password": "wrong horse"});
+    let flood = futures::future::join_all(
+        (0..200).map(|_| system.call(Method::POST, "/api/v1/auth/login", None, Some(body.clone()))),
+    );
+    let profile = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = tokio::time::Instant::now();
+        let reply = system
+            .call(Method::GET, "/api/v1/users/me", Some(&ada.token), None)
+            .await;
+        (reply.status, started.elapsed())
+    };
+    let (logins, (profile, waited)) = tokio::join!(flood, profile);
+    assert_eq!(profile, StatusCode::OK);
+    assert!(
+        waited < Duration::from_secs(2),
+        "a profile read waited {waited:?}"
+    );
+    let shed = logins
+        .iter()
+        .filter(|reply| reply.status == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    assert!(shed > 0, "some sign-ins are refused at once");
+    for reply in &logins {
+        assert!(
+            [StatusCode::UNAUTHORIZED, StatusCode::SERVICE_UNAVAILABLE].contains(&reply.status),
+            "{}: {}",
+            reply.status,
+            reply.body
+        );
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(reply.header("retry-after").is_some());
+        }
+    }
     system.stop().await;
 }

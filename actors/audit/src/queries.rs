@@ -64,7 +64,8 @@ impl AuditQueries {
 }
 
 impl CommandHandler for AuditQueries {
-    async fn handle(&self, request: &CommandRequest) {
+    async fn handle(&self, request: CommandRequest) {
+        let request = &request;
         match request.subject {
             audit::LIST => {
                 request

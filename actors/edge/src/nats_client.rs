@@ -1,7 +1,7 @@
 //! Sending a command to a service and reading its reply: over NATS, or
 //! straight to the service's workers when it runs in this process.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_nats::RequestErrorKind;
 use bytes::Bytes;
@@ -9,13 +9,18 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use taskflow_runtime::service::LocalCommands;
-use taskflow_schemas::subjects::REQUEST_ID_HEADER;
+use taskflow_schemas::subjects::{DEADLINE_HEADER, REQUEST_ID_HEADER};
 use taskflow_schemas::{ErrorBody, ErrorCode};
 
 use crate::error::ApiError;
 
 /// A service that has not answered by then is treated as down.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How much longer than the deadline it sends the edge waits for a reply: a
+/// service cancels a write still running at the deadline, and the reply
+/// saying so (or the commit that beat it) arrives within this margin, so
+/// the client never gets 503 for a write that happened.
+const REPLY_GRACE: Duration = Duration::from_millis(500);
 
 #[derive(Clone)]
 pub struct CommandClient {
@@ -54,10 +59,12 @@ impl CommandClient {
         let service = subject.split('.').nth(1).unwrap_or("a service");
         let unavailable = || ApiError::unavailable(&format!("the {service} service"));
         let payload = Bytes::from(serde_json::to_vec(body).expect("commands serialize"));
+        // The service drops the command if it only gets to it after we gave up.
+        let deadline = SystemTime::now() + COMMAND_TIMEOUT;
         let reply = match self.local.iter().find(|local| local.serves(subject)) {
             Some(local) => {
-                let request = local.request(subject, request_id.to_owned(), payload);
-                match tokio::time::timeout(COMMAND_TIMEOUT, request).await {
+                let request = local.request(subject, request_id.to_owned(), deadline, payload);
+                match tokio::time::timeout(COMMAND_TIMEOUT + REPLY_GRACE, request).await {
                     Ok(Some(reply)) => reply,
                     _ => return Err(unavailable()),
                 }
@@ -65,8 +72,13 @@ impl CommandClient {
             None => {
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert(REQUEST_ID_HEADER, request_id);
+                let millis = deadline
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis();
+                headers.insert(DEADLINE_HEADER, millis.to_string().as_str());
                 let request = self.nats.request_with_headers(subject, headers, payload);
-                match tokio::time::timeout(COMMAND_TIMEOUT, request).await {
+                match tokio::time::timeout(COMMAND_TIMEOUT + REPLY_GRACE, request).await {
                     Ok(Ok(message)) => message.payload,
                     Err(_) => return Err(unavailable()),
                     Ok(Err(error)) => {

@@ -1,10 +1,13 @@
 //! The identity commands. Registration commits the user and its
 //! `user.registered` event together (the outbox).
 
+use std::time::SystemTime;
+
 use chrono::{SubsecRound, Utc};
 use serde_json::json;
 use sqlx::PgPool;
 use taskflow_runtime::outbox::{self, RelayHandle};
+use taskflow_runtime::postgres;
 use taskflow_runtime::tokens::Tokens;
 use taskflow_schemas::commands::{Credentials, ProfilePatch, Registration, Session, UserRef};
 use taskflow_schemas::events::{self, UserRegisteredPayload};
@@ -14,9 +17,11 @@ use taskflow_schemas::{ErrorBody, ErrorCode, EventEnvelope};
 use uuid::Uuid;
 
 use crate::error::IdentityError;
+use crate::passwords::HashSlot;
+use crate::rules;
 use crate::store::{self, UserRow};
-use crate::{passwords, rules};
 
+#[derive(Clone)]
 pub struct IdentityCommands {
     pool: PgPool,
     relay: RelayHandle,
@@ -35,6 +40,8 @@ impl IdentityCommands {
     pub async fn register(
         &self,
         request_id: &str,
+        deadline: Option<SystemTime>,
+        slot: HashSlot,
         registration: Registration,
     ) -> Result<Session, IdentityError> {
         let email = rules::email(&registration.email)?;
@@ -48,14 +55,14 @@ impl IdentityCommands {
             id: Uuid::now_v7(),
             email,
             name,
-            password_hash: passwords::hash(registration.password).await?,
+            password_hash: slot.hash(registration.password).await?,
             role: "member".into(),
             timezone: "UTC".into(),
             email_notifications: true,
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = postgres::begin_until(&self.pool, deadline).await?;
         if !store::insert(&mut tx, &user).await? {
             return Err(email_taken());
         }
@@ -79,13 +86,17 @@ impl IdentityCommands {
         Ok(self.session(&user))
     }
 
-    pub async fn login(&self, credentials: Credentials) -> Result<Session, IdentityError> {
+    pub async fn login(
+        &self,
+        slot: HashSlot,
+        credentials: Credentials,
+    ) -> Result<Session, IdentityError> {
         let user = match rules::email(&credentials.email) {
             Ok(email) => store::by_email(&self.pool, &email).await?,
             Err(_) => None,
         };
         let stored = user.as_ref().map(|user| user.password_hash.clone());
-        if !passwords::verify(credentials.password, stored).await? {
+        if !slot.verify(credentials.password, stored).await? {
             return Err(IdentityError::bad_credentials());
         }
         let user = user.expect("a verified password has a user");

@@ -10,6 +10,9 @@ pub enum IdentityError {
     Database(#[from] sqlx::Error),
     #[error("password hashing: {0}")]
     Hashing(String),
+    /// Too many sign-ins wait for the password hashing pool.
+    #[error("too many sign-ins at once")]
+    Busy,
 }
 
 impl From<ErrorBody> for IdentityError {
@@ -38,6 +41,10 @@ impl From<IdentityError> for ErrorBody {
             IdentityError::Database(error) => {
                 taskflow_runtime::postgres::error_body("identity", &error)
             }
+            IdentityError::Busy => ErrorBody::new(
+                ErrorCode::ServiceUnavailable,
+                "too many sign-ins at once, try again shortly",
+            ),
             IdentityError::Hashing(error) => {
                 tracing::error!(service = "identity", %error, "password hashing failed");
                 ErrorBody::new(ErrorCode::Internal, "internal error")

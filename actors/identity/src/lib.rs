@@ -33,7 +33,8 @@ pub const SPEC: ServiceSpec = ServiceSpec {
         identity::UPDATE_PROFILE,
         identity::GET_PUBLIC_PROFILE,
     ],
-    // Hashing runs on the blocking pool; a few workers keep both cores busy.
+    // Hashing runs on its own bounded pool; more workers than cores keep
+    // profile reads moving while sign-ins wait for it.
     workers: 8,
     outbox: true,
 };

@@ -6,6 +6,7 @@
 //! and writes go on while NATS is down.
 
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use async_nats::service::{Service, ServiceExt};
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use taskflow_schemas::commands::{Principal, Reply};
 use taskflow_schemas::limits::{REQUEST_ID_RULE, is_valid_request_id};
-use taskflow_schemas::subjects::REQUEST_ID_HEADER;
+use taskflow_schemas::subjects::{DEADLINE_HEADER, REQUEST_ID_HEADER};
 use taskflow_schemas::{ErrorBody, decode};
 use tokio::sync::oneshot;
 
@@ -26,6 +27,9 @@ pub struct CommandRequest {
     pub subject: &'static str,
     /// The caller's `X-Request-Id`, or a fresh id when it sent none.
     pub request_id: String,
+    /// When the caller stops waiting for the reply (`Taskflow-Deadline`);
+    /// none for a caller that waits as long as it takes.
+    pub deadline: Option<SystemTime>,
     payload: Bytes,
     responder: Responder,
 }
@@ -40,12 +44,14 @@ impl CommandRequest {
     pub fn local(
         subject: &'static str,
         request_id: String,
+        deadline: SystemTime,
         payload: Bytes,
     ) -> (Self, oneshot::Receiver<Bytes>) {
         let (sender, receiver) = oneshot::channel();
         let request = Self {
             subject,
             request_id,
+            deadline: Some(deadline),
             payload,
             responder: Responder::Local(Mutex::new(Some(sender))),
         };
@@ -54,6 +60,13 @@ impl CommandRequest {
 
     pub fn payload(&self) -> &[u8] {
         &self.payload
+    }
+
+    /// Whether the caller has given up waiting: its work would be a write
+    /// nobody is told about.
+    pub fn expired(&self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| SystemTime::now() >= deadline)
     }
 
     /// Decodes the body; a failure names the field.
@@ -120,6 +133,7 @@ pub async fn serve(
             Some(CommandRequest {
                 subject,
                 request_id,
+                deadline: deadline_of(&request.message),
                 payload: request.message.payload.clone(),
                 responder: Responder::Nats(Box::new(request)),
             })
@@ -127,6 +141,18 @@ pub async fn serve(
         streams.push(requests.boxed());
     }
     Ok((service, streams.boxed()))
+}
+
+/// The `Taskflow-Deadline` header, if it holds Unix milliseconds.
+fn deadline_of(message: &async_nats::Message) -> Option<SystemTime> {
+    let millis: u64 = message
+        .headers
+        .as_ref()?
+        .get(DEADLINE_HEADER)?
+        .as_str()
+        .parse()
+        .ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(millis))
 }
 
 /// The caller's `X-Request-Id` within bounds, a fresh one when it sent none,

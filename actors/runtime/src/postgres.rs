@@ -1,11 +1,11 @@
 //! A service's own database: created when missing, migrated, pooled.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, PgPool, Postgres, Transaction};
 use taskflow_schemas::{ErrorBody, ErrorCode};
 
 use crate::{RuntimeError, Settings};
@@ -76,11 +76,30 @@ pub async fn is_ready(pool: &PgPool, migrator: &Migrator) -> Result<(), &'static
     }
 }
 
+/// Begins a transaction whose statements are cancelled once `deadline`
+/// passes (`statement_timeout`, SQLSTATE 57014, a 503): a write that waits
+/// on a lock past the moment its caller gave up fails instead of committing
+/// behind the caller's back. One round trip, like a plain `BEGIN`.
+pub async fn begin_until(
+    pool: &PgPool,
+    deadline: Option<SystemTime>,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let Some(deadline) = deadline else {
+        return pool.begin().await;
+    };
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .map_or(1, |left| left.as_millis().max(1));
+    let begin = format!("BEGIN; SET LOCAL statement_timeout = {left}");
+    pool.begin_with(sqlx::AssertSqlSafe(begin)).await
+}
+
 /// What a client is told about a database error of `service`, decided in
 /// one place for every service; the details stay in the log.
 ///
 /// - the database is unreachable, restarting or overloaded (I/O, pool,
-///   SQLSTATE classes 08, 53, 57P, a serialization failure or deadlock):
+///   SQLSTATE classes 08, 53, 57P, a statement cancelled at its deadline,
+///   a serialization failure or deadlock):
 ///   `service_unavailable` naming the database, so the client retries;
 /// - a value Postgres cannot take (class 22, data exception; class 54, too
 ///   large for an index): `validation_failed`;
@@ -105,7 +124,7 @@ pub fn error_body(service: &str, error: &sqlx::Error) -> ErrorBody {
             if ["08", "53", "57P"]
                 .iter()
                 .any(|class| code.starts_with(class))
-                || matches!(code, "40001" | "40P01" | "25006") =>
+                || matches!(code, "57014" | "40001" | "40P01" | "25006") =>
         {
             ErrorCode::ServiceUnavailable
         }

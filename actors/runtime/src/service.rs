@@ -6,7 +6,7 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -17,20 +17,26 @@ use ractor::{
 use serde::Deserialize;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
+use taskflow_schemas::commands::Reply;
+use taskflow_schemas::{ErrorBody, ErrorCode};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::commands::CommandRequest;
 use crate::consumer::{ConsumerArgs, ConsumerMessage, ConsumerSpec, EventHandler, StreamConsumer};
 use crate::outbox::{OutboxRelay, RelayHandle, RelayMessage};
-use crate::pool::KeyedPool;
+use crate::pool::{KeyedPool, Queued, Refused};
 use crate::{Platform, RuntimeError};
 
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Commands waiting per worker, at most; more are refused as overloaded.
+const MAILBOX_BOUND: usize = 64;
 
-/// Answers the commands of one service; one call per request.
+/// Answers the commands of one service; one call per request. The call
+/// owns the request, so a command that waits on something slow (a password
+/// hash) may move it to a task of its own and free the worker.
 pub trait CommandHandler: Send + Sync + 'static {
-    fn handle(&self, request: &CommandRequest) -> impl Future<Output = ()> + Send;
+    fn handle(&self, request: CommandRequest) -> impl Future<Output = ()> + Send;
 }
 
 /// What a service is called and what it serves.
@@ -150,14 +156,16 @@ impl<H: CommandHandler> Actor for CommandSupervisor<H> {
         }));
         let mut workers = Vec::with_capacity(spec.workers);
         for _ in 0..spec.workers {
+            let queued = Queued::default();
             let worker = CommandWorker {
                 service: spec.name,
                 handler: handler.clone(),
+                queued: queued.clone(),
             };
             let (worker, _) = Actor::spawn_linked(None, worker, (), myself.get_cell()).await?;
-            workers.push(worker);
+            workers.push((worker, queued));
         }
-        let workers = KeyedPool::new(workers);
+        let workers = KeyedPool::new(workers, MAILBOX_BOUND);
         let (service, listener) = if spec.endpoints.is_empty() {
             (None, None)
         } else {
@@ -170,7 +178,11 @@ impl<H: CommandHandler> Actor for CommandSupervisor<H> {
             .await?;
             let dispatch = workers.clone();
             let listener = tokio::spawn(requests.for_each(move |request| {
-                dispatch_to(&dispatch, spec.name, request);
+                if let Err(Some(request)) = dispatch_to(&dispatch, spec.name, request) {
+                    tokio::spawn(
+                        async move { request.reply::<()>(Err(overloaded(spec.name))).await },
+                    );
+                }
                 futures::future::ready(())
             }));
             (Some(service), Some(listener))
@@ -276,20 +288,33 @@ impl SupervisorState {
     }
 }
 
-/// Hands the request to its worker; `false` when the workers are gone.
+/// Hands the request to its worker. A worker with a full mailbox gives the
+/// request back (`Err(Some)`) to be answered as overloaded; `Err(None)`
+/// when the workers are gone.
 fn dispatch_to(
     workers: &KeyedPool<CommandRequest>,
     service: &'static str,
     request: CommandRequest,
-) -> bool {
-    let worker = workers.route(task_id_of(request.payload()));
-    match worker.cast(request) {
-        Ok(()) => true,
-        Err(error) => {
-            tracing::error!(service, %error, "a command worker is gone");
-            false
+) -> Result<(), Option<CommandRequest>> {
+    match workers.try_send(task_id_of(request.payload()), request) {
+        Ok(()) => Ok(()),
+        Err(Refused::Full(request)) => {
+            metrics::counter!("taskflow_commands_refused_total", "service" => service, "reason" => "overloaded")
+                .increment(1);
+            Err(Some(request))
+        }
+        Err(Refused::Gone) => {
+            tracing::error!(service, "the command workers are gone");
+            Err(None)
         }
     }
+}
+
+fn overloaded(service: &str) -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::ServiceUnavailable,
+        format!("the {service} service is overloaded, try again shortly"),
+    )
 }
 
 /// A service's workers, reachable from inside the process without NATS.
@@ -305,18 +330,26 @@ impl LocalCommands {
         self.spec.endpoints.contains(&subject)
     }
 
-    /// Runs the command on the service's workers; `None` when they are gone.
+    /// Runs the command on the service's workers, unless `deadline` passes
+    /// first; `None` when they are gone.
     pub async fn request(
         &self,
         subject: &'static str,
         request_id: String,
+        deadline: SystemTime,
         payload: Bytes,
     ) -> Option<Bytes> {
-        let (request, reply) = CommandRequest::local(subject, request_id, payload);
-        if !dispatch_to(&self.workers, self.spec.name, request) {
-            return None;
+        let (request, reply) = CommandRequest::local(subject, request_id, deadline, payload);
+        match dispatch_to(&self.workers, self.spec.name, request) {
+            Ok(()) => reply.await.ok(),
+            Err(Some(_)) => {
+                let refused = Reply::<()>::Err(overloaded(self.spec.name));
+                Some(Bytes::from(
+                    serde_json::to_vec(&refused).expect("replies serialize"),
+                ))
+            }
+            Err(None) => None,
         }
-        reply.await.ok()
     }
 }
 
@@ -335,6 +368,8 @@ fn task_id_of(payload: &[u8]) -> Option<Uuid> {
 struct CommandWorker<H> {
     service: &'static str,
     handler: Arc<H>,
+    /// Counted down after each command, so the pool knows the mailbox's length.
+    queued: Queued,
 }
 
 impl<H: CommandHandler> Actor for CommandWorker<H> {
@@ -362,7 +397,16 @@ impl<H: CommandHandler> Actor for CommandWorker<H> {
             subject = request.subject,
             request_id = %request.request_id
         );
-        self.handler.handle(&request).instrument(span).await;
+        if request.expired() {
+            // Its caller already answered its client (503): running it now
+            // would be a write nobody was told about.
+            metrics::counter!("taskflow_commands_refused_total", "service" => self.service, "reason" => "expired")
+                .increment(1);
+            span.in_scope(|| tracing::warn!("command dropped: its caller gave up waiting"));
+        } else {
+            self.handler.handle(request).instrument(span).await;
+        }
+        self.queued.done();
         Ok(())
     }
 }

@@ -1,11 +1,14 @@
 //! The task commands: each write commits the task and its event together
 //! (the outbox), then wakes the relay.
 
+use std::time::SystemTime;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use sqlx::{PgConnection, PgPool};
 use taskflow_runtime::outbox::{self, OutboxRecord, RelayHandle};
+use taskflow_runtime::postgres;
 use taskflow_schemas::commands::{NewTask, Page, TaskQuery, TaskRef, UpdateTask};
 use taskflow_schemas::events::{self, Changes, TaskEventPayload};
 use taskflow_schemas::subjects::task_event_subject;
@@ -28,6 +31,8 @@ pub struct Caller {
     /// Admins read every task; what they may change follows the same rules.
     pub is_admin: bool,
     pub request_id: String,
+    /// When the caller stops waiting: a write still blocked then is cancelled.
+    pub deadline: Option<SystemTime>,
 }
 
 impl Caller {
@@ -126,7 +131,7 @@ impl TaskCommands {
     }
 
     pub async fn update(&self, caller: &Caller, update: UpdateTask) -> Result<Task, TasksError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = postgres::begin_until(&self.pool, caller.deadline).await?;
         let current =
             locked_for(&mut tx, caller, update.task_id, "change", rules::can_write).await?;
         check_version(&current, update.expected_version)?;
@@ -146,7 +151,7 @@ impl TaskCommands {
     }
 
     pub async fn complete(&self, caller: &Caller, reference: TaskRef) -> Result<Task, TasksError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = postgres::begin_until(&self.pool, caller.deadline).await?;
         let current = locked_for(
             &mut tx,
             caller,
@@ -166,7 +171,7 @@ impl TaskCommands {
     }
 
     pub async fn delete(&self, caller: &Caller, reference: TaskRef) -> Result<Task, TasksError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = postgres::begin_until(&self.pool, caller.deadline).await?;
         let current = locked_for(
             &mut tx,
             caller,

@@ -8,11 +8,13 @@ use taskflow_schemas::subjects::commands::tasks;
 use crate::commands::{Caller, TaskCommands};
 
 impl CommandHandler for TaskCommands {
-    async fn handle(&self, request: &CommandRequest) {
+    async fn handle(&self, request: CommandRequest) {
+        let request = &request;
         let caller = |actor: Principal| Caller {
             actor_id: actor.id,
             is_admin: actor.is_admin(),
             request_id: request.request_id.clone(),
+            deadline: request.deadline,
         };
         match request.subject {
             tasks::CREATE => {

@@ -34,8 +34,21 @@ pub const CLIENT_BUFFER: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct LiveEvent {
     pub seq: u64,
+    pub task_id: Option<Uuid>,
+    /// Who may read the task once this event happened.
     pub readers: Vec<Uuid>,
+    /// Who could read the task before this event and no longer can: they get
+    /// a `revoked` frame instead of the event, and nothing of it after.
+    pub revoked: Vec<Uuid>,
     pub frame: Utf8Bytes,
+}
+
+/// What one event means for one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Event,
+    Revoked(Uuid),
+    Nothing,
 }
 
 impl LiveEvent {
@@ -53,16 +66,32 @@ impl LiveEvent {
         }
         let envelope = std::str::from_utf8(payload).ok()?;
         let frame = format!(r#"{{"type":"event","cursor":{seq},"event":{envelope}}}"#);
+        let (readers, revoked) = peek.payload.access();
         Some(Self {
             seq,
-            readers: peek.payload.readers(),
+            task_id: peek.task_id,
+            readers,
+            revoked,
             frame: Utf8Bytes::from(frame),
         })
     }
 
-    pub fn visible_to(&self, client: &Viewer) -> bool {
-        client.admin || self.readers.contains(&client.user)
+    /// The event for its readers (every event for an admin), `revoked` for
+    /// whom it removed.
+    pub fn delivery_to(&self, viewer: &Viewer) -> Delivery {
+        if viewer.admin || self.readers.contains(&viewer.user) {
+            Delivery::Event
+        } else if let (Some(task_id), true) = (self.task_id, self.revoked.contains(&viewer.user)) {
+            Delivery::Revoked(task_id)
+        } else {
+            Delivery::Nothing
+        }
     }
+}
+
+/// `{"type":"revoked","task_id":...}`.
+pub fn revoked_frame(task_id: Uuid) -> Utf8Bytes {
+    Utf8Bytes::from(format!(r#"{{"type":"revoked","task_id":"{task_id}"}}"#))
 }
 
 /// The parts of an envelope the feed needs; the required fields make sure
@@ -71,6 +100,8 @@ impl LiveEvent {
 struct EnvelopePeek {
     #[allow(dead_code)]
     event_id: Uuid,
+    #[serde(default)]
+    task_id: Option<Uuid>,
     #[allow(dead_code)]
     event_type: IgnoredAny,
     #[allow(dead_code)]
@@ -108,10 +139,10 @@ struct Old<T> {
 }
 
 impl PayloadPeek {
-    /// Who may see a task event: the task's creator, assignee and observers
-    /// after the change, and an assignee or observer the change removed (so
-    /// their view can drop the task).
-    fn readers(self) -> Vec<Uuid> {
+    /// Who may read the task after the change (its creator, assignee and
+    /// observers), and whom the change removed (an old assignee or observer
+    /// who is none of those now).
+    fn access(self) -> (Vec<Uuid>, Vec<Uuid>) {
         let mut readers: Vec<Uuid> = self
             .task
             .creator_id
@@ -119,16 +150,24 @@ impl PayloadPeek {
             .chain(self.task.assignee_id)
             .collect();
         readers.extend(self.task.observer_ids);
-        readers.extend(self.changes.assignee_id.and_then(|change| change.old));
-        readers.extend(
-            self.changes
-                .observer_ids
-                .map(|change| change.old)
-                .unwrap_or_default(),
-        );
         readers.sort();
         readers.dedup();
-        readers
+        let mut revoked: Vec<Uuid> = self
+            .changes
+            .assignee_id
+            .and_then(|change| change.old)
+            .into_iter()
+            .chain(
+                self.changes
+                    .observer_ids
+                    .map(|change| change.old)
+                    .unwrap_or_default(),
+            )
+            .filter(|user| readers.binary_search(user).is_err())
+            .collect();
+        revoked.sort();
+        revoked.dedup();
+        (readers, revoked)
     }
 }
 
@@ -284,10 +323,12 @@ impl HubState {
         };
         let mut too_slow = Vec::new();
         for (id, client) in &self.clients {
-            if !event.visible_to(&client.viewer) {
-                continue;
-            }
-            match client.frames.try_send(event.frame.clone()) {
+            let frame = match event.delivery_to(&client.viewer) {
+                Delivery::Event => event.frame.clone(),
+                Delivery::Revoked(task_id) => revoked_frame(task_id),
+                Delivery::Nothing => continue,
+            };
+            match client.frames.try_send(frame) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(*id),
                 // The session ended and will unregister itself.
@@ -315,11 +356,12 @@ mod tests {
     use taskflow_schemas::EventEnvelope;
 
     #[test]
-    fn readers_include_who_a_change_removed() {
+    fn a_change_that_removes_a_reader_revokes_it_and_shows_the_event_to_the_rest() {
         let (ada, bob, cy) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let task_id = Uuid::now_v7();
         let envelope = EventEnvelope::new(
             "task.updated",
-            Some(Uuid::now_v7()),
+            Some(task_id),
             Some(ada),
             "r",
             json!({
@@ -328,18 +370,19 @@ mod tests {
             }),
         );
         let event = LiveEvent::decode(7, &serde_json::to_vec(&envelope).unwrap()).unwrap();
-        for user in [ada, bob, cy] {
-            assert!(event.visible_to(&Viewer { user, admin: false }));
-        }
-        let stranger = Viewer {
-            user: Uuid::now_v7(),
-            admin: false,
-        };
-        assert!(!event.visible_to(&stranger));
-        assert!(event.visible_to(&Viewer {
-            admin: true,
-            ..stranger
-        }));
+        let viewer = |user| Viewer { user, admin: false };
+        assert_eq!(event.delivery_to(&viewer(ada)), Delivery::Event);
+        assert_eq!(event.delivery_to(&viewer(cy)), Delivery::Event);
+        assert_eq!(event.delivery_to(&viewer(bob)), Delivery::Revoked(task_id));
+        let stranger = viewer(Uuid::now_v7());
+        assert_eq!(event.delivery_to(&stranger), Delivery::Nothing);
+        assert_eq!(
+            event.delivery_to(&Viewer {
+                admin: true,
+                ..stranger
+            }),
+            Delivery::Event
+        );
         assert!(event.frame.contains(r#""cursor":7"#));
     }
 }

@@ -9,26 +9,33 @@
 //!
 //! The edge mounts [`router`] so that `/ws` is served beside the API.
 
+pub mod connections;
 pub mod hub;
 pub mod session;
 
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::Uri;
-use axum::response::Response;
+use std::sync::Arc;
+
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ractor::{Actor, ActorRef};
 use taskflow_runtime::tokens::Tokens;
 use taskflow_runtime::{Platform, RuntimeError, Shutdown};
 
+use taskflow_schemas::{ErrorBody, ErrorCode};
+
+use crate::connections::Connections;
 use crate::hub::{FeedHub, HubMessage};
 pub use crate::session::Keepalive;
-use crate::session::{FeedContext, Handshake};
+use crate::session::{FeedContext, Handshake, MAX_CLIENT_FRAME};
 
 /// A running live feed: its hub actor.
 pub struct LiveFeed {
     pub hub: ActorRef<HubMessage>,
     keepalive: Keepalive,
+    connections: Arc<Connections>,
     join: tokio::task::JoinHandle<()>,
 }
 
@@ -44,9 +51,11 @@ impl LiveFeed {
         keepalive: Keepalive,
     ) -> Result<Self, RuntimeError> {
         let (hub, join) = Actor::spawn(None, FeedHub, platform.clone()).await?;
+        let settings = &platform.settings;
         Ok(Self {
             hub,
             keepalive,
+            connections: Connections::new(settings.ws_max_connections, settings.ws_max_per_user),
             join,
         })
     }
@@ -86,6 +95,7 @@ pub fn router(feed: &LiveFeed, platform: &Platform, shutdown: Shutdown) -> Route
         tokens: Tokens::new(&platform.settings.jwt_secret),
         shutdown,
         keepalive: feed.keepalive,
+        connections: feed.connections.clone(),
     };
     Router::new().route("/ws", get(upgrade)).with_state(context)
 }
@@ -95,7 +105,18 @@ async fn upgrade(
     uri: Uri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let Some(open) = context.connections.open() else {
+        let body = ErrorBody::new(
+            ErrorCode::ServiceUnavailable,
+            "the live feed holds all the connections it can; try again shortly",
+        );
+        let headers = [(header::RETRY_AFTER, "5")];
+        return (StatusCode::SERVICE_UNAVAILABLE, headers, axum::Json(body)).into_response();
+    };
     let handshake = taskflow_schemas::decode::query::<Handshake>(uri.query().unwrap_or_default())
         .map_err(|error| error.error);
-    upgrade.on_upgrade(move |socket| session::run(socket, context, handshake))
+    upgrade
+        .max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| session::run(socket, context, open, handshake))
 }

@@ -1,8 +1,19 @@
 //! One WebSocket client: authenticate, replay from its cursor, then live,
-//! with keepalive pings, until it leaves, resumes elsewhere or falls behind.
+//! with keepalive pings, until it leaves, resumes elsewhere, falls behind or
+//! its token expires.
+//!
+//! A replay is read from the stream at the pace the client reads it, before
+//! the session registers with the hub: a long history never fills the live
+//! buffer. Only the last stretch (at most [`CATCH_UP`] events) is replayed
+//! after registering, up to the hub's head, so the seam has no gap and no
+//! duplicate. A replay that cannot reach its end says so with an error
+//! frame; it never ends in `ready` over a gap.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::consumer::pull::Ordered;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures::{SinkExt, StreamExt};
@@ -14,19 +25,29 @@ use taskflow_schemas::feed::{ClientFrame, ServerFrame};
 use taskflow_schemas::subjects::TASKS_STREAM;
 use taskflow_schemas::user::Role;
 use tokio::time::Instant;
+use uuid::Uuid;
 
-use crate::hub::{HubMessage, LiveEvent, Registration, Viewer};
+use crate::connections::{Connections, OpenSlot};
+use crate::hub::{Delivery, HubMessage, LiveEvent, Registration, Viewer, revoked_frame};
 
 /// How long a client has to send its authenticate frame.
-const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest frame or message a client may send; anything larger ends
+/// the connection before it is read.
+pub const MAX_CLIENT_FRAME: usize = 16 * 1024;
 /// A frame the socket has not taken by then means the client stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client has to answer our close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Frames written before one flush.
 const WRITE_BATCH: usize = 64;
-/// A replay that sees no message for this long has reached the stream's end.
-const REPLAY_STALL: Duration = Duration::from_secs(2);
+/// The stream sent nothing for this long before the replay reached its end.
+const REPLAY_STALL: Duration = Duration::from_secs(5);
+/// A replay comes this close to the stream's end before the session
+/// registers and takes the rest live.
+const CATCH_UP: u64 = 256;
+/// Resumes one connection may ask for in a minute.
+const RESUMES_PER_MINUTE: usize = 10;
 
 /// What a session needs from the process.
 #[derive(Clone)]
@@ -36,6 +57,7 @@ pub struct FeedContext {
     pub tokens: Tokens,
     pub shutdown: Shutdown,
     pub keepalive: Keepalive,
+    pub connections: Arc<Connections>,
 }
 
 /// How often the server pings, and how long a silent client is kept.
@@ -71,33 +93,68 @@ enum Ending {
 /// Why a session ends early: a code for the error frame and a message.
 struct Refusal(&'static str, String);
 
+/// Who is connected, and until when their token is good.
+struct Session {
+    viewer: Viewer,
+    expires_at: Instant,
+}
+
+impl Session {
+    fn from_token(tokens: &Tokens, token: &str) -> Result<Self, Refusal> {
+        let claims = tokens
+            .verify(token)
+            .map_err(|_| Refusal("unauthorized", "invalid or expired token".into()))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64;
+        let left = (claims.exp - now).max(0) as u64;
+        Ok(Self {
+            viewer: Viewer {
+                user: claims.sub,
+                admin: claims.role == Role::Admin,
+            },
+            expires_at: Instant::now() + Duration::from_secs(left),
+        })
+    }
+}
+
 pub async fn run(
     mut socket: WebSocket,
     context: FeedContext,
+    _open: OpenSlot,
     handshake: Result<Handshake, String>,
 ) {
     let handshake = match handshake {
         Ok(handshake) => handshake,
         Err(error) => return refuse(&mut socket, Refusal("validation_failed", error)).await,
     };
-    let (viewer, mut cursor) = match authenticate(&mut socket, &context, handshake).await {
+    let (mut session, mut cursor) = match authenticate(&mut socket, &context, handshake).await {
         Ok(authenticated) => authenticated,
         Err(refusal) => return refuse(&mut socket, refusal).await,
     };
+    let Some(_user_slot) = context.connections.for_user(session.viewer.user) else {
+        let refusal = Refusal(
+            "too_many_connections",
+            "this user has too many live-feed connections open".into(),
+        );
+        return refuse(&mut socket, refusal).await;
+    };
+    let mut resumes: Vec<Instant> = Vec::new();
     loop {
-        let Ok(registration) = ractor::call!(context.hub, HubMessage::Register, viewer) else {
-            return close(
-                &mut socket,
-                close_code::AWAY,
-                "the live feed is shutting down",
-            )
-            .await;
-        };
-        let client = registration.client;
-        let ending = serve(&mut socket, &context, viewer, cursor, registration).await;
-        let _ = context.hub.cast(HubMessage::Unregister(client));
-        match ending {
-            Ending::Resume(from) => cursor = Some(from),
+        match serve(&mut socket, &context, &mut session, cursor).await {
+            Ending::Resume(from) => {
+                resumes.retain(|at| at.elapsed() < Duration::from_secs(60));
+                if resumes.len() >= RESUMES_PER_MINUTE {
+                    let refusal = Refusal(
+                        "too_many_resumes",
+                        format!("at most {RESUMES_PER_MINUTE} resumes a minute"),
+                    );
+                    return refuse(&mut socket, refusal).await;
+                }
+                resumes.push(Instant::now());
+                cursor = Some(from);
+            }
             Ending::Closed => return,
         }
     }
@@ -107,13 +164,16 @@ async fn authenticate(
     socket: &mut WebSocket,
     context: &FeedContext,
     handshake: Handshake,
-) -> Result<(Viewer, Option<u64>), Refusal> {
+) -> Result<(Session, Option<u64>), Refusal> {
     let (token, cursor) = match handshake.token {
         Some(token) => (token, handshake.cursor),
         None => {
             let first = tokio::time::timeout(AUTH_TIMEOUT, socket.recv()).await;
             let Ok(Some(Ok(Message::Text(text)))) = first else {
-                return Err(Refusal("unauthorized", "no authenticate frame came".into()));
+                return Err(Refusal(
+                    "unauthorized",
+                    format!("no authenticate frame came within {AUTH_TIMEOUT:?}"),
+                ));
             };
             match serde_json::from_str::<ClientFrame>(&text) {
                 Ok(ClientFrame::Authenticate { token, cursor }) => {
@@ -128,22 +188,56 @@ async fn authenticate(
             }
         }
     };
-    let claims = context
-        .tokens
-        .verify(&token)
-        .map_err(|_| Refusal("unauthorized", "invalid or expired token".into()))?;
-    let viewer = Viewer {
-        user: claims.sub,
-        admin: claims.role == Role::Admin,
-    };
-    Ok((viewer, cursor))
+    Ok((Session::from_token(&context.tokens, &token)?, cursor))
 }
 
+/// Replays from `cursor` (if any), then serves live events until the
+/// session ends or the client asks to resume.
 async fn serve(
     socket: &mut WebSocket,
     context: &FeedContext,
-    viewer: Viewer,
+    session: &mut Session,
     cursor: Option<u64>,
+) -> Ending {
+    let viewer = session.viewer;
+    let mut replayed_to = cursor;
+    let mut resync = false;
+    // Most of the history, at the client's pace, before registering.
+    while let Some(from) = replayed_to {
+        let end = match stream_end(context).await {
+            Ok(end) => end,
+            Err(problem) => return replay_failed(socket, from, problem).await,
+        };
+        if end <= from + CATCH_UP {
+            break;
+        }
+        match replay(socket, context, viewer, from, end).await {
+            Ok(()) => replayed_to = Some(end),
+            Err(ReplayError::TooOld) => {
+                resync = true;
+                break;
+            }
+            Err(ReplayError::Closed) => return Ending::Closed,
+            Err(ReplayError::Failed(problem)) => return replay_failed(socket, from, problem).await,
+        }
+    }
+    let Ok(registration) = ractor::call!(context.hub, HubMessage::Register, viewer) else {
+        close(socket, close_code::AWAY, "the live feed is shutting down").await;
+        return Ending::Closed;
+    };
+    let client = registration.client;
+    let ending =
+        serve_registered(socket, context, session, replayed_to, resync, registration).await;
+    let _ = context.hub.cast(HubMessage::Unregister(client));
+    ending
+}
+
+async fn serve_registered(
+    socket: &mut WebSocket,
+    context: &FeedContext,
+    session: &mut Session,
+    replayed_to: Option<u64>,
+    mut resync: bool,
     registration: Registration,
 ) -> Ending {
     let Registration {
@@ -152,8 +246,18 @@ async fn serve(
         evicted,
         ..
     } = registration;
-    if let Some(cursor) = cursor
-        && replay(socket, context, viewer, cursor, head).await.is_err()
+    if let (Some(from), false) = (replayed_to, resync) {
+        match replay(socket, context, session.viewer, from, head).await {
+            Ok(()) => {}
+            Err(ReplayError::TooOld) => resync = true,
+            Err(ReplayError::Closed) => return Ending::Closed,
+            Err(ReplayError::Failed(problem)) => return replay_failed(socket, from, problem).await,
+        }
+    }
+    if resync
+        && send(socket, &ServerFrame::ResyncRequired { cursor: head })
+            .await
+            .is_err()
     {
         return Ending::Closed;
     }
@@ -185,6 +289,14 @@ async fn serve(
                 close(socket, close_code::AGAIN, "too slow: resume from your last cursor").await;
                 return Ending::Closed;
             }
+            _ = tokio::time::sleep_until(session.expires_at) => {
+                let refusal = Refusal(
+                    "token_expired",
+                    "the token expired: send a fresh authenticate frame before it does".into(),
+                );
+                refuse(socket, refusal).await;
+                return Ending::Closed;
+            }
             frame = frames.recv() => match frame {
                 Some(frame) => {
                     // Whatever else is waiting goes out in the same write.
@@ -209,7 +321,12 @@ async fn serve(
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ending::Closed,
                     Some(Ok(Message::Text(text))) => match serde_json::from_str::<ClientFrame>(&text) {
                         Ok(ClientFrame::Resume { cursor }) => return Ending::Resume(cursor),
-                        Ok(ClientFrame::Authenticate { .. }) => {}
+                        Ok(ClientFrame::Authenticate { token, .. }) => {
+                            if let Err(refusal) = refresh(session, &context.tokens, &token) {
+                                refuse(socket, refusal).await;
+                                return Ending::Closed;
+                            }
+                        }
                         Err(error) => {
                             refuse(socket, Refusal("bad_frame", format!("not a client frame: {error}"))).await;
                             return Ending::Closed;
@@ -231,55 +348,173 @@ async fn serve(
     }
 }
 
-/// Sends every event after `cursor` up to `head` that the viewer may see,
-/// or `resync_required` when the stream no longer holds them all.
+/// A fresh token for the same user extends the session.
+fn refresh(session: &mut Session, tokens: &Tokens, token: &str) -> Result<(), Refusal> {
+    let fresh = Session::from_token(tokens, token)?;
+    if fresh.viewer.user != session.viewer.user {
+        return Err(Refusal(
+            "unauthorized",
+            "a token for another user; open another connection".into(),
+        ));
+    }
+    // The role may have changed since; the hub's registration keeps the
+    // old one until the next resume.
+    session.expires_at = fresh.expires_at;
+    Ok(())
+}
+
+/// Why a replay did not reach its end.
+enum ReplayError {
+    /// The stream no longer holds what comes after the cursor.
+    TooOld,
+    /// The client is gone.
+    Closed,
+    /// The stream could not be read to the end.
+    Failed(String),
+}
+
+/// The last sequence the stream holds.
+async fn stream_end(context: &FeedContext) -> Result<u64, String> {
+    let mut stream = context
+        .jetstream
+        .get_stream(TASKS_STREAM)
+        .await
+        .map_err(|error| error.to_string())?;
+    let info = stream.info().await.map_err(|error| error.to_string())?;
+    Ok(info.state.last_sequence)
+}
+
+/// Sends the events after `from` up to `to` as the viewer may see them now:
+/// an event of a task they can no longer read is left out (the `revoked`
+/// frame at the change that removed them stands for it).
 async fn replay(
     socket: &mut WebSocket,
     context: &FeedContext,
     viewer: Viewer,
-    cursor: u64,
-    head: u64,
-) -> Result<(), ()> {
-    if cursor >= head {
+    from: u64,
+    to: u64,
+) -> Result<(), ReplayError> {
+    if from >= to {
         return Ok(());
     }
-    let Ok(mut stream) = context.jetstream.get_stream(TASKS_STREAM).await else {
-        return Err(());
-    };
-    let first = stream.info().await.map_err(|_| ())?.state.first_sequence;
-    if cursor + 1 < first {
-        return send(socket, &ServerFrame::ResyncRequired { cursor: head }).await;
+    // Who may read each task at the end of the range: a first pass reads
+    // only who may see each event.
+    let mut readable_now: HashMap<Uuid, bool> = HashMap::new();
+    if !viewer.admin {
+        let mut range = StreamRange::open(context, from, to).await?;
+        while let Some((seq, payload)) = range.next().await? {
+            if let Some(event) = LiveEvent::decode(seq, &payload)
+                && let Some(task_id) = event.task_id
+            {
+                readable_now.insert(task_id, event.readers.contains(&viewer.user));
+            }
+        }
     }
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: cursor + 1,
-            },
-            filter_subject: "tasks.>".into(),
-            ..Default::default()
-        })
-        .await
-        .map_err(|_| ())?;
-    let mut messages = consumer.messages().await.map_err(|_| ())?;
+    let mut range = StreamRange::open(context, from, to).await?;
     let mut replayed = 0u64;
-    while let Ok(Some(Ok(message))) = tokio::time::timeout(REPLAY_STALL, messages.next()).await {
-        let Ok(info) = message.info() else { continue };
-        let seq = info.stream_sequence;
-        if seq > head {
-            break;
-        }
-        if let Some(event) = LiveEvent::decode(seq, &message.payload)
-            && event.visible_to(&viewer)
-        {
-            send_text(socket, event.frame).await?;
-            replayed += 1;
-        }
-        if seq == head {
-            break;
-        }
+    while let Some((seq, payload)) = range.next().await? {
+        let Some(event) = LiveEvent::decode(seq, &payload) else {
+            continue;
+        };
+        let now = event
+            .task_id
+            .and_then(|task| readable_now.get(&task).copied())
+            .unwrap_or(true);
+        let frame = match event.delivery_to(&viewer) {
+            Delivery::Event if viewer.admin || now => event.frame,
+            Delivery::Revoked(task_id) if !now => revoked_frame(task_id),
+            _ => continue,
+        };
+        send_text(socket, frame)
+            .await
+            .map_err(|()| ReplayError::Closed)?;
+        replayed += 1;
     }
     metrics::counter!("taskflow_ws_events_replayed_total").increment(replayed);
     Ok(())
+}
+
+/// The messages of `TASKS` after `from` up to `to`, each sequence in turn:
+/// a missing one (deleted since) or a stream that stops answering ends the
+/// range with an error rather than with a silent gap.
+struct StreamRange {
+    messages: Ordered,
+    next: u64,
+    to: u64,
+}
+
+impl StreamRange {
+    async fn open(context: &FeedContext, from: u64, to: u64) -> Result<Self, ReplayError> {
+        let failed = |error: &dyn std::fmt::Display| ReplayError::Failed(error.to_string());
+        let mut stream = context
+            .jetstream
+            .get_stream(TASKS_STREAM)
+            .await
+            .map_err(|e| failed(&e))?;
+        let first = stream
+            .info()
+            .await
+            .map_err(|e| failed(&e))?
+            .state
+            .first_sequence;
+        if from + 1 < first {
+            return Err(ReplayError::TooOld);
+        }
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: from + 1,
+                },
+                filter_subject: "tasks.>".into(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| failed(&e))?;
+        let messages = consumer.messages().await.map_err(|e| failed(&e))?;
+        Ok(Self {
+            messages,
+            next: from + 1,
+            to,
+        })
+    }
+
+    async fn next(&mut self) -> Result<Option<(u64, bytes::Bytes)>, ReplayError> {
+        if self.next > self.to {
+            return Ok(None);
+        }
+        let message = match tokio::time::timeout(REPLAY_STALL, self.messages.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Ok(Some(Err(error))) => return Err(ReplayError::Failed(error.to_string())),
+            Ok(None) => return Err(ReplayError::Failed("the stream ended".into())),
+            Err(_) => {
+                return Err(ReplayError::Failed(format!(
+                    "the stream sent nothing for {REPLAY_STALL:?}"
+                )));
+            }
+        };
+        let seq = message
+            .info()
+            .map_err(|error| ReplayError::Failed(error.to_string()))?
+            .stream_sequence;
+        if seq != self.next {
+            // Deleted since the range was opened: what the client missed is gone.
+            return Err(ReplayError::TooOld);
+        }
+        self.next += 1;
+        Ok(Some((seq, message.payload.clone())))
+    }
+}
+
+/// The replay could not finish: say so and where to resume from, and close.
+async fn replay_failed(socket: &mut WebSocket, from: u64, problem: String) -> Ending {
+    tracing::warn!(service = "livefeed", from, problem, "replay failed");
+    metrics::counter!("taskflow_ws_replays_failed_total").increment(1);
+    let refusal = Refusal(
+        "replay_failed",
+        format!("the replay could not complete ({problem}); resume later from cursor {from}"),
+    );
+    refuse(socket, refusal).await;
+    Ending::Closed
 }
 
 async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), ()> {

@@ -37,6 +37,10 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// `TASKFLOW_RATE_LIMIT_*`: what the edge lets through per client.
     pub rate_limits: RateLimits,
+    /// `TASKFLOW_WS_MAX_PER_USER` (default 10): live-feed connections one user may hold.
+    pub ws_max_per_user: usize,
+    /// `TASKFLOW_WS_MAX_CONNECTIONS` (default 10000): live-feed connections of one process.
+    pub ws_max_connections: usize,
 }
 
 /// A rate: `count` requests per `period`, up to `count` at once. Written
@@ -141,6 +145,8 @@ impl std::fmt::Debug for Settings {
             .field("smtp_url", &self.smtp_url)
             .field("cors_origins", &self.cors_origins)
             .field("rate_limits", &self.rate_limits)
+            .field("ws_max_per_user", &self.ws_max_per_user)
+            .field("ws_max_connections", &self.ws_max_connections)
             .finish()
     }
 }
@@ -191,15 +197,7 @@ impl Settings {
                 &["postgres://", "postgresql://"],
             )?,
             database_prefix,
-            database_max_connections: match get("TASKFLOW_DATABASE_MAX_CONNECTIONS") {
-                None => 24,
-                Some(text) => text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    invalid(
-                        "TASKFLOW_DATABASE_MAX_CONNECTIONS",
-                        "must be a positive integer",
-                    )
-                })?,
-            },
+            database_max_connections: positive(&get, "TASKFLOW_DATABASE_MAX_CONNECTIONS", 24)?,
             jwt_secret_is_default: jwt_secret.is_none(),
             jwt_secret: jwt_secret.unwrap_or_else(|| DEV_JWT_SECRET.into()),
             smtp_url: match get("TASKFLOW_SMTP_URL") {
@@ -219,6 +217,8 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or_default(),
+            ws_max_per_user: positive(&get, "TASKFLOW_WS_MAX_PER_USER", 10)?,
+            ws_max_connections: positive(&get, "TASKFLOW_WS_MAX_CONNECTIONS", 10_000)?,
             rate_limits: RateLimits::from_lookup(get)?,
         })
     }
@@ -233,6 +233,23 @@ fn invalid(name: &'static str, problem: impl Into<String>) -> RuntimeError {
     RuntimeError::Setting {
         name,
         problem: problem.into(),
+    }
+}
+
+/// A positive integer setting, or its default when unset.
+fn positive<T: std::str::FromStr + PartialOrd + Default>(
+    get: impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, RuntimeError> {
+    match get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n > T::default())
+            .ok_or_else(|| invalid(name, "must be a positive integer")),
     }
 }
 

@@ -33,12 +33,17 @@ impl Tokens {
     }
 
     pub fn issue(&self, user: Uuid, role: Role) -> String {
+        self.issue_for(user, role, TOKEN_TTL)
+    }
+
+    /// A token good for `ttl` only.
+    pub fn issue_for(&self, user: Uuid, role: Role, ttl: Duration) -> String {
         let now = chrono::Utc::now().timestamp();
         let claims = AccessClaims {
             sub: user,
             role,
             iat: now,
-            exp: now + TOKEN_TTL.as_secs() as i64,
+            exp: now + ttl.as_secs() as i64,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail")

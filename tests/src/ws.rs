@@ -49,6 +49,14 @@ impl FeedClient {
         Self { socket }
     }
 
+    /// Sends a text frame as it is, telling whether the server took it.
+    pub async fn try_send_text(
+        &mut self,
+        text: String,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.socket.send(Message::Text(text.into())).await
+    }
+
     pub async fn send(&mut self, frame: Value) {
         self.socket
             .send(Message::Text(frame.to_string().into()))

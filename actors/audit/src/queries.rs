@@ -10,7 +10,7 @@ use taskflow_schemas::commands::{Page, Principal};
 use taskflow_schemas::subjects::commands::audit;
 use taskflow_schemas::{ErrorBody, ErrorCode};
 
-use crate::store::{self, RecordingPosition};
+use crate::store;
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
@@ -42,7 +42,7 @@ impl AuditQueries {
             .await
             .map_err(database_error)?;
         let page = Page::cut(listed, limit as usize, |listed| {
-            encode_cursor(listed.position)
+            encode_cursor(listed.recorded_seq)
         });
         Ok(Page {
             items: page.items.into_iter().map(|listed| listed.record).collect(),
@@ -82,26 +82,17 @@ impl CommandHandler for AuditQueries {
     }
 }
 
-fn encode_cursor(position: RecordingPosition) -> String {
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&position.xid.to_be_bytes());
-    bytes[8..].copy_from_slice(&position.seq.to_be_bytes());
-    URL_SAFE_NO_PAD.encode(bytes)
+fn encode_cursor(recorded_seq: i64) -> String {
+    URL_SAFE_NO_PAD.encode(recorded_seq.to_be_bytes())
 }
 
-fn decode_cursor(cursor: &str) -> Result<RecordingPosition, ErrorBody> {
-    let bytes: [u8; 16] = URL_SAFE_NO_PAD
+fn decode_cursor(cursor: &str) -> Result<i64, ErrorBody> {
+    URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
-        .ok_or_else(|| ErrorBody::invalid("cursor", "is not a cursor this API gave out"))?;
-    let half = |range: std::ops::Range<usize>| {
-        i64::from_be_bytes(bytes[range].try_into().expect("eight bytes"))
-    };
-    Ok(RecordingPosition {
-        xid: half(0..8),
-        seq: half(8..16),
-    })
+        .map(i64::from_be_bytes)
+        .ok_or_else(|| ErrorBody::invalid("cursor", "is not a cursor this API gave out"))
 }
 
 fn database_error(error: sqlx::Error) -> ErrorBody {

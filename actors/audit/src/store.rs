@@ -53,12 +53,24 @@ impl From<RecordRow> for AuditRecord {
     }
 }
 
+/// One key for every audit writer: see [`insert_records`].
+const RECORDING_ORDER_LOCK: i64 = 0x6175_6469_745f_7365;
+
 /// Records the events, one multi-row statement; an event already recorded
 /// (re-injected under a new consumer, say) is left as it was.
+///
+/// Writers take a transaction lock first, so the records' `recorded_seq`
+/// values become visible in the order they were taken: a reader following
+/// the trail by `recorded_seq` never has a record appear behind its cursor.
+/// Call it last in the transaction: the lock is held until commit.
 pub async fn insert_records(
     conn: &mut PgConnection,
     records: &[(&ConsumedEvent, Vec<AuditChange>)],
 ) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(RECORDING_ORDER_LOCK)
+        .execute(&mut *conn)
+        .await?;
     let mut columns = RecordColumns::default();
     for (event, changes) in records {
         let envelope = &event.envelope;
@@ -156,49 +168,40 @@ const VISIBLE: &str = "($1::uuid IS NULL \
      OR task_id IN (SELECT task_id FROM task_access WHERE $1 = ANY(readers)) \
      OR (task_id IS NULL AND actor_id = $1))";
 
-/// Where a listed record stands in recording order; a page's cursor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordingPosition {
-    pub xid: i64,
-    pub seq: i64,
-}
-
-/// A listed record and its place in recording order. It serializes as the
-/// record alone, so a page's size is the size of what the client gets.
+/// A listed record and its place in recording order (a page's cursor). It
+/// serializes as the record alone, so a page's size is the size of what
+/// the client gets.
 #[derive(serde::Serialize)]
 pub struct ListedRecord {
     #[serde(skip)]
-    pub position: RecordingPosition,
+    pub recorded_seq: i64,
     #[serde(flatten)]
     pub record: AuditRecord,
 }
 
-/// The records in recording order after `after`, up to those whose
-/// recording transaction, and every one before it, has ended.
+/// The records in recording order after `after`.
 pub async fn list(
     pool: &PgPool,
     reader: Option<Uuid>,
     query: &AuditQuery,
-    after: Option<RecordingPosition>,
+    after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<ListedRecord>, sqlx::Error> {
     let sql = format!(
-        "SELECT {}, recorded_xid::text::bigint AS recorded_xid, recorded_seq FROM audit_records \
-         WHERE {VISIBLE} \
-         AND recorded_xid < pg_snapshot_xmin(pg_current_snapshot()) \
-         AND ($2::bigint IS NULL OR (recorded_xid, recorded_seq) > ($2::text::xid8, $10)) \
+        "SELECT {}, recorded_seq FROM audit_records WHERE {VISIBLE} \
+         AND ($2::bigint IS NULL OR recorded_seq > $2) \
          AND ($3::uuid IS NULL OR task_id = $3) \
          AND ($4::text IS NULL OR event_type = $4) \
          AND ($5::uuid IS NULL OR actor_id = $5) \
          AND ($6::text IS NULL OR correlation_id = $6) \
          AND ($7::timestamptz IS NULL OR occurred_at >= $7) \
          AND ($8::timestamptz IS NULL OR occurred_at < $8) \
-         ORDER BY recorded_xid, recorded_seq LIMIT $9",
+         ORDER BY recorded_seq LIMIT $9",
         columns!()
     );
     let rows: Vec<ListedRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(reader)
-        .bind(after.map(|position| position.xid))
+        .bind(after)
         .bind(query.task_id)
         .bind(query.event_type.as_deref())
         .bind(query.actor_id)
@@ -206,16 +209,12 @@ pub async fn list(
         .bind(query.since)
         .bind(query.until)
         .bind(limit)
-        .bind(after.map(|position| position.seq))
         .fetch_all(pool)
         .await?;
     Ok(rows
         .into_iter()
         .map(|row| ListedRecord {
-            position: RecordingPosition {
-                xid: row.recorded_xid,
-                seq: row.recorded_seq,
-            },
+            recorded_seq: row.recorded_seq,
             record: AuditRecord::from(row.record),
         })
         .collect())
@@ -225,7 +224,6 @@ pub async fn list(
 struct ListedRow {
     #[sqlx(flatten)]
     record: RecordRow,
-    recorded_xid: i64,
     recorded_seq: i64,
 }
 

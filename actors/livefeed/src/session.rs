@@ -168,12 +168,18 @@ async fn authenticate(
     let (token, cursor) = match handshake.token {
         Some(token) => (token, handshake.cursor),
         None => {
-            let first = tokio::time::timeout(AUTH_TIMEOUT, socket.recv()).await;
-            let Ok(Some(Ok(Message::Text(text)))) = first else {
-                return Err(Refusal(
-                    "unauthorized",
-                    format!("no authenticate frame came within {AUTH_TIMEOUT:?}"),
-                ));
+            let text = match tokio::time::timeout(AUTH_TIMEOUT, socket.recv()).await {
+                Ok(Some(Ok(Message::Text(text)))) => text,
+                // Larger than MAX_CLIENT_FRAME, say: refused before it was read.
+                Ok(Some(Err(error))) => {
+                    return Err(Refusal("bad_frame", format!("unreadable frame: {error}")));
+                }
+                _ => {
+                    return Err(Refusal(
+                        "unauthorized",
+                        format!("no authenticate frame came within {AUTH_TIMEOUT:?}"),
+                    ));
+                }
             };
             match serde_json::from_str::<ClientFrame>(&text) {
                 Ok(ClientFrame::Authenticate { token, cursor }) => {

@@ -197,7 +197,7 @@ impl Settings {
                 &["postgres://", "postgresql://"],
             )?,
             database_prefix,
-            database_max_connections: positive(&get, "TASKFLOW_DATABASE_MAX_CONNECTIONS", 24)?,
+            database_max_connections: positive(get, "TASKFLOW_DATABASE_MAX_CONNECTIONS", 24)?,
             jwt_secret_is_default: jwt_secret.is_none(),
             jwt_secret: jwt_secret.unwrap_or_else(|| DEV_JWT_SECRET.into()),
             smtp_url: match get("TASKFLOW_SMTP_URL") {
@@ -217,8 +217,8 @@ impl Settings {
                         .collect()
                 })
                 .unwrap_or_default(),
-            ws_max_per_user: positive(&get, "TASKFLOW_WS_MAX_PER_USER", 10)?,
-            ws_max_connections: positive(&get, "TASKFLOW_WS_MAX_CONNECTIONS", 10_000)?,
+            ws_max_per_user: positive(get, "TASKFLOW_WS_MAX_PER_USER", 10)?,
+            ws_max_connections: positive(get, "TASKFLOW_WS_MAX_CONNECTIONS", 10_000)?,
             rate_limits: RateLimits::from_lookup(get)?,
         })
     }

@@ -9,12 +9,19 @@ pub struct NatsServer {
     binary: PathBuf,
     pub port: u16,
     store: PathBuf,
+    /// More command-line arguments (`--user`, `--pass`, ...).
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
 impl NatsServer {
     /// Starts a server from `NATS_SERVER_BIN` (set by `just test`) or `nats-server` on PATH.
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// With more command-line arguments, e.g. `["--user", "u", "--pass", "p"]`.
+    pub async fn start_with(extra: &[&str]) -> Self {
         let binary = std::env::var_os("NATS_SERVER_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("nats-server"));
@@ -24,6 +31,7 @@ impl NatsServer {
             binary,
             port,
             store,
+            extra: extra.iter().map(|arg| arg.to_string()).collect(),
             child: None,
         };
         server.resume().await;
@@ -48,6 +56,7 @@ impl NatsServer {
         let child = Command::new(&self.binary)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(&self.store)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

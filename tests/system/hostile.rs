@@ -759,3 +759,32 @@ async fn a_login_flood_is_shed_and_profile_reads_keep_answering() {
     }
     system.stop().await;
 }
+
+#[tokio::test]
+async fn a_nats_server_with_a_password_is_reached_with_the_credentials_of_nats_url() {
+    let server =
+        taskflow_system_tests::NatsServer::start_with(&["--user", "taskflow", "--pass", "s3cret"])
+            .await;
+    let patience = Duration::from_secs(1);
+    let open = taskflow_runtime::nats::connect(&server.url(), None, "test", patience).await;
+    assert!(open.is_err(), "no credentials, no connection");
+    let with_password = server
+        .url()
+        .replacen("nats://", "nats://taskflow:s3cret@", 1);
+    let (client, _) = taskflow_runtime::nats::connect(&with_password, None, "test", patience)
+        .await
+        .expect("the credentials in the URL are used");
+    client.flush().await.expect("the server answers");
+    let wrong = server
+        .url()
+        .replacen("nats://", "nats://taskflow:guess@", 1);
+    let refused = taskflow_runtime::nats::connect(&wrong, None, "test", patience).await;
+    let error = refused
+        .err()
+        .expect("a wrong password is refused")
+        .to_string();
+    assert!(
+        !error.contains("guess"),
+        "the password stays out of errors: {error}"
+    );
+}

@@ -1,10 +1,12 @@
 //! The NATS connection and the contract's streams.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use async_nats::ServerAddr;
 use async_nats::jetstream::{self, stream};
 use taskflow_schemas::subjects::{STREAMS, StreamSpec};
 
@@ -21,17 +23,38 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 ///
 /// The returned counter grows at every (re)connection: outbox relays watch it
 /// to re-publish what a restarted server may not have synced to disk.
+///
+/// Credentials come from the URL (`nats://user:password@host:port`, or
+/// `nats://token@host:port`) or from a creds file (`NATS_CREDS_FILE`).
 pub async fn connect(
     url: &str,
+    creds_file: Option<&Path>,
     name: &str,
     patience: Duration,
 ) -> Result<(async_nats::Client, watch::Receiver<u64>), RuntimeError> {
+    let address: ServerAddr = url
+        .parse()
+        .map_err(|error| RuntimeError::Nats(format!("NATS_URL: {error}")))?;
+    let shown = redacted(url);
     let (connections, connected) = watch::channel(0u64);
     let connections = Arc::new(connections);
     let deadline = tokio::time::Instant::now() + patience;
     let mut delay = Duration::from_millis(100);
     loop {
-        let attempt = async_nats::ConnectOptions::new()
+        let mut options = async_nats::ConnectOptions::new();
+        match (address.username(), address.password()) {
+            (Some(user), Some(password)) => {
+                options = options.user_and_password(user.into(), password.into());
+            }
+            (Some(token), None) => options = options.token(token.into()),
+            _ => {}
+        }
+        if let Some(path) = creds_file {
+            options = options.credentials_file(path).await.map_err(|error| {
+                RuntimeError::Nats(format!("NATS_CREDS_FILE {}: {error}", path.display()))
+            })?;
+        }
+        let attempt = options
             .name(name)
             .max_reconnects(None)
             .connection_timeout(Duration::from_secs(2))
@@ -55,21 +78,32 @@ pub async fn connect(
                     }
                 }
             })
-            .connect(url)
+            .connect(address.clone())
             .await;
         match attempt {
             Ok(client) => return Ok((client, connected)),
             Err(error) if tokio::time::Instant::now() + delay < deadline => {
-                tracing::warn!(%url, %error, "waiting for nats");
+                tracing::warn!(url = %shown, %error, "waiting for nats");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(error) => {
                 return Err(RuntimeError::Nats(format!(
-                    "cannot connect to {url}: {error}"
+                    "cannot connect to {shown}: {error}"
                 )));
             }
         }
+    }
+}
+
+/// `url` with its password or token hidden, for logs and errors.
+pub fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
     }
 }
 

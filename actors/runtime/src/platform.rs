@@ -29,8 +29,13 @@ impl Platform {
     ) -> Result<Self, RuntimeError> {
         // Installed first, so that nothing recorded from here on is lost.
         crate::metrics::handle();
-        let (nats, nats_connections) =
-            crate::nats::connect(&settings.nats_url, name, NATS_PATIENCE).await?;
+        let (nats, nats_connections) = crate::nats::connect(
+            &settings.nats_url,
+            settings.nats_creds_file.as_deref(),
+            name,
+            NATS_PATIENCE,
+        )
+        .await?;
         let jetstream = crate::nats::jetstream(&nats);
         crate::nats::ensure_streams(&jetstream).await?;
         Ok(Self {

@@ -19,8 +19,10 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// `TASKFLOW_OPS_ADDR`: where a service binary serves `/health` and `/metrics`.
     pub ops_addr: Option<SocketAddr>,
-    /// `NATS_URL`.
+    /// `NATS_URL`, credentials included (`nats://user:password@host:port`).
     pub nats_url: String,
+    /// `NATS_CREDS_FILE`: a NATS creds file (JWT and nkey seed), if the server wants one.
+    pub nats_creds_file: Option<std::path::PathBuf>,
     /// `DATABASE_URL`: the server; each service appends its own database.
     pub database_url: String,
     /// `TASKFLOW_DATABASE_PREFIX`: `taskflow_` gives `taskflow_tasks`, ...
@@ -138,7 +140,8 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("http_addr", &self.http_addr)
             .field("ops_addr", &self.ops_addr)
-            .field("nats_url", &self.nats_url)
+            .field("nats_url", &crate::nats::redacted(&self.nats_url))
+            .field("nats_creds_file", &self.nats_creds_file)
             .field("database_url", &self.database_url)
             .field("database_prefix", &self.database_prefix)
             .field("jwt_secret", &"<redacted>")
@@ -169,6 +172,21 @@ impl Settings {
                 "must be at least 32 characters",
             ));
         }
+        let http_addr = parse_addr("TASKFLOW_HTTP_ADDR", get("TASKFLOW_HTTP_ADDR"))?
+            .unwrap_or_else(|| DEFAULT_HTTP_ADDR.parse().expect("valid default"));
+        let ops_addr = parse_addr("TASKFLOW_OPS_ADDR", get("TASKFLOW_OPS_ADDR"))?;
+        // The development secret is public: anyone could sign tokens with it.
+        let beyond_loopback = std::iter::once(http_addr)
+            .chain(ops_addr)
+            .find(|addr| !addr.ip().is_loopback());
+        if let (None, Some(addr)) = (&jwt_secret, beyond_loopback) {
+            return Err(invalid(
+                "TASKFLOW_JWT_SECRET",
+                format!(
+                    "must be set when a listener is reachable beyond this machine ({addr}); the development secret is public"
+                ),
+            ));
+        }
         let database_prefix =
             get("TASKFLOW_DATABASE_PREFIX").unwrap_or(DEFAULT_DATABASE_PREFIX.into());
         if !database_prefix
@@ -181,9 +199,8 @@ impl Settings {
             ));
         }
         Ok(Self {
-            http_addr: parse_addr("TASKFLOW_HTTP_ADDR", get("TASKFLOW_HTTP_ADDR"))?
-                .unwrap_or_else(|| DEFAULT_HTTP_ADDR.parse().expect("valid default")),
-            ops_addr: parse_addr("TASKFLOW_OPS_ADDR", get("TASKFLOW_OPS_ADDR"))?,
+            http_addr,
+            ops_addr,
             nats_url: url_setting(
                 "NATS_URL",
                 get("NATS_URL"),
@@ -196,6 +213,7 @@ impl Settings {
                 DEFAULT_DATABASE_URL,
                 &["postgres://", "postgresql://"],
             )?,
+            nats_creds_file: get("NATS_CREDS_FILE").map(std::path::PathBuf::from),
             database_prefix,
             database_max_connections: positive(get, "TASKFLOW_DATABASE_MAX_CONNECTIONS", 24)?,
             jwt_secret_is_default: jwt_secret.is_none(),
@@ -310,6 +328,35 @@ mod tests {
         assert_eq!(settings.database_name("tasks"), "taskflow_tasks");
         assert!(settings.jwt_secret_is_default);
         assert_eq!(settings.rate_limits, RateLimits::default());
+    }
+
+    #[test]
+    fn the_development_secret_serves_loopback_only() {
+        assert!(settings(&[("TASKFLOW_HTTP_ADDR", "127.0.0.1:8080")]).is_ok());
+        let error = settings(&[("TASKFLOW_HTTP_ADDR", "0.0.0.0:8080")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("TASKFLOW_JWT_SECRET:"), "{error}");
+        let error = settings(&[("TASKFLOW_OPS_ADDR", "0.0.0.0:9101")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("TASKFLOW_JWT_SECRET:"), "{error}");
+        let secret = "a-real-secret-of-at-least-thirty-two-chars";
+        assert!(
+            settings(&[
+                ("TASKFLOW_HTTP_ADDR", "0.0.0.0:8080"),
+                ("TASKFLOW_JWT_SECRET", secret)
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn nats_credentials_stay_out_of_what_settings_print() {
+        let settings = settings(&[("NATS_URL", "nats://taskflow:s3cret@nats:4222")]).unwrap();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("nats://***@nats:4222"), "{shown}");
     }
 
     #[test]

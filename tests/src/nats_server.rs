@@ -50,6 +50,29 @@ impl NatsServer {
         }
     }
 
+    /// A copy of the server's store as it is on disk now, as a power loss
+    /// would leave it.
+    pub fn copy_store(&self) -> PathBuf {
+        let copy =
+            std::env::temp_dir().join(format!("taskflow-nats-copy-{}", uuid::Uuid::now_v7()));
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(&self.store)
+            .arg(&copy)
+            .status()
+            .expect("cp runs");
+        assert!(copied.success(), "the store is copied");
+        copy
+    }
+
+    /// Puts `copy` back as the store of a killed server: what it wrote since
+    /// the copy is gone, as after a power loss.
+    pub fn restore_store(&mut self, copy: &std::path::Path) {
+        assert!(self.child.is_none(), "kill the server first");
+        std::fs::remove_dir_all(&self.store).expect("the store is removed");
+        std::fs::rename(copy, &self.store).expect("the copy takes its place");
+    }
+
     /// Starts the server again on the same port and store.
     pub async fn resume(&mut self) {
         assert!(self.child.is_none(), "the server is running");

@@ -229,3 +229,54 @@ async fn the_relay_survives_losing_its_database_connections() {
     assert_eq!(ids.len(), events.len(), "no event twice");
     system.stop().await;
 }
+
+#[tokio::test]
+async fn events_a_restarted_server_lost_are_published_again_exactly_however_old() {
+    let mut system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    for n in 0..3 {
+        system
+            .create_task(&ada, json!({"title": format!("kept {n}")}))
+            .await;
+    }
+    system.wait_for_events("TASKS", 3).await;
+    drained(&system).await;
+    let synced = system.nats.copy_store();
+    for n in 0..3 {
+        system
+            .create_task(&ada, json!({"title": format!("lost {n}")}))
+            .await;
+    }
+    system.wait_for_events("TASKS", 6).await;
+    drained(&system).await;
+
+    // The power goes: the server comes back with only what it had on disk at
+    // the copy. As if it came back three minutes later, past the duplicate
+    // window and past any "recent" window a relay might count on.
+    system.nats.kill();
+    system.nats.restore_store(&synced);
+    sqlx::query("UPDATE outbox SET published_at = published_at - interval '3 minutes'")
+        .execute(&system.tasks().pool)
+        .await
+        .unwrap();
+    system.nats.resume().await;
+
+    let events = system.wait_for_events("TASKS", 6).await;
+    let titles: Vec<&str> = events
+        .iter()
+        .map(|event| event.envelope.payload["task"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        ["kept 0", "kept 1", "kept 2", "lost 0", "lost 1", "lost 2"]
+    );
+    let ids: HashSet<_> = events.iter().map(|event| event.envelope.event_id).collect();
+    assert_eq!(ids.len(), 6, "each event once");
+    drained(&system).await;
+    let republished = system.metrics().await;
+    assert!(
+        republished.contains(r#"taskflow_outbox_republished_total{service="tasks"} 3"#),
+        "exactly the lost ones: {republished}"
+    );
+    system.stop().await;
+}

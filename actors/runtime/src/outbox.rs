@@ -28,6 +28,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -35,6 +36,7 @@ use sqlx::{PgConnection, PgPool};
 use taskflow_schemas::limits::MAX_EVENT_BYTES;
 use taskflow_schemas::subjects::REQUEST_ID_HEADER;
 use taskflow_schemas::{ErrorBody, ErrorCode, EventEnvelope};
+use tokio::sync::watch;
 
 /// Rows published per round trip.
 const BATCH_SIZE: i64 = 256;
@@ -45,9 +47,6 @@ const JANITOR_EVERY: Duration = Duration::from_secs(5);
 /// Published rows are kept this long, then deleted, at most this many at a time.
 const RETENTION: &str = "1 hour";
 const CLEANUP_BATCH: i64 = 10_000;
-/// Inside the streams' two-minute duplicate window, so a re-publish of a
-/// message the server still has is dropped.
-pub const REPUBLISH_WINDOW: Duration = Duration::from_secs(110);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// One key for every relay of every service: each service has its own database.
@@ -159,13 +158,10 @@ impl RelayHandle {
 }
 
 pub enum RelayMessage {
-    /// Rows were committed: publish now.
+    /// Rows were committed, or NATS is back: publish now.
     Wake,
     /// The periodic sweep, and the retry after a failure.
     Sweep,
-    /// Forget what was published lately so it is published again (after the
-    /// NATS server restarted and may have lost its last unsynced writes).
-    Republish { since: Duration },
     /// Answers with how many rows wait to be published.
     Backlog(ractor::RpcReplyPort<i64>),
 }
@@ -176,6 +172,7 @@ pub struct RelayArgs {
     pub service: &'static str,
     pub pool: PgPool,
     pub nats: async_nats::Client,
+    pub nats_connections: watch::Receiver<u64>,
     pub jetstream: jetstream::Context,
     pub wake_pending: Arc<AtomicBool>,
 }
@@ -185,6 +182,12 @@ pub struct RelayState {
     pool: PgPool,
     /// To skip publishing while disconnected: a reconnection wakes the relay.
     nats: async_nats::Client,
+    /// Counts (re)connections to NATS: a new one means the server may have
+    /// restarted without its unsynced tail.
+    nats_connections: watch::Receiver<u64>,
+    /// The connection count the streams were last checked at; `None` before
+    /// the first check (a server may have lost data while this process was down).
+    checked_at_connection: Option<u64>,
     jetstream: jetstream::Context,
     wake_pending: Arc<AtomicBool>,
     /// Set while a retry is scheduled; grows on each failure.
@@ -199,9 +202,10 @@ pub struct RelayState {
 impl OutboxRelay {
     /// Spawns the relay under `supervisor` and returns the handle writers wake it with.
     ///
-    /// At every NATS reconnection the relay re-publishes what it published in
-    /// the last [`REPUBLISH_WINDOW`]: a restarted server keeps only what it had
-    /// synced to disk, and `Nats-Msg-Id` drops whatever it still has.
+    /// At start and after every NATS reconnection, before it publishes
+    /// anything new, the relay checks that the streams still hold what they
+    /// acknowledged (see [`RelayState::recover_lost_tail`]): a restarted
+    /// server keeps only what it had synced to disk.
     pub async fn spawn_under(
         supervisor: ractor::ActorCell,
         service: &'static str,
@@ -213,6 +217,7 @@ impl OutboxRelay {
             service,
             pool,
             nats: platform.nats.clone(),
+            nats_connections: platform.nats_connections.clone(),
             jetstream: platform.jetstream.clone(),
             wake_pending: wake_pending.clone(),
         };
@@ -224,8 +229,7 @@ impl OutboxRelay {
         let relay = actor.clone();
         tokio::spawn(async move {
             while connections.changed().await.is_ok() {
-                let since = REPUBLISH_WINDOW;
-                if relay.cast(RelayMessage::Republish { since }).is_err() {
+                if relay.cast(RelayMessage::Wake).is_err() {
                     return;
                 }
             }
@@ -254,6 +258,8 @@ impl Actor for OutboxRelay {
             service: args.service,
             pool: args.pool,
             nats: args.nats,
+            nats_connections: args.nats_connections,
+            checked_at_connection: None,
             jetstream: args.jetstream,
             wake_pending: args.wake_pending,
             backoff: None,
@@ -276,23 +282,6 @@ impl Actor for OutboxRelay {
                 }
             }
             RelayMessage::Sweep => state.drain(&myself).await,
-            RelayMessage::Republish { since } => {
-                let marked = sqlx::query(
-                    "UPDATE outbox SET published_at = NULL, stream_seq = NULL \
-                     WHERE published_at > now() - make_interval(secs => $1) AND parked_reason IS NULL",
-                )
-                .bind(since.as_secs_f64())
-                .execute(&state.pool)
-                .await;
-                if let Ok(done) = marked {
-                    tracing::info!(
-                        service = state.service,
-                        rows = done.rows_affected(),
-                        "republishing recent events"
-                    );
-                }
-                state.drain(&myself).await;
-            }
             RelayMessage::Backlog(reply) => {
                 let _ = reply.send(state.backlog().await.unwrap_or(-1));
             }
@@ -368,9 +357,26 @@ impl RelayState {
         result
     }
 
+    /// Once per NATS connection, before publishing on it: rows the streams
+    /// lost go out again before anything newer, in `id` order.
+    async fn check_streams(&mut self) -> Result<(), RelayError> {
+        let connected = *self.nats_connections.borrow();
+        if self.checked_at_connection == Some(connected) {
+            return Ok(());
+        }
+        let (service, jetstream) = (self.service, self.jetstream.clone());
+        let Some(connection) = self.leader_connection().await? else {
+            return Ok(());
+        };
+        recover_lost_tail(connection, &jetstream, service).await?;
+        self.checked_at_connection = Some(connected);
+        Ok(())
+    }
+
     async fn publish_batch_as_leader(&mut self) -> Result<usize, RelayError> {
         let service = self.service;
         let jetstream = self.jetstream.clone();
+        self.check_streams().await?;
         let Some(connection) = self.leader_connection().await? else {
             return Ok(0);
         };
@@ -404,11 +410,13 @@ impl RelayState {
         }
         let mut ids = Vec::with_capacity(pending.len());
         let mut sequences = Vec::with_capacity(pending.len());
+        let mut streams = Vec::with_capacity(pending.len());
         for (row, ack) in pending {
             match ack.await {
                 Ok(ack) => {
                     ids.push(row.id);
                     sequences.push(ack.sequence as i64);
+                    streams.push(ack.stream);
                     let waited = (Utc::now() - row.created_at).to_std().unwrap_or_default();
                     metrics::histogram!("taskflow_outbox_commit_to_stream_seconds", "service" => service)
                         .record(waited.as_secs_f64());
@@ -431,11 +439,13 @@ impl RelayState {
         );
         if published > 0 {
             sqlx::query(
-                "UPDATE outbox SET published_at = now(), stream_seq = batch.seq \
-                 FROM unnest($1::bigint[], $2::bigint[]) AS batch(id, seq) WHERE outbox.id = batch.id",
+                "UPDATE outbox SET published_at = now(), stream_seq = batch.seq, stream = batch.stream \
+                 FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS batch(id, seq, stream) \
+                 WHERE outbox.id = batch.id",
             )
             .bind(&ids)
             .bind(&sequences)
+            .bind(&streams)
             .execute(&mut *connection)
             .await?;
             metrics::counter!("taskflow_outbox_published_total", "service" => service)
@@ -511,6 +521,119 @@ impl Actor for OutboxJanitor {
             tracing::debug!(service = state.service, %error, "outbox cleanup skipped");
         }
         Ok(())
+    }
+}
+
+/// Finds, for each stream this outbox published to, the rows whose message
+/// the stream no longer holds, and marks them unpublished so they go out
+/// again, however long ago they were acknowledged.
+///
+/// A server that restarts without its unsynced tail loses a suffix of each
+/// stream, so the rows still intact are a prefix in `stream_seq` order: the
+/// newest is checked first (one request when nothing was lost, the usual
+/// case), then a binary search finds the first lost row. A message counts
+/// as intact when the stream holds it at the recorded sequence with the
+/// row's `Nats-Msg-Id` (another publisher may have taken that sequence since).
+async fn recover_lost_tail(
+    connection: &mut PgConnection,
+    jetstream: &jetstream::Context,
+    service: &'static str,
+) -> Result<(), RelayError> {
+    let streams: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT stream FROM outbox WHERE stream IS NOT NULL AND stream_seq IS NOT NULL",
+    )
+    .fetch_all(&mut *connection)
+    .await?;
+    for name in streams {
+        let stream = jetstream
+            .get_stream_no_info(&name)
+            .await
+            .map_err(|error| RelayError::Nats(error.to_string()))?;
+        let newest = row_at_or_after(connection, &name, i64::MAX, true).await?;
+        let Some(newest) = newest else { continue };
+        if intact(&stream, &newest).await? {
+            continue;
+        }
+        // The oldest lost row: intact rows come before it, lost ones from it on.
+        let mut lost_from = newest.1;
+        let (mut low, mut high) = (
+            row_at_or_after(connection, &name, 0, false)
+                .await?
+                .map_or(lost_from, |row| row.1),
+            lost_from,
+        );
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let Some(row) = row_at_or_after(connection, &name, middle, false).await? else {
+                break;
+            };
+            if row.1 >= high {
+                break;
+            }
+            if intact(&stream, &row).await? {
+                low = row.1 + 1;
+            } else {
+                high = row.1;
+                lost_from = row.1;
+            }
+        }
+        let republished = sqlx::query(
+            "UPDATE outbox SET published_at = NULL, stream_seq = NULL, stream = NULL \
+             WHERE stream = $1 AND stream_seq >= $2",
+        )
+        .bind(&name)
+        .bind(lost_from)
+        .execute(&mut *connection)
+        .await?
+        .rows_affected();
+        tracing::warn!(service, stream = %name, from_seq = lost_from, rows = republished, "the stream lost acknowledged events; publishing them again");
+        metrics::counter!("taskflow_outbox_republished_total", "service" => service)
+            .increment(republished);
+    }
+    Ok(())
+}
+
+/// The published row with the lowest `stream_seq` at or after `seq` (or,
+/// `newest`, the one with the highest), as (event id, stream sequence).
+async fn row_at_or_after(
+    connection: &mut PgConnection,
+    stream: &str,
+    seq: i64,
+    newest: bool,
+) -> Result<Option<(uuid::Uuid, i64)>, sqlx::Error> {
+    let query = if newest {
+        "SELECT event_id, stream_seq FROM outbox WHERE stream = $1 AND stream_seq <= $2 \
+         ORDER BY stream_seq DESC LIMIT 1"
+    } else {
+        "SELECT event_id, stream_seq FROM outbox WHERE stream = $1 AND stream_seq >= $2 \
+         ORDER BY stream_seq LIMIT 1"
+    };
+    sqlx::query_as(query)
+        .bind(stream)
+        .bind(seq)
+        .fetch_optional(connection)
+        .await
+}
+
+/// Whether the stream holds the row's message at its recorded sequence.
+async fn intact(
+    stream: &jetstream::stream::Stream<()>,
+    (event_id, seq): &(uuid::Uuid, i64),
+) -> Result<bool, RelayError> {
+    match stream.get_raw_message(*seq as u64).await {
+        Ok(message) => Ok(message
+            .headers
+            .get(async_nats::header::NATS_MESSAGE_ID)
+            .is_some_and(|id| id.as_str() == event_id.to_string())),
+        Err(error) => match error.kind() {
+            LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            LastRawMessageErrorKind::JetStream(api)
+                if api.error_code() == jetstream::ErrorCode::NO_MESSAGE_FOUND =>
+            {
+                Ok(false)
+            }
+            _ => Err(RelayError::Nats(error.to_string())),
+        },
     }
 }
 

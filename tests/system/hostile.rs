@@ -779,10 +779,10 @@ async fn a_nats_server_with_a_password_is_reached_with_the_credentials_of_nats_u
         .url()
         .replacen("nats://", "nats://taskflow:guess@", 1);
     let refused = taskflow_runtime::nats::connect(&wrong, None, "test", patience).await;
-    let error = refused
-        .err()
-        .expect("a wrong password is refused")
-        .to_string();
+    let Err(error) = refused else {
+        panic!("a wrong password is refused")
+    };
+    let error = error.to_string();
     assert!(
         !error.contains("guess"),
         "the password stays out of errors: {error}"

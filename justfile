@@ -30,11 +30,24 @@ logs:
 test:
     scripts/drop-test-databases.sh
     cargo build --bins
-    NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo nextest run --workspace --no-fail-fast
+    NATS_SERVER_BIN="$(scripts/nats.sh bin)" SCHEMATHESIS_BIN="$(scripts/schemathesis.sh)" \
+        cargo nextest run --workspace --no-fail-fast
 
 # Print throughput and latency figures (release build)
 bench:
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo run --release -p taskflow-system-tests --bin bench
+
+# Fuzz the running API (`just up`) against its OpenAPI document: just api-fuzz 200
+api-fuzz EXAMPLES="100":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    base="http://$TASKFLOW_HTTP_ADDR"
+    email="fuzz-$(date +%s%N)@example.com"
+    token="$(curl -fsS "$base/api/v1/auth/register" -H 'content-type: application/json' \
+      -d "{\"email\":\"$email\",\"name\":\"Fuzz\",\"password\":\"correct horse battery\"}" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+    "$(scripts/schemathesis.sh)" run "$base/api/v1/openapi.json" --checks all \
+      --max-examples {{EXAMPLES}} --header "Authorization: Bearer $token"
 
 # Formatting and clippy, warnings as errors
 lint:

@@ -29,9 +29,9 @@ pub struct AuditRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AuditChange {
     pub field: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub old: serde_json::Value,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub new: serde_json::Value,
 }
 
@@ -43,10 +43,13 @@ pub struct AuditQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(max_length = 64, pattern = r"^[^\u0000]*$")]
     pub event_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor_id: Option<Uuid>,
+    /// The `X-Request-Id` of the request at the root of the events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(max_length = 128, pattern = r"^[^\u0000]*$")]
     pub correlation_id: Option<String>,
     /// Events that happened at or after this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,8 +59,11 @@ pub struct AuditQuery {
     pub until: Option<DateTime<Utc>>,
     /// 1..=200, default 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page (422 for one this API did not give out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 

@@ -126,26 +126,44 @@ impl Principal {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
+    /// 1 to 200 characters, not only spaces; trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\u0000\t\n\r ][^\u0000]*$"
+    )]
     pub title: String,
+    /// At most 10,000 characters.
     #[serde(default)]
+    #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
+    /// Not yet: projects come with their own service (422 until then).
     #[serde(default)]
+    #[schema(ignore)]
     pub project_id: Option<Uuid>,
+    /// `pending` (the default) or `in_progress`; `complete` is refused (422).
     #[serde(default)]
     pub status: Option<TaskStatus>,
     #[serde(default)]
     pub priority: Option<Priority>,
+    /// At most 20, repeats dropped.
     #[serde(default)]
+    #[schema(value_type = Vec<Label>, max_items = 20)]
     pub labels: Vec<String>,
     #[serde(default)]
     pub assignee_id: Option<Uuid>,
+    /// At most 50, repeats dropped.
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub observer_ids: Vec<Uuid>,
     #[serde(default)]
     pub due_date: Option<DateTime<Utc>>,
+    /// An absolute reminder; not with `reminder_offset_minutes` (422).
     #[serde(default)]
     pub reminder_time: Option<DateTime<Utc>>,
-    #[serde(default)]
+    /// Minutes before `due_date`, which it needs (422 without one).
+    #[serde(default, deserialize_with = "patch::whole_opt")]
+    #[schema(minimum = 0, maximum = 525600)]
     pub reminder_offset_minutes: Option<i32>,
     #[serde(default)]
     pub recurrence: Option<Recurrence>,
@@ -155,24 +173,51 @@ pub struct NewTask {
     pub idempotency_key: Option<String>,
 }
 
+/// A task label in the OpenAPI document: 1 to 50 characters, not only spaces.
+pub struct Label;
+
+impl utoipa::PartialSchema for Label {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(50))
+            .pattern(Some(crate::limits::NOT_BLANK))
+            .into()
+    }
+}
+
+impl ToSchema for Label {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Label".into()
+    }
+}
+
 /// `PUT`/`PATCH /api/v1/tasks/{id}`: fields given are changed, `null` clears.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskPatch {
+    /// 1 to 200 characters, not only spaces; trimmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000]*[^\u0000\t\n\r ][^\u0000]*$"
+    )]
     pub title: Option<String>,
     #[serde(
         default,
         deserialize_with = "patch::nullable",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<TaskStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<Priority>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Label>>, max_items = 20)]
     pub labels: Option<Vec<String>>,
     #[serde(
         default,
@@ -182,6 +227,7 @@ pub struct TaskPatch {
     #[schema(value_type = Option<Uuid>)]
     pub assignee_id: Option<Option<Uuid>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 50)]
     pub observer_ids: Option<Vec<Uuid>>,
     #[serde(
         default,
@@ -199,10 +245,10 @@ pub struct TaskPatch {
     pub reminder_time: Option<Option<DateTime<Utc>>>,
     #[serde(
         default,
-        deserialize_with = "patch::nullable",
+        deserialize_with = "patch::whole_nullable",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(value_type = Option<i32>)]
+    #[schema(value_type = Option<i32>, minimum = 0, maximum = 525600)]
     pub reminder_offset_minutes: Option<Option<i32>>,
     #[serde(
         default,
@@ -252,12 +298,15 @@ pub struct TaskQuery {
     pub due_after: Option<DateTime<Utc>>,
     /// Words to find in the title or description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(max_length = 200, pattern = r"^[^\u0000]*$")]
     pub q: Option<String>,
     /// 1..=200, default 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (422 for one this API did not give out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_-]+$")]
     pub cursor: Option<String>,
 }
 
@@ -267,8 +316,21 @@ pub struct TaskQuery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
+    /// At most 254 characters: a local part, `@`, and a domain with a dot.
+    #[schema(
+        max_length = 254,
+        pattern = r"^[^@\u0000-\u0020\u007f]+@[^@\u0000-\u0020\u007f.][^@\u0000-\u0020\u007f]*\.[^@\u0000-\u0020\u007f]*[^@\u0000-\u0020\u007f.]$"
+    )]
     pub email: String,
+    /// 1 to 100 characters, not only spaces; trimmed.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000]*[^\u0000\t\n\r ][^\u0000]*$"
+    )]
     pub name: String,
+    /// 8 to 256 characters.
+    #[schema(min_length = 8, max_length = 256, pattern = r"^[^\u0000]*$")]
     pub password: String,
 }
 
@@ -276,7 +338,9 @@ pub struct Registration {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    #[schema(max_length = 254, pattern = r"^[^\u0000]*$")]
     pub email: String,
+    #[schema(max_length = 256, pattern = r"^[^\u0000]*$")]
     pub password: String,
 }
 
@@ -294,10 +358,17 @@ pub struct Session {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfilePatch {
+    /// 1 to 100 characters, not only spaces; trimmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000]*[^\u0000\t\n\r ][^\u0000]*$"
+    )]
     pub name: Option<String>,
-    /// IANA time zone, e.g. `America/New_York`.
+    /// IANA time zone, e.g. `America/New_York` (422 for a name the zone database does not know).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[^\u0000]*$")]
     pub timezone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_notifications: Option<bool>,

@@ -82,11 +82,21 @@ impl ErrorBody {
         }
     }
 
+    /// 400: the field does not match the documented schema.
     pub fn invalid(field: &str, problem: impl std::fmt::Display) -> Self {
         Self {
             error: format!("{field}: {problem}"),
             code: ErrorCode::ValidationFailed,
             field: Some(field.to_owned()),
+        }
+    }
+
+    /// 422: the field matches the schema, but a rule that depends on other
+    /// fields, on stored state, or on values no schema can list refuses it.
+    pub fn refused(field: &str, problem: impl std::fmt::Display) -> Self {
+        Self {
+            code: ErrorCode::Unprocessable,
+            ..Self::invalid(field, problem)
         }
     }
 }

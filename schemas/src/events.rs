@@ -18,9 +18,9 @@ pub const USER_ROLE_CHANGED: &str = "user.role_changed";
 /// One changed field of a task: its value before and after.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FieldChange {
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub old: serde_json::Value,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub new: serde_json::Value,
 }
 

@@ -20,6 +20,13 @@ pub fn is_valid_request_id(value: &[u8]) -> bool {
     (1..=MAX_REQUEST_ID).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
 }
 
+/// The pattern of a text field that must say something: no NUL, and not
+/// only spaces, tabs and line breaks (what the services trim).
+pub const NOT_BLANK: &str = r"^[^\u0000]*[^\u0000\t\n\r ][^\u0000]*$";
+
+/// What the services trim from text fields before storing them.
+pub const TRIMMED: [char; 4] = [' ', '\t', '\n', '\r'];
+
 /// What a client is told about a bad request id.
 pub const REQUEST_ID_RULE: &str = "must be 1 to 128 visible ASCII characters";
 

@@ -86,9 +86,11 @@ pub enum RecurrenceAnchor {
 #[serde(deny_unknown_fields)]
 pub struct Recurrence {
     pub frequency: Frequency,
-    /// Every `interval` days, weeks or months; at least 1.
-    #[serde(default = "one")]
+    /// Every `interval` days, weeks or months: 1 to 365.
+    #[serde(default = "one", deserialize_with = "crate::patch::whole")]
+    #[schema(minimum = 1, maximum = 365)]
     pub interval: u32,
+    /// Not before the task's `due_date` (422).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<DateTime<Utc>>,
     #[serde(default)]

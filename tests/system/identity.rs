@@ -134,7 +134,11 @@ async fn a_profile_changes_name_timezone_and_notifications() {
             Some(json!({"timezone": "Mars/Olympus"})),
         )
         .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bad.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a zone the database does not know"
+    );
     assert_eq!(bad.body["field"], "timezone");
 
     let public = system

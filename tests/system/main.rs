@@ -8,5 +8,6 @@ mod hostile;
 mod identity;
 mod livefeed;
 mod nats_commands;
+mod openapi;
 mod outbox;
 mod tasks_api;

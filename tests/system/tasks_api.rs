@@ -100,7 +100,8 @@ async fn every_validation_error_names_its_field() {
     let task = system.create_task(&ada, json!({"title": "t"})).await;
     let path = format!("/api/v1/tasks/{}", id_of(&task));
 
-    let bodies = [
+    // 400: the body does not match the documented schema.
+    let malformed = [
         (json!({}), "title"),
         (json!({"title": "   "}), "title"),
         (json!({"title": "x".repeat(201)}), "title"),
@@ -110,6 +111,13 @@ async fn every_validation_error_names_its_field() {
         (json!({"title": "t", "assignee_id": "bob"}), "assignee_id"),
         (json!({"title": "t", "labels": [""]}), "labels"),
         (
+            json!({"title": "t", "due_date": "2030-01-01T00:00:00Z", "recurrence": {"frequency": "daily", "interval": 0}}),
+            "recurrence.interval",
+        ),
+    ];
+    // 422: it matches the schema; a rule across fields refuses it.
+    let refused = [
+        (
             json!({"title": "t", "reminder_offset_minutes": 10}),
             "reminder_offset_minutes",
         ),
@@ -117,23 +125,25 @@ async fn every_validation_error_names_its_field() {
             json!({"title": "t", "recurrence": {"frequency": "daily"}}),
             "recurrence",
         ),
-        (
-            json!({"title": "t", "due_date": "2030-01-01T00:00:00Z", "recurrence": {"frequency": "daily", "interval": 0}}),
-            "recurrence.interval",
-        ),
         (json!({"title": "t", "status": "complete"}), "status"),
     ];
-    for (body, field) in bodies {
+    let expected = malformed
+        .into_iter()
+        .map(|(body, field)| (body, field, StatusCode::BAD_REQUEST, "validation_failed"))
+        .chain(refused.into_iter().map(|(body, field)| {
+            (
+                body,
+                field,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable",
+            )
+        }));
+    for (body, field, status, code) in expected {
         let reply = system
             .call(Method::POST, "/api/v1/tasks", token, Some(body.clone()))
             .await;
-        assert_eq!(
-            reply.status,
-            StatusCode::BAD_REQUEST,
-            "{body} → {}",
-            reply.body
-        );
-        assert_eq!(reply.error_code(), "validation_failed");
+        assert_eq!(reply.status, status, "{body} → {}", reply.body);
+        assert_eq!(reply.error_code(), code);
         assert_eq!(reply.body["field"], field, "{body} → {}", reply.body);
     }
 
@@ -141,7 +151,6 @@ async fn every_validation_error_names_its_field() {
         ("?status=done", "status"),
         ("?limit=0", "limit"),
         ("?limit=201", "limit"),
-        ("?cursor=garbage", "cursor"),
         ("?due_before=soon", "due_before"),
         ("?sort=title", "sort"),
     ];
@@ -157,6 +166,16 @@ async fn every_validation_error_names_its_field() {
         );
         assert_eq!(reply.body["field"], field, "{query} → {}", reply.body);
     }
+
+    let foreign_cursor = system
+        .call(Method::GET, "/api/v1/tasks?cursor=garbage", token, None)
+        .await;
+    assert_eq!(
+        foreign_cursor.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a cursor this API did not give out"
+    );
+    assert_eq!(foreign_cursor.body["field"], "cursor");
 
     let bad_id = system
         .call(Method::GET, "/api/v1/tasks/not-a-uuid", token, None)

@@ -36,6 +36,20 @@ impl AuditQueries {
                 format!("between 1 and {MAX_PAGE}"),
             ));
         }
+        for (field, value, most) in [
+            ("event_type", &query.event_type, 64),
+            ("correlation_id", &query.correlation_id, 128),
+        ] {
+            if value
+                .as_deref()
+                .is_some_and(|value| value.chars().count() > most)
+            {
+                return Err(ErrorBody::invalid(
+                    field,
+                    format!("at most {most} characters"),
+                ));
+            }
+        }
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
         let reader = (!actor.is_admin()).then_some(actor.id);
         let listed = store::list(&self.pool, reader, &query, after, i64::from(limit) + 1)
@@ -92,7 +106,7 @@ fn decode_cursor(cursor: &str) -> Result<i64, ErrorBody> {
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
         .map(i64::from_be_bytes)
-        .ok_or_else(|| ErrorBody::invalid("cursor", "is not a cursor this API gave out"))
+        .ok_or_else(|| ErrorBody::refused("cursor", "is not a cursor this API gave out"))
 }
 
 fn database_error(error: sqlx::Error) -> ErrorBody {

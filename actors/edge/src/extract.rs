@@ -22,8 +22,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(body_error)?;
-        let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-        decode::json(bytes).map(JsonBody).map_err(ApiError::from)
+        if bytes.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "a JSON body is required",
+            ));
+        }
+        // Serde would read a struct from an array too; every body here is an object.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::new(
+                ErrorCode::ValidationFailed,
+                "the body must be a JSON object",
+            ));
+        }
+        decode::json(&bytes).map(JsonBody).map_err(ApiError::from)
     }
 }
 
@@ -112,10 +124,19 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         match parts.headers.get("idempotency-key") {
             None => Ok(IdempotencyKey(None)),
-            Some(value) => value
-                .to_str()
-                .map(|key| IdempotencyKey(Some(key.trim_matches('"').to_owned())))
-                .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII")),
+            Some(value) => {
+                let bytes = value.as_bytes();
+                if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(u8::is_ascii_graphic)
+                {
+                    return Err(ApiError::invalid(
+                        "Idempotency-Key",
+                        "must be 1 to 255 visible ASCII characters",
+                    ));
+                }
+                Ok(IdempotencyKey(Some(
+                    String::from_utf8_lossy(bytes).into_owned(),
+                )))
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 mod http_metrics;
 pub mod nats_client;
+mod openapi;
 mod rate_limit;
 mod request_id;
 mod routes;
@@ -33,7 +34,6 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
@@ -67,32 +67,21 @@ impl std::ops::Deref for EdgeState {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "TaskFlow", description = "Event-driven tasks: REST API of the edge."),
-    modifiers(&BearerAuth),
     tags((name = "auth"), (name = "users"), (name = "tasks"), (name = "audit"), (name = "operations"))
 )]
 struct ApiDoc;
 
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
-
 /// The API routes and their OpenAPI document.
 pub fn api() -> (Router<EdgeState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::auth::router())
         .merge(routes::users::router())
         .merge(routes::tasks::router())
         .merge(routes::audit::router())
         .merge(routes::connections::router())
-        .split_for_parts()
+        .split_for_parts();
+    utoipa::Modify::modify(&openapi::Shared, &mut openapi);
+    (router, openapi)
 }
 
 /// The whole edge: API, OpenAPI document, live feed, operational routes,

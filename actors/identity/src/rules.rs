@@ -1,6 +1,7 @@
 //! What a valid registration and profile are; no IO.
 
 use taskflow_schemas::ErrorBody;
+use taskflow_schemas::limits::TRIMMED;
 
 pub const MAX_EMAIL: usize = 254;
 pub const MAX_NAME: usize = 100;
@@ -8,15 +9,17 @@ pub const MIN_PASSWORD: usize = 8;
 /// Argon2 takes any length; this bounds the work one request can ask for.
 pub const MAX_PASSWORD: usize = 256;
 
-/// The email, trimmed and lower-cased, if it looks deliverable.
+/// The email, lower-cased, if it looks deliverable: at most 254
+/// characters, no space or control character, one `@` with something
+/// before it and a domain after it that has a dot, neither first nor last.
 pub fn email(raw: &str) -> Result<String, ErrorBody> {
-    let email = raw.trim().to_lowercase();
-    let valid = email.len() <= MAX_EMAIL
-        && !email.chars().any(char::is_whitespace)
-        && match email.split_once('@') {
+    let plain = |c: char| c > ' ' && c != '\u{7f}' && c != '@';
+    let valid = raw.chars().count() <= MAX_EMAIL
+        && match raw.split_once('@') {
             Some((local, domain)) => {
                 !local.is_empty()
-                    && !domain.contains('@')
+                    && local.chars().all(plain)
+                    && domain.chars().all(|c| plain(c) || c == '.')
                     && domain.contains('.')
                     && !domain.starts_with('.')
                     && !domain.ends_with('.')
@@ -24,18 +27,19 @@ pub fn email(raw: &str) -> Result<String, ErrorBody> {
             None => false,
         };
     if valid {
-        Ok(email)
+        Ok(raw.to_lowercase())
     } else {
         Err(ErrorBody::invalid("email", "is not a valid email address"))
     }
 }
 
+/// The name without the spaces around it: 1 to 100 characters as sent.
 pub fn name(raw: &str) -> Result<String, ErrorBody> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME {
+    let name = raw.trim_matches(TRIMMED);
+    if name.is_empty() || raw.chars().count() > MAX_NAME {
         return Err(ErrorBody::invalid(
             "name",
-            format!("1 to {MAX_NAME} characters"),
+            format!("1 to {MAX_NAME} characters, not only spaces"),
         ));
     }
     Ok(name.to_owned())
@@ -56,7 +60,7 @@ pub fn password(raw: &str) -> Result<(), ErrorBody> {
 pub fn timezone(raw: &str) -> Result<String, ErrorBody> {
     raw.parse::<chrono_tz::Tz>()
         .map(|tz| tz.name().to_owned())
-        .map_err(|_| ErrorBody::invalid("timezone", format!("`{raw}` is not an IANA time zone")))
+        .map_err(|_| ErrorBody::refused("timezone", format!("`{raw}` is not an IANA time zone")))
 }
 
 #[cfg(test)]
@@ -65,9 +69,12 @@ mod tests {
 
     #[test]
     fn emails_are_normalized_or_refused() {
-        assert_eq!(email("  Ada@Example.COM ").unwrap(), "ada@example.com");
+        assert_eq!(email("Ada@Example.COM").unwrap(), "ada@example.com");
         for bad in [
             "",
+            " ada@example.com",
+            "ada@example.com.",
+            "ada\u{7f}@example.com",
             "ada",
             "ada@",
             "@example.com",

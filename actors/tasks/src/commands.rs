@@ -22,6 +22,8 @@ use crate::store::{self, KeyClaim};
 
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
+/// The longest search text (`?q=`).
+const MAX_QUERY: usize = 200;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// Who asks, and under which request id (the events' correlation id).
@@ -122,6 +124,13 @@ impl TaskCommands {
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(ErrorBody::invalid("limit", format!("between 1 and {MAX_PAGE}")).into());
         }
+        if query
+            .q
+            .as_deref()
+            .is_some_and(|q| q.chars().count() > MAX_QUERY)
+        {
+            return Err(ErrorBody::invalid("q", format!("at most {MAX_QUERY} characters")).into());
+        }
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
         let reader = (!caller.is_admin).then_some(caller.actor_id);
         let fetched = store::list(&self.pool, reader, &query, after, i64::from(limit) + 1).await?;
@@ -131,6 +140,7 @@ impl TaskCommands {
     }
 
     pub async fn update(&self, caller: &Caller, update: UpdateTask) -> Result<Task, TasksError> {
+        rules::check_patch(&update.patch)?;
         let mut tx = postgres::begin_until(&self.pool, caller.deadline).await?;
         let current =
             locked_for(&mut tx, caller, update.task_id, "change", rules::can_write).await?;
@@ -274,7 +284,7 @@ fn decode_cursor(cursor: &str) -> Result<Uuid, TasksError> {
         .decode(cursor)
         .ok()
         .and_then(|bytes| Uuid::from_slice(&bytes).ok())
-        .ok_or_else(|| ErrorBody::invalid("cursor", "is not a cursor this API gave out").into())
+        .ok_or_else(|| ErrorBody::refused("cursor", "is not a cursor this API gave out").into())
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
+use taskflow_schemas::ErrorBody;
 use taskflow_schemas::commands::{NewTask, TaskPatch};
 use taskflow_schemas::events::{Changes, FieldChange};
+use taskflow_schemas::limits::TRIMMED;
 use taskflow_schemas::task::{Task, TaskStatus};
-use taskflow_schemas::{ErrorBody, ErrorCode};
 use uuid::Uuid;
 
 pub const MAX_TITLE: usize = 200;
@@ -26,16 +27,15 @@ pub fn new_task(
     new: NewTask,
 ) -> Result<Task, ErrorBody> {
     if new.project_id.is_some() {
-        return Err(ErrorBody {
-            error: "project_id: projects are not available yet".into(),
-            code: ErrorCode::Unprocessable,
-            field: Some("project_id".into()),
-        });
+        return Err(ErrorBody::refused(
+            "project_id",
+            "projects are not available yet",
+        ));
     }
-    check_counts(Some(&new.labels), Some(&new.observer_ids))?;
+    check_sizes(Some(&new.title), Some(&new.labels), Some(&new.observer_ids))?;
     let status = new.status.unwrap_or(TaskStatus::Pending);
     if status == TaskStatus::Complete {
-        return Err(ErrorBody::invalid(
+        return Err(ErrorBody::refused(
             "status",
             "a new task is pending or in_progress",
         ));
@@ -44,7 +44,7 @@ pub fn new_task(
     let task = Task {
         id,
         project_id: None,
-        title: new.title.trim().to_owned(),
+        title: trimmed(&new.title),
         description: new.description,
         status,
         priority: new.priority.unwrap_or_default(),
@@ -66,6 +66,43 @@ pub fn new_task(
     Ok(to_stored_precision(task))
 }
 
+/// What can be checked of a patch on its own, before the task is read: a
+/// malformed patch is a 400 whatever state the task is in (a stale
+/// `If-Match` included).
+pub fn check_patch(patch: &TaskPatch) -> Result<(), ErrorBody> {
+    check_sizes(
+        patch.title.as_deref(),
+        patch.labels.as_deref(),
+        patch.observer_ids.as_deref(),
+    )?;
+    let chars = |text: &str| text.chars().count();
+    if let Some(Some(description)) = &patch.description
+        && chars(description) > MAX_DESCRIPTION
+    {
+        return Err(ErrorBody::invalid(
+            "description",
+            format!("at most {MAX_DESCRIPTION} characters"),
+        ));
+    }
+    if let Some(Some(offset)) = patch.reminder_offset_minutes
+        && !(0..=MAX_REMINDER_OFFSET).contains(&offset)
+    {
+        return Err(ErrorBody::invalid(
+            "reminder_offset_minutes",
+            format!("between 0 and {MAX_REMINDER_OFFSET} minutes"),
+        ));
+    }
+    if let Some(Some(recurrence)) = &patch.recurrence
+        && !(1..=MAX_INTERVAL).contains(&recurrence.interval)
+    {
+        return Err(ErrorBody::invalid(
+            "recurrence.interval",
+            format!("between 1 and {MAX_INTERVAL}"),
+        ));
+    }
+    Ok(())
+}
+
 /// The task after `patch`, and what changed; an empty change set means
 /// nothing is to be written.
 pub fn apply_patch(
@@ -73,10 +110,10 @@ pub fn apply_patch(
     patch: TaskPatch,
     now: DateTime<Utc>,
 ) -> Result<(Task, Changes), ErrorBody> {
-    check_counts(patch.labels.as_deref(), patch.observer_ids.as_deref())?;
+    check_patch(&patch)?;
     let mut next = current.clone();
     if let Some(title) = patch.title {
-        next.title = title.trim().to_owned();
+        next.title = trimmed(&title);
     }
     if let Some(description) = patch.description {
         next.description = description;
@@ -200,9 +237,22 @@ fn to_value(task: &Task) -> Value {
     serde_json::to_value(task).expect("a task serializes")
 }
 
-/// Counts come first, before any per-item work (trimming, removing
-/// repeats): a body of a hundred thousand labels costs one comparison.
-fn check_counts(labels: Option<&[String]>, observers: Option<&[Uuid]>) -> Result<(), ErrorBody> {
+/// Sizes come first, as the client sent them and before any per-item work
+/// (trimming, removing repeats): a body of a hundred thousand labels costs
+/// one comparison, and a value the schema allows is never refused for its
+/// length after trimming.
+fn check_sizes(
+    title: Option<&str>,
+    labels: Option<&[String]>,
+    observers: Option<&[Uuid]>,
+) -> Result<(), ErrorBody> {
+    let chars = |text: &str| text.chars().count();
+    if title.is_some_and(|title| chars(title) > MAX_TITLE) {
+        return Err(ErrorBody::invalid(
+            "title",
+            format!("at most {MAX_TITLE} characters"),
+        ));
+    }
     if labels.is_some_and(|labels| labels.len() > MAX_LABELS) {
         return Err(ErrorBody::invalid(
             "labels",
@@ -215,19 +265,25 @@ fn check_counts(labels: Option<&[String]>, observers: Option<&[Uuid]>) -> Result
             format!("at most {MAX_OBSERVERS} observers"),
         ));
     }
+    let bad_label = |label: &String| chars(label) > MAX_LABEL || trimmed(label).is_empty();
+    if labels.is_some_and(|labels| labels.iter().any(bad_label)) {
+        return Err(ErrorBody::invalid(
+            "labels",
+            format!("each label has 1 to {MAX_LABEL} characters, not only spaces"),
+        ));
+    }
     Ok(())
+}
+
+/// Without the spaces, tabs and line breaks around it.
+fn trimmed(text: &str) -> String {
+    text.trim_matches(TRIMMED).to_owned()
 }
 
 fn validate(task: &Task) -> Result<(), ErrorBody> {
     let chars = |text: &str| text.chars().count();
     if task.title.is_empty() {
         return Err(ErrorBody::invalid("title", "must not be empty"));
-    }
-    if chars(&task.title) > MAX_TITLE {
-        return Err(ErrorBody::invalid(
-            "title",
-            format!("at most {MAX_TITLE} characters"),
-        ));
     }
     if task
         .description
@@ -239,25 +295,15 @@ fn validate(task: &Task) -> Result<(), ErrorBody> {
             format!("at most {MAX_DESCRIPTION} characters"),
         ));
     }
-    if task
-        .labels
-        .iter()
-        .any(|label| label.is_empty() || chars(label) > MAX_LABEL)
-    {
-        return Err(ErrorBody::invalid(
-            "labels",
-            format!("each label has 1 to {MAX_LABEL} characters"),
-        ));
-    }
     if task.reminder_time.is_some() && task.reminder_offset_minutes.is_some() {
-        return Err(ErrorBody::invalid(
+        return Err(ErrorBody::refused(
             "reminder_offset_minutes",
             "give reminder_time or reminder_offset_minutes, not both",
         ));
     }
     if let Some(offset) = task.reminder_offset_minutes {
         if task.due_date.is_none() {
-            return Err(ErrorBody::invalid(
+            return Err(ErrorBody::refused(
                 "reminder_offset_minutes",
                 "needs a due_date to count back from",
             ));
@@ -271,7 +317,7 @@ fn validate(task: &Task) -> Result<(), ErrorBody> {
     }
     if let Some(recurrence) = &task.recurrence {
         let Some(due_date) = task.due_date else {
-            return Err(ErrorBody::invalid(
+            return Err(ErrorBody::refused(
                 "recurrence",
                 "needs a due_date to repeat from",
             ));
@@ -283,7 +329,7 @@ fn validate(task: &Task) -> Result<(), ErrorBody> {
             ));
         }
         if recurrence.until.is_some_and(|until| until < due_date) {
-            return Err(ErrorBody::invalid(
+            return Err(ErrorBody::refused(
                 "recurrence.until",
                 "must not be before the due_date",
             ));
@@ -293,12 +339,7 @@ fn validate(task: &Task) -> Result<(), ErrorBody> {
 }
 
 fn normalize_labels(labels: Vec<String>) -> Vec<String> {
-    dedup(
-        labels
-            .into_iter()
-            .map(|label| label.trim().to_owned())
-            .collect(),
-    )
+    dedup(labels.iter().map(|label| trimmed(label)).collect())
 }
 
 /// Drops repeats, keeping the first of each in its place.

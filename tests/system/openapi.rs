@@ -1,0 +1,59 @@
+//! The OpenAPI document against the running edge, by schemathesis (PyPI):
+//! every status a route answers is documented, every request the document
+//! allows is taken (or refused by a documented rule), every request it
+//! forbids is refused, and nothing answers 5xx.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use taskflow_system_tests::{TestSystem, Transport};
+
+/// Cases per operation in `just test`; `just api-fuzz` runs more.
+const EXAMPLES: &str = "20";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_answers_as_its_openapi_document_says() {
+    let system = TestSystem::spawn_configured(
+        Transport::InProcess,
+        8,
+        &[
+            ("TASKFLOW_RATE_LIMIT_AUTH_IP", "off"),
+            ("TASKFLOW_RATE_LIMIT_AUTH_ACCOUNT", "off"),
+        ],
+    )
+    .await;
+    let fuzz = system.register("Fuzz").await;
+    let schemathesis = std::env::var("SCHEMATHESIS_BIN").unwrap_or_else(|_| "schemathesis".into());
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemathesis.toml");
+    let run = tokio::process::Command::new(&schemathesis)
+        .args(["--config-file", config, "run"])
+        .arg(format!("{}/api/v1/openapi.json", system.base_url))
+        .args([
+            "--checks",
+            "all",
+            "--max-examples",
+            EXAMPLES,
+            "--seed",
+            "20261203",
+        ])
+        .arg("--header")
+        .arg(format!("Authorization: Bearer {}", fuzz.token))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("schemathesis finishes within 5 minutes")
+        .unwrap_or_else(|error| {
+            panic!("cannot run {schemathesis} ({error}): run the tests with `just test`, or set SCHEMATHESIS_BIN")
+        });
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found failures:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(report.contains("passed"), "{report}");
+    system.stop().await;
+}

@@ -4,10 +4,12 @@
 
 pub mod fixtures;
 pub mod nats_server;
+pub mod postgres_server;
 pub mod system;
 pub mod ws;
 
 pub use nats_server::NatsServer;
+pub use postgres_server::PostgresServer;
 pub use system::{Reply, StoredEvent, TestSystem, Transport, User, id_of};
 
 use std::time::Duration;

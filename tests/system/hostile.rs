@@ -788,3 +788,68 @@ async fn a_nats_server_with_a_password_is_reached_with_the_credentials_of_nats_u
         "the password stays out of errors: {error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_mid_request_is_a_503_naming_the_database_then_work_resumes() {
+    let postgres = taskflow_system_tests::PostgresServer::start().await;
+    let url = postgres.url();
+    let system = TestSystem::spawn_configured(
+        taskflow_system_tests::Transport::InProcess,
+        8,
+        &[("DATABASE_URL", url.as_str())],
+    )
+    .await;
+    let ada = system.register("Ada").await;
+    let restarted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let restart = tokio::task::spawn_blocking({
+        let restarted = restarted.clone();
+        move || {
+            std::thread::sleep(Duration::from_millis(300));
+            postgres.restart();
+            restarted.store(true, std::sync::atomic::Ordering::SeqCst);
+            postgres
+        }
+    });
+    let mut statuses = Vec::new();
+    let mut unavailable = Vec::new();
+    // Writes all along the restart, and until one succeeds after it.
+    loop {
+        let after_restart = restarted.load(std::sync::atomic::Ordering::SeqCst);
+        let reply = system
+            .call(
+                Method::POST,
+                "/api/v1/tasks",
+                Some(&ada.token),
+                Some(json!({"title": "during"})),
+            )
+            .await;
+        statuses.push(reply.status);
+        match reply.status {
+            StatusCode::CREATED if after_restart => break,
+            StatusCode::CREATED => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(reply.header("retry-after").is_some());
+                unavailable.push(reply.body["error"].as_str().unwrap_or_default().to_owned());
+            }
+            other => panic!("{other}: {}", reply.body),
+        }
+        assert!(
+            statuses.len() < 5_000,
+            "no write succeeded after the restart"
+        );
+    }
+    let postgres = restart.await.unwrap();
+    assert!(
+        !unavailable.is_empty(),
+        "the restart was seen: {statuses:?}"
+    );
+    assert!(
+        unavailable
+            .iter()
+            .all(|error| error.contains("database") || error.contains("service")),
+        "{unavailable:?}"
+    );
+    pipeline_flows(&system, &ada, "after the restart").await;
+    system.stop().await;
+    drop(postgres);
+}

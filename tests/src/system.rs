@@ -511,6 +511,18 @@ impl TestSystem {
             .collect()
     }
 
+    /// Waits until the DLQ holds a message, then returns every one it holds.
+    pub async fn wait_for_dlq(
+        &self,
+        limit: Duration,
+    ) -> Vec<async_nats::jetstream::message::StreamMessage> {
+        crate::wait_until("a message in the DLQ", limit, || async {
+            let parked = self.raw_messages("DLQ").await;
+            (!parked.is_empty()).then_some(parked)
+        })
+        .await
+    }
+
     /// Waits until the stream holds at least `count` messages, then returns them all.
     pub async fn wait_for_events(&self, stream: &str, count: usize) -> Vec<StoredEvent> {
         let js = self.platform.jetstream.clone();

@@ -219,15 +219,7 @@ async fn malformed_and_unknown_version_messages_do_not_stop_the_audit() {
         .await;
     wait_for_records(&system, "task.created", 1).await;
 
-    let parked = wait_until(
-        "the malformed message in the DLQ",
-        Duration::from_secs(10),
-        || async {
-            let parked = system.raw_messages("DLQ").await;
-            (!parked.is_empty()).then_some(parked)
-        },
-    )
-    .await;
+    let parked = system.wait_for_dlq(Duration::from_secs(10)).await;
     assert_eq!(
         parked.len(),
         1,

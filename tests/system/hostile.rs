@@ -206,11 +206,7 @@ async fn an_injected_event_with_a_huge_correlation_id_goes_to_the_dlq_at_once() 
         )
         .await;
     pipeline_flows(&system, &ada, "behind the injected one").await;
-    let parked = wait_until("the DLQ message", Duration::from_secs(10), || async {
-        let parked = system.raw_messages("DLQ").await;
-        (!parked.is_empty()).then_some(parked)
-    })
-    .await;
+    let parked = system.wait_for_dlq(Duration::from_secs(10)).await;
     let reason = parked[0]
         .headers
         .get("Taskflow-Dlq-Reason")
@@ -262,15 +258,7 @@ async fn a_message_the_dlq_refuses_stays_pending_until_the_dlq_takes_it() {
     taskflow_runtime::nats::ensure_streams(js)
         .await
         .expect("the streams are back");
-    let parked = wait_until(
-        "the message in the DLQ",
-        Duration::from_secs(60),
-        || async {
-            let parked = system.raw_messages("DLQ").await;
-            (!parked.is_empty()).then_some(parked)
-        },
-    )
-    .await;
+    let parked = system.wait_for_dlq(Duration::from_secs(60)).await;
     assert_eq!(&parked[0].payload[..], b"{not an envelope");
     system.stop().await;
 }

@@ -841,3 +841,30 @@ async fn a_postgres_restart_mid_request_is_a_503_naming_the_database_then_work_r
     system.stop().await;
     drop(postgres);
 }
+
+#[tokio::test]
+async fn a_consumer_made_by_an_older_build_is_updated_at_start() {
+    let mut system = TestSystem::spawn().await;
+    system.stop_audit().await;
+    let js = &system.platform.jetstream;
+    let stream = js.get_stream("TASKS").await.unwrap();
+    stream.delete_consumer("audit-tasks").await.unwrap();
+    // As the build before this one made it: the server gave up after 5 deliveries.
+    let older = async_nats::jetstream::consumer::pull::Config {
+        durable_name: Some("audit-tasks".into()),
+        ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+        ack_wait: Duration::from_secs(30),
+        max_deliver: 5,
+        filter_subjects: vec!["tasks.>".into()],
+        max_ack_pending: 10_000,
+        ..Default::default()
+    };
+    stream.create_consumer(older).await.unwrap();
+    system.start_audit().await;
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer("audit-tasks").await.unwrap();
+    assert_eq!(consumer.info().await.unwrap().config.max_deliver, -1);
+    let ada = system.register("Ada").await;
+    pipeline_flows(&system, &ada, "after the upgrade").await;
+    system.stop().await;
+}

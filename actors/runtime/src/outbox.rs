@@ -204,7 +204,7 @@ impl OutboxRelay {
     ///
     /// At start and after every NATS reconnection, before it publishes
     /// anything new, the relay checks that the streams still hold what they
-    /// acknowledged (see [`RelayState::recover_lost_tail`]): a restarted
+    /// acknowledged (see [`recover_lost_tail`]): a restarted
     /// server keeps only what it had synced to disk.
     pub async fn spawn_under(
         supervisor: ractor::ActorCell,
@@ -554,29 +554,26 @@ async fn recover_lost_tail(
         if intact(&stream, &newest).await? {
             continue;
         }
-        // The oldest lost row: intact rows come before it, lost ones from it on.
-        let mut lost_from = newest.1;
-        let (mut low, mut high) = (
-            row_at_or_after(connection, &name, 0, false)
-                .await?
-                .map_or(lost_from, |row| row.1),
-            lost_from,
-        );
+        // Every row before `low` is intact; every row from `high` on is lost.
+        let mut high = newest.1;
+        let mut low = row_at_or_after(connection, &name, 0, false)
+            .await?
+            .map_or(high, |oldest| oldest.1);
         while low < high {
             let middle = low + (high - low) / 2;
-            let Some(row) = row_at_or_after(connection, &name, middle, false).await? else {
-                break;
-            };
-            if row.1 >= high {
-                break;
-            }
-            if intact(&stream, &row).await? {
-                low = row.1 + 1;
-            } else {
-                high = row.1;
-                lost_from = row.1;
+            match row_at_or_after(connection, &name, middle, false).await? {
+                Some(row) if row.1 < high => {
+                    if intact(&stream, &row).await? {
+                        low = row.1 + 1;
+                    } else {
+                        high = row.1;
+                    }
+                }
+                // No row between `middle` and `high`.
+                _ => high = middle,
             }
         }
+        let lost_from = high;
         let republished = sqlx::query(
             "UPDATE outbox SET published_at = NULL, stream_seq = NULL, stream = NULL \
              WHERE stream = $1 AND stream_seq >= $2",

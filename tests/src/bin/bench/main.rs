@@ -34,7 +34,14 @@ const BURST: usize = 10_000;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut system = TestSystem::spawn_tuned(Transport::InProcess, 24).await;
+    // The fan-out figure connects FEED_CLIENTS feeds as one user.
+    let feeds = FEED_CLIENTS.to_string();
+    let mut system = TestSystem::spawn_configured(
+        Transport::InProcess,
+        24,
+        &[("TASKFLOW_WS_MAX_PER_USER", feeds.as_str())],
+    )
+    .await;
     let user = system.register("Bench").await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)

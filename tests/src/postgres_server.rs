@@ -46,9 +46,11 @@ impl PostgresServer {
     }
 
     /// Stops it as an operator's restart would (`fast`: sessions end with
-    /// 57P01), then starts it again (57P03 while it starts).
-    pub fn restart(&self) {
+    /// 57P01), keeps it down for `down_for`, then starts it again (57P03
+    /// while it starts). Blocks the calling thread.
+    pub fn restart(&self, down_for: std::time::Duration) {
         self.run(&["pg_ctl", "-m", "fast", "-w", "stop", "-D"], true);
+        std::thread::sleep(down_for);
         self.pg_ctl_start();
     }
 

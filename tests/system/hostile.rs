@@ -793,7 +793,9 @@ async fn a_postgres_restart_mid_request_is_a_503_naming_the_database_then_work_r
         let restarted = restarted.clone();
         move || {
             std::thread::sleep(Duration::from_millis(300));
-            postgres.restart();
+            // Longer than a service waits for a connection (3 s), so some
+            // writes must fail rather than wait it out.
+            postgres.restart(Duration::from_secs(4));
             restarted.store(true, std::sync::atomic::Ordering::SeqCst);
             postgres
         }

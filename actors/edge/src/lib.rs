@@ -120,10 +120,7 @@ pub fn app(
     ))
     .layer(axum::middleware::from_fn(http_metrics::record))
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
-    .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        REQUEST_TIMEOUT,
-    ))
+    .layer(axum::middleware::from_fn(within_time))
     .layer(cors(&platform.settings.cors_origins))
     .layer(PropagateRequestIdLayer::new(REQUEST_ID))
     .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
@@ -136,6 +133,21 @@ pub fn app(
     }))
     .layer(SetRequestIdLayer::new(REQUEST_ID, request_id::NewRequestId))
     .layer(axum::middleware::from_fn(request_id::check))
+}
+
+/// A request still running after [`REQUEST_TIMEOUT`] is answered 503, in
+/// the error shape like every other refusal.
+async fn within_time(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            format!("the request took longer than {REQUEST_TIMEOUT:?}; try again shortly"),
+        )),
+    }
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

@@ -31,6 +31,7 @@ use taskflow_schemas::envelope::SCHEMA_VERSION;
 use tracing::Instrument;
 
 use crate::Platform;
+use crate::postgres::DatabaseErrorKind;
 
 /// Deliveries before an event that keeps failing goes to the DLQ.
 pub const MAX_DELIVER: i64 = 5;
@@ -75,20 +76,16 @@ pub enum HandlerError {
 }
 
 impl From<sqlx::Error> for HandlerError {
+    /// Data the handler's tables refuse fails the same way every time: it
+    /// goes to the DLQ. Everything else may succeed on a later delivery.
     fn from(error: sqlx::Error) -> Self {
-        match &error {
-            // Bad data for this handler's tables (22: data exception, 23:
-            // constraint, 54: too large for an index): retrying will not help.
-            sqlx::Error::Database(db)
-                if db.code().is_some_and(|code| {
-                    ["22", "23", "54"]
-                        .iter()
-                        .any(|class| code.starts_with(class))
-                }) =>
-            {
+        match crate::postgres::classify(&error) {
+            DatabaseErrorKind::Refused | DatabaseErrorKind::Constraint { .. } => {
                 Self::Reject(error.to_string())
             }
-            _ => Self::Retry(error.to_string()),
+            DatabaseErrorKind::Unavailable | DatabaseErrorKind::Internal => {
+                Self::Retry(error.to_string())
+            }
         }
     }
 }

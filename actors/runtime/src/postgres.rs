@@ -94,62 +94,154 @@ pub async fn begin_until(
     pool.begin_with(sqlx::AssertSqlSafe(begin)).await
 }
 
-/// What a client is told about a database error of `service`, decided in
-/// one place for every service; the details stay in the log.
-///
-/// - the database is unreachable, restarting or overloaded (I/O, pool,
-///   SQLSTATE classes 08, 53, 57P, a statement cancelled at its deadline,
-///   a serialization failure or deadlock):
-///   `service_unavailable` naming the database, so the client retries;
-/// - a value Postgres cannot take (class 22, data exception; class 54, too
-///   large for an index): `validation_failed`;
-/// - a unique key taken (23505): `conflict`;
-/// - anything else is ours: `internal`.
-pub fn error_body(service: &str, error: &sqlx::Error) -> ErrorBody {
+/// What a database error means, decided once: command replies
+/// ([`error_body`]) and the consumers' ack decisions follow the same kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseErrorKind {
+    /// Unreachable, restarting or overloaded (I/O, pool, SQLSTATE 08, 53,
+    /// 57P), a statement cancelled at its deadline (57014), a serialization
+    /// failure or deadlock: the same work may succeed later.
+    Unavailable,
+    /// A value Postgres cannot take (class 22, data exception; class 54, too
+    /// large for an index): the same input fails again.
+    Refused,
+    /// A constraint refused the write (class 23); `unique` for a taken key.
+    Constraint { unique: bool },
+    /// Anything else: a fault of ours.
+    Internal,
+}
+
+pub fn classify(error: &sqlx::Error) -> DatabaseErrorKind {
     let code = match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => return DatabaseErrorKind::Unavailable,
         sqlx::Error::Database(db) => db.code().map(|code| code.into_owned()),
         _ => None,
     };
-    let kind = match (error, code.as_deref()) {
-        (
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed,
-            _,
-        ) => ErrorCode::ServiceUnavailable,
-        (_, Some(code))
-            if ["08", "53", "57P"]
-                .iter()
-                .any(|class| code.starts_with(class))
-                || matches!(code, "57014" | "40001" | "40P01" | "25006") =>
-        {
-            ErrorCode::ServiceUnavailable
-        }
-        (_, Some(code)) if code.starts_with("22") || code.starts_with("54") => {
-            ErrorCode::ValidationFailed
-        }
-        (_, Some("23505")) => ErrorCode::Conflict,
-        _ => ErrorCode::Internal,
+    let Some(code) = code else {
+        return DatabaseErrorKind::Internal;
     };
-    match kind {
-        ErrorCode::ServiceUnavailable => {
+    let class = |prefix: &str| code.starts_with(prefix);
+    if class("08")
+        || class("53")
+        || class("57P")
+        || matches!(code.as_str(), "57014" | "40001" | "40P01" | "25006")
+    {
+        DatabaseErrorKind::Unavailable
+    } else if class("22") || class("54") {
+        DatabaseErrorKind::Refused
+    } else if class("23") {
+        DatabaseErrorKind::Constraint {
+            unique: code == "23505",
+        }
+    } else {
+        DatabaseErrorKind::Internal
+    }
+}
+
+/// What a client is told about a database error of `service`, by its
+/// [`classify`] kind; the details stay in the log: `service_unavailable`
+/// naming the database (the client retries), `validation_failed` for a
+/// value Postgres refuses, `conflict` for a taken unique key, `internal`
+/// for anything else.
+pub fn error_body(service: &str, error: &sqlx::Error) -> ErrorBody {
+    match classify(error) {
+        DatabaseErrorKind::Unavailable => {
             tracing::warn!(service, %error, "database unavailable");
             ErrorBody::new(
-                kind,
+                ErrorCode::ServiceUnavailable,
                 format!("the {service} database is unavailable, try again shortly"),
             )
         }
-        ErrorCode::ValidationFailed => {
+        DatabaseErrorKind::Refused => {
             tracing::info!(service, %error, "a value the database refused");
-            ErrorBody::new(kind, "a value is malformed or too large to store")
+            ErrorBody::new(
+                ErrorCode::ValidationFailed,
+                "a value is malformed or too large to store",
+            )
         }
-        ErrorCode::Conflict => ErrorBody::new(kind, "this already exists"),
-        _ => {
+        DatabaseErrorKind::Constraint { unique: true } => {
+            ErrorBody::new(ErrorCode::Conflict, "this already exists")
+        }
+        DatabaseErrorKind::Constraint { unique: false } | DatabaseErrorKind::Internal => {
             tracing::error!(service, %error, "database error");
             ErrorBody::new(ErrorCode::Internal, "internal error")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+
+    /// A server error carrying only its SQLSTATE.
+    #[derive(Debug)]
+    struct State(&'static str);
+
+    impl std::fmt::Display for State {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+
+    impl std::error::Error for State {}
+
+    impl sqlx::error::DatabaseError for State {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn kind_of(code: &'static str) -> DatabaseErrorKind {
+        classify(&sqlx::Error::Database(Box::new(State(code))))
+    }
+
+    #[test]
+    fn restarts_and_overload_are_unavailable_and_bad_values_refused() {
+        for code in [
+            "57P01", "57P03", "08006", "53300", "57014", "40001", "40P01",
+        ] {
+            assert_eq!(kind_of(code), DatabaseErrorKind::Unavailable, "{code}");
+        }
+        assert_eq!(
+            classify(&sqlx::Error::PoolTimedOut),
+            DatabaseErrorKind::Unavailable
+        );
+        for code in ["22P05", "22021", "54000"] {
+            assert_eq!(kind_of(code), DatabaseErrorKind::Refused, "{code}");
+        }
+        assert_eq!(
+            kind_of("23505"),
+            DatabaseErrorKind::Constraint { unique: true }
+        );
+        assert_eq!(
+            kind_of("23503"),
+            DatabaseErrorKind::Constraint { unique: false }
+        );
+        assert_eq!(kind_of("42P01"), DatabaseErrorKind::Internal);
+        let body = error_body("tasks", &sqlx::Error::Database(Box::new(State("57P01"))));
+        assert_eq!(body.code, ErrorCode::ServiceUnavailable);
+        assert!(body.error.contains("tasks database"));
     }
 }

@@ -7,6 +7,7 @@
 //! generated from these types (`cargo run -p taskflow-schemas --example
 //! write_json_schemas`), and a test fails when they are stale.
 
+pub mod access;
 pub mod audit;
 pub mod commands;
 pub mod decode;

@@ -126,10 +126,8 @@ pub struct Task {
 }
 
 impl Task {
-    /// Creator, assignee and observers may read it (projects widen this later).
+    /// Creator, assignee and observers may read it (see [`crate::access`]).
     pub fn is_readable_by(&self, user: Uuid) -> bool {
-        self.creator_id == user
-            || self.assignee_id == Some(user)
-            || self.observer_ids.contains(&user)
+        crate::access::Participants::of(self).may_read(user, false)
     }
 }

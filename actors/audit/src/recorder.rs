@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use sqlx::PgConnection;
 use taskflow_runtime::consumer::{ConsumedEvent, EventHandler, HandlerError};
+use taskflow_schemas::access::Participants;
 use taskflow_schemas::audit::AuditChange;
 use taskflow_schemas::events::Changes;
 use uuid::Uuid;
@@ -97,11 +98,12 @@ fn examine(event: &ConsumedEvent) -> Result<Examined, HandlerError> {
     ))
 }
 
+/// Who may read the task's records: the access rule's readers.
 fn readers_of(task: &TaskReaders) -> Vec<Uuid> {
-    let mut readers = vec![task.creator_id];
-    readers.extend(task.assignee_id);
-    readers.extend(task.observer_ids.iter().copied());
-    readers.sort();
-    readers.dedup();
-    readers
+    Participants {
+        creator: task.creator_id,
+        assignee: task.assignee_id,
+        observers: &task.observer_ids,
+    }
+    .readers()
 }

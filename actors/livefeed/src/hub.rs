@@ -20,6 +20,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use taskflow_runtime::Platform;
+use taskflow_schemas::access::Participants;
 use taskflow_schemas::envelope::SCHEMA_VERSION;
 use taskflow_schemas::subjects::TASKS_STREAM;
 use tokio::sync::mpsc;
@@ -143,15 +144,15 @@ impl PayloadPeek {
     /// observers), and whom the change removed (an old assignee or observer
     /// who is none of those now).
     fn access(self) -> (Vec<Uuid>, Vec<Uuid>) {
-        let mut readers: Vec<Uuid> = self
-            .task
-            .creator_id
-            .into_iter()
-            .chain(self.task.assignee_id)
-            .collect();
-        readers.extend(self.task.observer_ids);
-        readers.sort();
-        readers.dedup();
+        let readers = match self.task.creator_id {
+            Some(creator) => Participants {
+                creator,
+                assignee: self.task.assignee_id,
+                observers: &self.task.observer_ids,
+            }
+            .readers(),
+            None => Vec::new(),
+        };
         let mut revoked: Vec<Uuid> = self
             .changes
             .assignee_id

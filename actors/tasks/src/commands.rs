@@ -9,6 +9,7 @@ use chrono::Utc;
 use sqlx::{PgConnection, PgPool};
 use taskflow_runtime::outbox::{self, OutboxRecord, RelayHandle};
 use taskflow_runtime::postgres;
+use taskflow_schemas::access::Participants;
 use taskflow_schemas::commands::{NewTask, Page, TaskQuery, TaskRef, UpdateTask};
 use taskflow_schemas::events::{self, Changes, TaskEventPayload};
 use taskflow_schemas::subjects::task_event_subject;
@@ -39,7 +40,7 @@ pub struct Caller {
 
 impl Caller {
     fn can_read(&self, task: &Task) -> bool {
-        self.is_admin || task.is_readable_by(self.actor_id)
+        Participants::of(task).may_read(self.actor_id, self.is_admin)
     }
 }
 

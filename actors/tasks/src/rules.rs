@@ -4,6 +4,7 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 use taskflow_schemas::ErrorBody;
+use taskflow_schemas::access::Participants;
 use taskflow_schemas::commands::{NewTask, TaskPatch};
 use taskflow_schemas::events::{Changes, FieldChange};
 use taskflow_schemas::limits::TRIMMED;
@@ -208,14 +209,14 @@ fn set_status(task: &mut Task, status: TaskStatus, now: DateTime<Utc>) {
     task.status = status;
 }
 
-/// Without projects a task belongs to its creator: only they change or delete it.
+/// Change or delete it (the access rule: see `taskflow_schemas::access`).
 pub fn can_write(task: &Task, actor: Uuid) -> bool {
-    task.creator_id == actor
+    Participants::of(task).may_write(actor)
 }
 
-/// Assignee and observers may complete what they can read.
+/// Complete it (the access rule: see `taskflow_schemas::access`).
 pub fn can_complete(task: &Task, actor: Uuid) -> bool {
-    task.is_readable_by(actor)
+    Participants::of(task).may_complete(actor)
 }
 
 /// Each field whose value differs, bookkeeping fields aside.

@@ -184,6 +184,7 @@ pub async fn find_for_update(
 
 /// The tasks `reader` may read (every task for `None`, an admin) that match
 /// `query`, newest first, after the task `after` (the cursor), at most `limit`.
+/// The reader filter is the access rule of `taskflow_schemas::access` in SQL.
 pub async fn list(
     pool: &PgPool,
     reader: Option<Uuid>,

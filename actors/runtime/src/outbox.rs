@@ -695,3 +695,24 @@ enum RelayError {
     #[error("nats: {0}")]
     Nats(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event_of(bytes: usize) -> EventEnvelope {
+        let payload = serde_json::json!({ "note": "x".repeat(bytes) });
+        EventEnvelope::new("task.updated", None, None, "r-1", payload)
+    }
+
+    #[test]
+    fn an_event_too_large_to_publish_is_refused_before_it_is_stored() {
+        let record = OutboxRecord::new("tasks.updated.x".into(), &event_of(1_000)).unwrap();
+        assert_eq!(record.request_id, "r-1");
+        let Err(refused) = OutboxRecord::new("tasks.updated.x".into(), &event_of(MAX_EVENT_BYTES))
+        else {
+            panic!("an event over the limit is refused")
+        };
+        assert_eq!(refused.code, ErrorCode::PayloadTooLarge);
+    }
+}

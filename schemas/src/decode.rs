@@ -14,13 +14,14 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorBody> {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            let problem = format!("is not valid JSON: {inner}");
+            // serde_json reports a wrong type for an enum (`"priority": 3`)
+            // as a syntax error too: at a field, say the value is wrong.
             return match path.as_str() {
                 "." | "" => ErrorBody::new(
                     crate::ErrorCode::ValidationFailed,
-                    format!("body {problem}"),
+                    format!("body is not valid JSON: {inner}"),
                 ),
-                field => ErrorBody::invalid(field, problem),
+                field => ErrorBody::invalid(field, format!("not a valid value ({inner})")),
             };
         }
         from_serde_message(&path, &inner.to_string())

@@ -233,6 +233,8 @@ async fn a_removed_assignee_gets_revoked_then_nothing_live_or_on_replay() {
         .await;
     let task_id = id_of(&task);
     let path = format!("/api/v1/tasks/{task_id}");
+    // On the stream before bob connects, so it is replayed, not live.
+    system.wait_for_events("TASKS", 1).await;
     let mut bob_feed =
         FeedClient::connect(&system.base_url, &format!("?token={}&cursor=0", bob.token)).await;
     let (replayed, _) = bob_feed.until("ready", SOON).await;

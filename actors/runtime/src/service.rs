@@ -17,7 +17,6 @@ use ractor::{
 use serde::Deserialize;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
-use taskflow_schemas::commands::Reply;
 use taskflow_schemas::{ErrorBody, ErrorCode};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -178,11 +177,7 @@ impl<H: CommandHandler> Actor for CommandSupervisor<H> {
             .await?;
             let dispatch = workers.clone();
             let listener = tokio::spawn(requests.for_each(move |request| {
-                if let Err(Some(request)) = dispatch_to(&dispatch, spec.name, request) {
-                    tokio::spawn(
-                        async move { request.reply::<()>(Err(overloaded(spec.name))).await },
-                    );
-                }
+                dispatch_to(&dispatch, spec.name, request);
                 futures::future::ready(())
             }));
             (Some(service), Some(listener))
@@ -288,33 +283,30 @@ impl SupervisorState {
     }
 }
 
-/// Hands the request to its worker. A worker with a full mailbox gives the
-/// request back (`Err(Some)`) to be answered as overloaded; `Err(None)`
-/// when the workers are gone.
+/// Hands the request to its worker; a worker with a full mailbox has the
+/// request answered as overloaded at once. `false` when the workers are gone.
 fn dispatch_to(
     workers: &KeyedPool<CommandRequest>,
     service: &'static str,
     request: CommandRequest,
-) -> Result<(), Option<CommandRequest>> {
+) -> bool {
     match workers.try_send(task_id_of(request.payload()), request) {
-        Ok(()) => Ok(()),
+        Ok(()) => true,
         Err(Refused::Full(request)) => {
             metrics::counter!("taskflow_commands_refused_total", "service" => service, "reason" => "overloaded")
                 .increment(1);
-            Err(Some(request))
+            let overloaded = ErrorBody::new(
+                ErrorCode::ServiceUnavailable,
+                format!("the {service} service is overloaded, try again shortly"),
+            );
+            tokio::spawn(async move { request.reply::<()>(Err(overloaded)).await });
+            true
         }
         Err(Refused::Gone) => {
             tracing::error!(service, "the command workers are gone");
-            Err(None)
+            false
         }
     }
-}
-
-fn overloaded(service: &str) -> ErrorBody {
-    ErrorBody::new(
-        ErrorCode::ServiceUnavailable,
-        format!("the {service} service is overloaded, try again shortly"),
-    )
 }
 
 /// A service's workers, reachable from inside the process without NATS.
@@ -330,8 +322,8 @@ impl LocalCommands {
         self.spec.endpoints.contains(&subject)
     }
 
-    /// Runs the command on the service's workers, unless `deadline` passes
-    /// first; `None` when they are gone.
+    /// Runs the command on the service's workers; `None` when they are gone,
+    /// or when they dropped it because `deadline` had passed.
     pub async fn request(
         &self,
         subject: &'static str,
@@ -340,16 +332,10 @@ impl LocalCommands {
         payload: Bytes,
     ) -> Option<Bytes> {
         let (request, reply) = CommandRequest::local(subject, request_id, deadline, payload);
-        match dispatch_to(&self.workers, self.spec.name, request) {
-            Ok(()) => reply.await.ok(),
-            Err(Some(_)) => {
-                let refused = Reply::<()>::Err(overloaded(self.spec.name));
-                Some(Bytes::from(
-                    serde_json::to_vec(&refused).expect("replies serialize"),
-                ))
-            }
-            Err(None) => None,
+        if !dispatch_to(&self.workers, self.spec.name, request) {
+            return None;
         }
+        reply.await.ok()
     }
 }
 

@@ -37,11 +37,3 @@ CREATE TABLE task_access (
     version BIGINT NOT NULL
 );
 CREATE INDEX task_access_by_reader ON task_access USING GIN (readers);
-
--- The events each consumer has applied (idempotency).
-CREATE TABLE consumed_events (
-    consumer    TEXT NOT NULL,
-    event_id    UUID NOT NULL,
-    consumed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, event_id)
-);

@@ -1,4 +1,5 @@
--- Users and the outbox their events (user.registered, ...) leave through.
+-- Users; their events (user.registered, ...) leave through the runtime's
+-- outbox (migrations/runtime).
 
 CREATE TABLE users (
     id                  UUID PRIMARY KEY,
@@ -13,16 +14,3 @@ CREATE TABLE users (
 );
 -- Emails are stored lower-cased; the index makes them unique.
 CREATE UNIQUE INDEX users_by_email ON users (email);
-
-CREATE TABLE outbox (
-    id           BIGSERIAL PRIMARY KEY,
-    event_id     UUID NOT NULL UNIQUE,
-    subject      TEXT NOT NULL,
-    body         BYTEA NOT NULL,
-    request_id   TEXT NOT NULL,
-    created_at   TIMESTAMPTZ NOT NULL,
-    published_at TIMESTAMPTZ,
-    stream_seq   BIGINT
-);
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
-CREATE INDEX outbox_published_at ON outbox (published_at) WHERE published_at IS NOT NULL;

@@ -1,4 +1,5 @@
--- Tasks, their idempotency keys, and the outbox their events leave through.
+-- Tasks and their idempotency keys; their events leave through the
+-- runtime's outbox (migrations/runtime).
 
 CREATE TABLE tasks (
     id                      UUID PRIMARY KEY,
@@ -39,16 +40,3 @@ CREATE TABLE idempotency_keys (
     completed_at TIMESTAMPTZ,
     PRIMARY KEY (user_id, key)
 );
-
-CREATE TABLE outbox (
-    id           BIGSERIAL PRIMARY KEY,
-    event_id     UUID NOT NULL UNIQUE,
-    subject      TEXT NOT NULL,
-    body         BYTEA NOT NULL,
-    request_id   TEXT NOT NULL,
-    created_at   TIMESTAMPTZ NOT NULL,
-    published_at TIMESTAMPTZ,
-    stream_seq   BIGINT
-);
-CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
-CREATE INDEX outbox_published_at ON outbox (published_at) WHERE published_at IS NOT NULL;

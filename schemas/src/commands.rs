@@ -76,12 +76,12 @@ impl<T: Serialize> Page<T> {
     }
 }
 
-/// A command as sent on NATS: who acts, and the body's fields beside it
-/// (`{"actor_id": "...", "title": "..."}`). Decode it with
-/// [`crate::decode::command`], which keeps the body's refusal of unknown
-/// fields (serde's `flatten` would lose it).
+/// A request made on a user's behalf, as sent on NATS: the user, and the
+/// body's fields beside it (`{"actor_id": "...", "title": "..."}`, the
+/// contract's names). Decode it with [`crate::decode::command`], which keeps
+/// the body's refusal of unknown fields (serde's `flatten` would lose it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Command<B> {
+pub struct AsUser<B> {
     pub actor_id: Uuid,
     /// `admin` widens what the actor may read; absent means `member`.
     #[serde(default, skip_serializing_if = "Role::is_member")]
@@ -90,16 +90,16 @@ pub struct Command<B> {
     pub body: B,
 }
 
-impl<B> Command<B> {
-    pub fn new(actor: Principal, body: B) -> Self {
+impl<B> AsUser<B> {
+    pub fn new(user: Principal, body: B) -> Self {
         Self {
-            actor_id: actor.id,
-            actor_role: actor.role,
+            actor_id: user.id,
+            actor_role: user.role,
             body,
         }
     }
 
-    pub fn actor(&self) -> Principal {
+    pub fn user(&self) -> Principal {
         Principal {
             id: self.actor_id,
             role: self.actor_role,
@@ -167,10 +167,6 @@ pub struct NewTask {
     pub reminder_offset_minutes: Option<i32>,
     #[serde(default)]
     pub recurrence: Option<Recurrence>,
-    /// Set by the edge from the `Idempotency-Key` header; not part of the HTTP body.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(ignore)]
-    pub idempotency_key: Option<String>,
 }
 
 /// A task label in the OpenAPI document: 1 to 50 characters, not only spaces.
@@ -262,7 +258,7 @@ pub struct TaskPatch {
 /// `taskflow.tasks.update`: `{"task_id", "expected_version"?, "patch": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UpdateTask {
+pub struct TaskUpdate {
     pub task_id: Uuid,
     /// The `If-Match` version; the update is refused when the task moved on.
     #[serde(default, skip_serializing_if = "Option::is_none")]

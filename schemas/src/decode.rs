@@ -2,7 +2,7 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::commands::Command;
+use crate::commands::AsUser;
 use crate::error::ErrorBody;
 
 /// Decodes `bytes`; a failure is a `validation_failed` error naming the
@@ -78,8 +78,8 @@ fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
     }
 }
 
-/// Decodes a command: `actor_id` beside the fields of `B`.
-pub fn command<B: DeserializeOwned>(bytes: &[u8]) -> Result<Command<B>, ErrorBody> {
+/// Decodes a request made on a user's behalf: `actor_id` beside the fields of `B`.
+pub fn command<B: DeserializeOwned>(bytes: &[u8]) -> Result<AsUser<B>, ErrorBody> {
     let mut fields: serde_json::Map<String, serde_json::Value> = json(bytes)?;
     let actor_id = fields
         .remove("actor_id")
@@ -95,7 +95,7 @@ pub fn command<B: DeserializeOwned>(bytes: &[u8]) -> Result<Command<B>, ErrorBod
         serde_path_to_error::deserialize(serde_json::Value::Object(fields)).map_err(|error| {
             from_serde_message(&error.path().to_string(), &error.into_inner().to_string())
         })?;
-    Ok(Command {
+    Ok(AsUser {
         actor_id,
         actor_role,
         body,

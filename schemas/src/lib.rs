@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod catalogue;
 pub mod commands;
 pub mod decode;
 pub mod envelope;

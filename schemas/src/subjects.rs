@@ -1,4 +1,5 @@
-//! Stream names, subjects and command subjects, built in one place.
+//! Stream names, event subjects and the headers of commands, in one place;
+//! command subjects live with their types in [`crate::catalogue`].
 
 use uuid::Uuid;
 
@@ -13,6 +14,10 @@ pub const REQUEST_ID_HEADER: &str = "X-Request-Id";
 /// The header that carries a command's deadline (Unix time in milliseconds):
 /// a service drops a command whose caller has already given up.
 pub const DEADLINE_HEADER: &str = "Taskflow-Deadline";
+
+/// The header that makes a command's retry safe: the same key with the same
+/// request gets the first reply again, and changes nothing more.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
 
 /// A stream every service may create or update at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,35 +65,6 @@ pub fn audit_subject(event_type: &str) -> String {
 /// `dlq.<consumer>`: where a consumer parks what it gave up on.
 pub fn dlq_subject(consumer: &str) -> String {
     format!("dlq.{consumer}")
-}
-
-/// Request-reply subjects: `taskflow.<service>.<command>`.
-pub mod commands {
-    pub const TASKS_SERVICE: &str = "taskflow.tasks";
-    pub const IDENTITY_SERVICE: &str = "taskflow.identity";
-    pub const AUDIT_SERVICE: &str = "taskflow.audit";
-
-    pub mod audit {
-        pub const LIST: &str = "taskflow.audit.list";
-        pub const GET: &str = "taskflow.audit.get";
-    }
-
-    pub mod tasks {
-        pub const CREATE: &str = "taskflow.tasks.create";
-        pub const GET: &str = "taskflow.tasks.get";
-        pub const LIST: &str = "taskflow.tasks.list";
-        pub const UPDATE: &str = "taskflow.tasks.update";
-        pub const COMPLETE: &str = "taskflow.tasks.complete";
-        pub const DELETE: &str = "taskflow.tasks.delete";
-    }
-
-    pub mod identity {
-        pub const REGISTER: &str = "taskflow.identity.register";
-        pub const LOGIN: &str = "taskflow.identity.login";
-        pub const GET_PROFILE: &str = "taskflow.identity.get_profile";
-        pub const UPDATE_PROFILE: &str = "taskflow.identity.update_profile";
-        pub const GET_PUBLIC_PROFILE: &str = "taskflow.identity.get_public_profile";
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use serde_json::{Value, json};
-use taskflow_schemas::commands::{Command, NewTask, Reply, TaskPatch, UpdateTask};
+use taskflow_schemas::commands::{AsUser, NewTask, Reply, TaskPatch, TaskUpdate};
 use taskflow_schemas::events::TaskEventPayload;
 use taskflow_schemas::{ErrorBody, ErrorCode, EventEnvelope, decode};
 
@@ -50,7 +50,7 @@ fn every_event_fixture_round_trips() {
 #[test]
 fn a_create_command_is_flat_and_refuses_unknown_fields() {
     let actor = uuid::Uuid::now_v7();
-    let command: Command<NewTask> = decode::command(
+    let command: AsUser<NewTask> = decode::command(
         json!({"title": "from nats", "actor_id": actor})
             .to_string()
             .as_bytes(),
@@ -82,7 +82,7 @@ fn a_patch_tells_absent_from_null() {
         "task_id": uuid::Uuid::nil(),
         "patch": {"assignee_id": null, "title": "renamed"},
     });
-    let update: Command<UpdateTask> = decode::command(body.to_string().as_bytes()).unwrap();
+    let update: AsUser<TaskUpdate> = decode::command(body.to_string().as_bytes()).unwrap();
     let patch: TaskPatch = update.body.patch;
     assert_eq!(patch.assignee_id, Some(None));
     assert_eq!(patch.due_date, None);

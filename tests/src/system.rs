@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use taskflow_livefeed::LiveFeed;
-use taskflow_runtime::ops::Readiness;
+use taskflow_runtime::http::ops::Readiness;
 use taskflow_runtime::service::RunningService;
 use taskflow_runtime::{Platform, Settings, Shutdown};
 use taskflow_schemas::EventEnvelope;
@@ -28,9 +28,8 @@ pub struct TestSystem {
     pub nats: NatsServer,
     pub settings: Settings,
     pub platform: Platform,
-    pub identity: Option<RunningService>,
-    pub tasks: Option<RunningService>,
-    pub audit: Option<RunningService>,
+    /// The running services, in the order of `taskflow::SERVICES`.
+    pub services: Vec<RunningService>,
     pub feed: Option<LiveFeed>,
     pub base_url: String,
     pub http: reqwest::Client,
@@ -107,7 +106,7 @@ impl TestSystem {
         connections: u32,
         settings: &[(&str, &str)],
     ) -> Self {
-        taskflow_runtime::telemetry::init();
+        taskflow_runtime::platform::telemetry::init();
         let nats = NatsServer::start().await;
         let prefix = format!("tft_{}_", &Uuid::now_v7().simple().to_string()[20..]);
         let mut pairs: Vec<(String, String)> = settings
@@ -144,9 +143,7 @@ impl TestSystem {
             nats,
             settings,
             platform,
-            identity: None,
-            tasks: None,
-            audit: None,
+            services: Vec::new(),
             feed: None,
             base_url: String::new(),
             // The edge restarts in some tests; pooled connections to the old one would fail.
@@ -163,36 +160,72 @@ impl TestSystem {
                 .await
                 .expect("the live feed starts"),
         );
-        system.start_identity().await;
-        system.start_tasks().await;
-        system.start_audit().await;
+        system.services =
+            taskflow_runtime::platform::process::start_all(&system.platform, &taskflow::SERVICES)
+                .await
+                .expect("the services start");
+        system.restart_edge().await;
         system
     }
 
-    pub async fn start_identity(&mut self) {
-        self.identity = Some(
-            taskflow_identity::start(&self.platform)
-                .await
-                .expect("identity starts"),
-        );
+    /// Starts the service `name` of `taskflow::SERVICES` (again).
+    pub async fn start_service(&mut self, name: &str) {
+        let definition = taskflow::SERVICES
+            .iter()
+            .find(|service| service.name() == name)
+            .unwrap_or_else(|| panic!("no service {name}"));
+        let running = definition
+            .start(&self.platform)
+            .await
+            .unwrap_or_else(|error| panic!("{name} starts: {error}"));
+        self.services.push(running);
+        let order = |running: &RunningService| {
+            taskflow::SERVICES
+                .iter()
+                .position(|service| service.name() == running.name)
+        };
+        self.services.sort_by_key(order);
         self.restart_edge().await;
+    }
+
+    /// Drains the service `name` and stops it (relay and consumers included).
+    pub async fn stop_service(&mut self, name: &str) {
+        if let Some(index) = self.services.iter().position(|s| s.name == name) {
+            self.services.remove(index).stop().await;
+        }
+        self.restart_edge().await;
+    }
+
+    /// The running service `name`.
+    pub fn service(&self, name: &str) -> &RunningService {
+        self.services
+            .iter()
+            .find(|service| service.name == name)
+            .unwrap_or_else(|| panic!("the {name} service runs"))
     }
 
     pub async fn start_tasks(&mut self) {
-        self.tasks = Some(
-            taskflow_tasks::start(&self.platform)
-                .await
-                .expect("tasks starts"),
-        );
-        self.restart_edge().await;
+        self.start_service("tasks").await
     }
 
-    /// Drains the tasks service and stops it, relay included.
     pub async fn stop_tasks(&mut self) {
-        if let Some(tasks) = self.tasks.take() {
-            tasks.stop().await;
-        }
-        self.restart_edge().await;
+        self.stop_service("tasks").await
+    }
+
+    pub fn tasks(&self) -> &RunningService {
+        self.service("tasks")
+    }
+
+    pub async fn start_audit(&mut self) {
+        self.start_service("audit").await
+    }
+
+    pub async fn stop_audit(&mut self) {
+        self.stop_service("audit").await
+    }
+
+    pub fn audit(&self) -> &RunningService {
+        self.service("audit")
     }
 
     /// Swaps in another live feed (other keepalive timings, say).
@@ -203,36 +236,6 @@ impl TestSystem {
         self.restart_edge().await;
     }
 
-    pub fn tasks(&self) -> &RunningService {
-        self.tasks.as_ref().expect("the tasks service runs")
-    }
-
-    pub async fn start_audit(&mut self) {
-        self.audit = Some(
-            taskflow_audit::start(&self.platform)
-                .await
-                .expect("audit starts"),
-        );
-        self.restart_edge().await;
-    }
-
-    /// Drains the audit service and stops it, consumers included.
-    pub async fn stop_audit(&mut self) {
-        if let Some(audit) = self.audit.take() {
-            audit.stop().await;
-        }
-        self.restart_edge().await;
-    }
-
-    pub fn audit(&self) -> &RunningService {
-        self.audit.as_ref().expect("the audit service runs")
-    }
-
-    /// The running services, in start order.
-    fn services(&self) -> impl Iterator<Item = &RunningService> {
-        self.identity.iter().chain(&self.tasks).chain(&self.audit)
-    }
-
     /// (Re)starts the edge on the same address, wired to the running services.
     async fn restart_edge(&mut self) {
         if let Some((shutdown, server)) = self.edge.take() {
@@ -241,23 +244,9 @@ impl TestSystem {
         }
         let local = match self.transport {
             Transport::Nats => Vec::new(),
-            Transport::InProcess => self.services().map(|s| s.local.clone()).collect(),
+            Transport::InProcess => self.services.iter().map(|s| s.local.clone()).collect(),
         };
-        let migrators: [(&Option<RunningService>, &'static sqlx::migrate::Migrator); 3] = [
-            (&self.identity, &taskflow_identity::MIGRATOR),
-            (&self.tasks, &taskflow_tasks::MIGRATOR),
-            (&self.audit, &taskflow_audit::MIGRATOR),
-        ];
-        let readiness = Readiness {
-            service: "taskflow",
-            nats: self.platform.nats.clone(),
-            databases: migrators
-                .into_iter()
-                .filter_map(|(service, migrator)| {
-                    service.as_ref().map(|s| (s.pool.clone(), migrator))
-                })
-                .collect(),
-        };
+        let readiness = Readiness::of("taskflow", &self.platform, &self.services);
         let shutdown = Shutdown::new();
         let feed = self.feed.as_ref().expect("the live feed runs");
         let app = taskflow_edge::app(&self.platform, readiness, local, feed, shutdown.clone());
@@ -275,13 +264,7 @@ impl TestSystem {
             shutdown.cancel();
             let _ = server.await;
         }
-        for service in self
-            .identity
-            .take()
-            .into_iter()
-            .chain(self.tasks.take())
-            .chain(self.audit.take())
-        {
+        for service in self.services.drain(..) {
             service.stop().await;
         }
         if let Some(feed) = self.feed.take() {
@@ -395,8 +378,8 @@ impl TestSystem {
     /// Grants the user the admin role (`make-admin`) and returns them with
     /// the token of a fresh login, which carries the role.
     pub async fn make_admin(&self, user: User) -> User {
-        let identity = &self.identity.as_ref().expect("identity runs").pool;
-        taskflow_identity::commands::make_admin(identity, &user.email)
+        let identity = &self.service("identity").pool;
+        taskflow_identity::service::make_admin(identity, &user.email)
             .await
             .expect("the user exists");
         User {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use taskflow_runtime::service::Service;
 use taskflow_schemas::EventEnvelope;
 use taskflow_system_tests::{TestSystem, User, fixtures, id_of, wait_until};
 
@@ -284,7 +285,8 @@ async fn an_audit_stopped_during_1000_writes_catches_up_with_exactly_1000_record
 #[tokio::test]
 async fn two_audit_instances_share_one_consumer_and_record_each_event_once() {
     let system = TestSystem::spawn().await;
-    let second = taskflow_audit::start(&system.platform)
+    let second = taskflow_audit::SERVICE
+        .start(&system.platform)
         .await
         .expect("a second instance starts");
     let ada = system.register("Ada").await;

@@ -90,7 +90,7 @@ async fn the_taskflow_binary_serves_and_stops_cleanly_on_sigterm() {
 
     let admin = sqlx::PgPool::connect_with(
         std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| taskflow_runtime::settings::DEFAULT_DATABASE_URL.into())
+            .unwrap_or_else(|_| taskflow_runtime::platform::settings::DEFAULT_DATABASE_URL.into())
             .parse::<sqlx::postgres::PgConnectOptions>()
             .unwrap()
             .database("postgres"),

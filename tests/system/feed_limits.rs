@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use taskflow_runtime::tokens::Tokens;
+use taskflow_runtime::http::tokens::Tokens;
 use taskflow_schemas::user::Role;
 use taskflow_system_tests::ws::{Closed, FeedClient};
 use taskflow_system_tests::{TestSystem, Transport, fixtures, id_of, wait_until};

@@ -255,7 +255,7 @@ async fn a_message_the_dlq_refuses_stays_pending_until_the_dlq_takes_it() {
         },
     )
     .await;
-    taskflow_runtime::nats::ensure_streams(js)
+    taskflow_runtime::bus::nats::ensure_streams(js)
         .await
         .expect("the streams are back");
     let parked = system.wait_for_dlq(Duration::from_secs(60)).await;
@@ -754,19 +754,19 @@ async fn a_nats_server_with_a_password_is_reached_with_the_credentials_of_nats_u
         taskflow_system_tests::NatsServer::start_with(&["--user", "taskflow", "--pass", "s3cret"])
             .await;
     let patience = Duration::from_secs(1);
-    let open = taskflow_runtime::nats::connect(&server.url(), None, "test", patience).await;
+    let open = taskflow_runtime::bus::nats::connect(&server.url(), None, "test", patience).await;
     assert!(open.is_err(), "no credentials, no connection");
     let with_password = server
         .url()
         .replacen("nats://", "nats://taskflow:s3cret@", 1);
-    let (client, _) = taskflow_runtime::nats::connect(&with_password, None, "test", patience)
+    let (client, _) = taskflow_runtime::bus::nats::connect(&with_password, None, "test", patience)
         .await
         .expect("the credentials in the URL are used");
     client.flush().await.expect("the server answers");
     let wrong = server
         .url()
         .replacen("nats://", "nats://taskflow:guess@", 1);
-    let refused = taskflow_runtime::nats::connect(&wrong, None, "test", patience).await;
+    let refused = taskflow_runtime::bus::nats::connect(&wrong, None, "test", patience).await;
     let Err(error) = refused else {
         panic!("a wrong password is refused")
     };

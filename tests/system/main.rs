@@ -3,6 +3,7 @@
 
 mod audit;
 mod binary;
+mod consumers;
 mod feed_limits;
 mod hostile;
 mod identity;

@@ -242,8 +242,9 @@ async fn requests_without_a_valid_token_get_401() {
         assert_eq!(reply.error_code(), "unauthorized");
         assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
     }
-    let forged = taskflow_runtime::tokens::Tokens::new("some-other-secret-that-is-long-enough!!")
-        .issue(uuid::Uuid::now_v7(), taskflow_schemas::user::Role::Admin);
+    let forged =
+        taskflow_runtime::http::tokens::Tokens::new("some-other-secret-that-is-long-enough!!")
+            .issue(uuid::Uuid::now_v7(), taskflow_schemas::user::Role::Admin);
     let reply = system
         .call(Method::GET, "/api/v1/users/me", Some(&forged), None)
         .await;

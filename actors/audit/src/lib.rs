@@ -4,7 +4,8 @@
 //!
 //! Consumes: `TASKS` (durable `audit-tasks`) and `AUDIT` (durable
 //! `audit-domain`), through the runtime's stream consumer.
-//! Serves: `taskflow.audit.{list,get}` (NATS service `taskflow-audit`):
+//! Answers: `ListAuditRecords`, `GetAuditRecord` (`taskflow.audit.*`, NATS
+//! service `taskflow-audit`):
 //! members see the records of the tasks they can read and their own records
 //! that concern no task; admins see all.
 //! Publishes: nothing.
@@ -14,50 +15,56 @@ pub mod recorder;
 pub mod store;
 
 use sqlx::migrate::Migrator;
+use taskflow_runtime::bus::Endpoints;
 use taskflow_runtime::consumer::ConsumerSpec;
-use taskflow_runtime::service::{ConsumerStarter, RunningService, ServiceSpec};
-use taskflow_runtime::{Platform, RuntimeError};
-use taskflow_schemas::subjects::{AUDIT_STREAM, TASKS_STREAM, commands::audit};
+use taskflow_runtime::service::{ConsumerStarter, ServiceDefinition};
+use taskflow_schemas::catalogue::{GetAuditRecord, ListAuditRecords};
+use taskflow_schemas::subjects::{AUDIT_STREAM, TASKS_STREAM};
 
 use crate::queries::AuditQueries;
 use crate::recorder::AuditRecorder;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/audit");
 
-pub const SPEC: ServiceSpec = ServiceSpec {
+pub static SERVICE: ServiceDefinition<AuditQueries> = ServiceDefinition {
     name: "audit",
     description: "Audit: the immutable record of every event",
-    endpoints: &[audit::LIST, audit::GET],
+    migrator: &MIGRATOR,
     workers: 4,
     outbox: false,
+    ops_addr: "127.0.0.1:9103",
+    state: |_, parts| AuditQueries::new(parts.pool),
+    endpoints,
+    consumers,
 };
 
-/// The durable consumers of the audit service.
-pub fn consumers() -> [ConsumerSpec; 2] {
-    [
-        ConsumerSpec {
-            service: "audit",
-            durable: "audit-tasks".into(),
-            stream: TASKS_STREAM,
-            subjects: vec!["tasks.>".into()],
-        },
-        ConsumerSpec {
-            service: "audit",
-            durable: "audit-domain".into(),
-            stream: AUDIT_STREAM,
-            subjects: vec!["audit.>".into()],
-        },
-    ]
+fn endpoints() -> Endpoints<AuditQueries> {
+    Endpoints::<AuditQueries>::new()
+        .on::<ListAuditRecords, _, _, _>(|audit, _, request| async move {
+            audit.list(request.user(), request.body).await
+        })
+        .on::<GetAuditRecord, _, _, _>(|audit, _, request| async move {
+            audit.get(request.user(), request.body).await
+        })
 }
 
-/// Starts the audit service: database, consumers, query workers.
-pub async fn start(platform: &Platform) -> Result<RunningService, RuntimeError> {
-    let consumers = consumers()
-        .into_iter()
-        .map(|spec| ConsumerStarter::new(spec, AuditRecorder))
-        .collect();
-    RunningService::start(platform, SPEC, &MIGRATOR, consumers, |parts| {
-        AuditQueries::new(parts.pool)
+/// The durable consumers of the audit service: every task event and every
+/// event of the other domains becomes a record.
+fn consumers() -> Vec<ConsumerStarter> {
+    [
+        ("audit-tasks", TASKS_STREAM, "tasks.>"),
+        ("audit-domain", AUDIT_STREAM, "audit.>"),
+    ]
+    .into_iter()
+    .map(|(durable, stream, subjects)| {
+        let spec = ConsumerSpec {
+            service: "audit",
+            durable: durable.into(),
+            stream,
+            subjects: vec![subjects.into()],
+            workers: 1,
+        };
+        ConsumerStarter::new(spec, AuditRecorder)
     })
-    .await
+    .collect()
 }

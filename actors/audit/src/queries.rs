@@ -1,13 +1,10 @@
-//! The audit commands: `taskflow.audit.list` and `taskflow.audit.get`.
+//! The audit service's commands: `ListAuditRecords` and `GetAuditRecord`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sqlx::PgPool;
-use taskflow_runtime::commands::CommandRequest;
-use taskflow_runtime::service::CommandHandler;
 use taskflow_schemas::audit::{AuditQuery, AuditRecord, AuditRef};
 use taskflow_schemas::commands::{Page, Principal};
-use taskflow_schemas::subjects::commands::audit;
 use taskflow_schemas::{ErrorBody, ErrorCode};
 
 use crate::store;
@@ -77,25 +74,6 @@ impl AuditQueries {
     }
 }
 
-impl CommandHandler for AuditQueries {
-    async fn handle(&self, request: CommandRequest) {
-        let request = &request;
-        match request.subject {
-            audit::LIST => {
-                request
-                    .run_as_actor(|actor, query: AuditQuery| self.list(actor, query))
-                    .await
-            }
-            audit::GET => {
-                request
-                    .run_as_actor(|actor, reference: AuditRef| self.get(actor, reference))
-                    .await
-            }
-            other => tracing::error!(subject = other, "no handler for this subject"),
-        }
-    }
-}
-
 fn encode_cursor(recorded_seq: i64) -> String {
     URL_SAFE_NO_PAD.encode(recorded_seq.to_be_bytes())
 }
@@ -110,5 +88,5 @@ fn decode_cursor(cursor: &str) -> Result<i64, ErrorBody> {
 }
 
 fn database_error(error: sqlx::Error) -> ErrorBody {
-    taskflow_runtime::postgres::error_body("audit", &error)
+    taskflow_runtime::store::postgres::error_body("audit", &error)
 }

@@ -2,7 +2,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use taskflow_schemas::commands::Principal;
+use taskflow_schemas::commands::{AsUser, Principal};
 use taskflow_schemas::user::Role;
 use uuid::Uuid;
 
@@ -23,6 +23,11 @@ impl AuthUser {
             id: self.id,
             role: self.role,
         }
+    }
+
+    /// `body` as a request made on this user's behalf.
+    pub fn acting<B>(&self, body: B) -> AsUser<B> {
+        AsUser::new(self.principal(), body)
     }
 }
 

@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use taskflow_runtime::bus::CommandContext;
 use taskflow_schemas::{ErrorCode, decode};
 use uuid::Uuid;
 
@@ -77,10 +78,11 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
-/// The request's id: the client's `X-Request-Id`, or the one the edge gave it.
-pub struct RequestId(pub String);
+/// What the command a request becomes carries besides its body: the
+/// client's `X-Request-Id` (or the one the edge gave it).
+pub struct Context(pub CommandContext);
 
-impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+impl<S: Send + Sync> FromRequestParts<S> for Context {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
@@ -90,7 +92,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned)
             .unwrap_or_else(|| Uuid::now_v7().to_string());
-        Ok(RequestId(id))
+        Ok(Context(CommandContext::new(id)))
     }
 }
 

@@ -1,17 +1,16 @@
 //! The HTTP edge: authenticates requests, decodes and checks their shape,
-//! and forwards each one as a NATS command to the service that owns it. It
+//! and sends each one as a typed command to the service that owns it. It
 //! keeps no state of its own; any number of edges may run.
 //!
 //! Serves: `/api/v1/{auth,users,tasks}`, `/api/v1/openapi.json`, `/health`,
 //! `/health/ready`, `/metrics`.
-//! Sends: `taskflow.identity.*` and `taskflow.tasks.*` commands, with the
-//! request's `X-Request-Id` in a header.
+//! Sends: the identity, tasks and audit commands of the catalogue, with the
+//! request's `X-Request-Id` (and `Idempotency-Key`) in headers.
 
 pub mod auth;
 pub mod error;
 pub mod extract;
 mod http_metrics;
-pub mod nats_client;
 mod openapi;
 mod rate_limit;
 mod request_id;
@@ -25,9 +24,10 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, header};
 use taskflow_livefeed::{FeedHandle, LiveFeed};
-use taskflow_runtime::ops::Readiness;
-use taskflow_runtime::service::LocalCommands;
-use taskflow_runtime::tokens::Tokens;
+use taskflow_runtime::bus::CommandClient;
+use taskflow_runtime::bus::client::LocalCommands;
+use taskflow_runtime::http::ops::Readiness;
+use taskflow_runtime::http::tokens::Tokens;
 use taskflow_runtime::{Platform, Shutdown};
 use taskflow_schemas::ErrorCode;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -37,7 +37,6 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
-use crate::nats_client::CommandClient;
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Bodies above this are refused with 413.
@@ -112,7 +111,7 @@ pub fn app(
         ApiError::new(ErrorCode::MethodNotAllowed, "this method is not allowed on this route")
     })
     .with_state(state)
-    .merge(taskflow_runtime::ops::router(readiness))
+    .merge(taskflow_runtime::http::ops::router(readiness))
     .merge(taskflow_livefeed::router(feed, platform, shutdown))
     .layer(axum::middleware::from_fn_with_state(
         limits,
@@ -186,5 +185,5 @@ pub async fn serve(
     app: Router,
     shutdown: Shutdown,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    taskflow_runtime::ops::serve_app(addr, app, shutdown).await
+    taskflow_runtime::http::ops::serve_app(addr, app, shutdown).await
 }

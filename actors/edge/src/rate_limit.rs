@@ -17,7 +17,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use taskflow_runtime::settings::{Rate, RateLimits};
+use taskflow_runtime::platform::settings::{Rate, RateLimits};
 use uuid::Uuid;
 
 use crate::error::ApiError;

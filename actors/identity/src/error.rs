@@ -39,7 +39,7 @@ impl From<IdentityError> for ErrorBody {
         match error {
             IdentityError::Rejected(body) => body,
             IdentityError::Database(error) => {
-                taskflow_runtime::postgres::error_body("identity", &error)
+                taskflow_runtime::store::postgres::error_body("identity", &error)
             }
             IdentityError::Busy => ErrorBody::new(
                 ErrorCode::ServiceUnavailable,

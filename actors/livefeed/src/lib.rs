@@ -21,7 +21,7 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ractor::{Actor, ActorRef};
-use taskflow_runtime::tokens::Tokens;
+use taskflow_runtime::http::tokens::Tokens;
 use taskflow_runtime::{Platform, RuntimeError, Shutdown};
 
 use taskflow_schemas::{ErrorBody, ErrorCode};

@@ -20,7 +20,7 @@ use futures::{SinkExt, StreamExt};
 use ractor::ActorRef;
 use serde::Deserialize;
 use taskflow_runtime::Shutdown;
-use taskflow_runtime::tokens::Tokens;
+use taskflow_runtime::http::tokens::Tokens;
 use taskflow_schemas::feed::{ClientFrame, ServerFrame};
 use taskflow_schemas::subjects::TASKS_STREAM;
 use taskflow_schemas::user::Role;

@@ -1,27 +1,26 @@
-//! What every TaskFlow service needs, written once: settings from the
-//! environment, JSON logs, the NATS and Postgres connections (with database
-//! creation and migrations), the JetStream streams, the health and metrics
-//! endpoints, shutdown, a NATS service-API command server, a keyed worker
-//! pool, and the transactional outbox with its relay actor.
+//! What every TaskFlow service needs, written once, one folder per concern:
+//!
+//! - [`platform`]: settings, JSON logs, metrics, shutdown, the process's
+//!   start and stop, and the connections a process shares;
+//! - [`bus`]: NATS and its streams, and typed commands both ways (the
+//!   [`bus::CommandClient`] that sends them and the [`bus::Endpoints`] a
+//!   service answers them with);
+//! - [`store`]: each service's Postgres database, its migrations and the
+//!   runtime's own (outbox and inbox tables), and what a database error means;
+//! - [`outbox`]: the transactional outbox and the relay that publishes it;
+//! - [`consumer`]: durable stream consumers, their handlers and the DLQ;
+//! - [`service`]: a service's definition and the supervised actors that run it;
+//! - [`http`]: the health, readiness and metrics endpoints, access tokens.
 
-pub mod commands;
+pub mod bus;
 pub mod consumer;
-pub mod error;
-pub mod metrics;
-pub mod nats;
-pub mod ops;
+pub mod http;
 pub mod outbox;
 pub mod platform;
-pub mod pool;
-pub mod postgres;
-pub mod process;
 pub mod service;
-pub mod settings;
-pub mod shutdown;
-pub mod telemetry;
-pub mod tokens;
+pub mod store;
 
-pub use error::RuntimeError;
 pub use platform::Platform;
-pub use settings::Settings;
-pub use shutdown::Shutdown;
+pub use platform::error::RuntimeError;
+pub use platform::settings::Settings;
+pub use platform::shutdown::Shutdown;

@@ -45,7 +45,7 @@ impl TasksError {
     pub fn into_body(self) -> ErrorBody {
         match self {
             Self::Rejected(body) => body,
-            Self::Database(error) => taskflow_runtime::postgres::error_body("tasks", &error),
+            Self::Database(error) => taskflow_runtime::store::postgres::error_body("tasks", &error),
         }
     }
 }

@@ -1,46 +1,56 @@
 //! The tasks service: owns the `taskflow_tasks` database and the task model.
 //!
-//! Consumes: the commands `taskflow.tasks.{create,get,list,update,complete,delete}`
-//! (NATS service `taskflow-tasks`).
+//! Answers: `CreateTask`, `GetTask`, `ListTasks`, `UpdateTask`,
+//! `CompleteTask`, `DeleteTask` (`taskflow.tasks.*`, NATS service
+//! `taskflow-tasks`).
 //! Publishes: `task.created`, `task.updated`, `task.completed`, `task.deleted`
 //! on `TASKS` as `tasks.<verb>.<task_id>`, through its transactional outbox.
 
-pub mod commands;
 pub mod error;
-mod handler;
 pub mod rules;
+pub mod service;
 pub mod store;
 
 use sqlx::migrate::Migrator;
-use taskflow_runtime::service::{RunningService, ServiceSpec};
-use taskflow_runtime::{Platform, RuntimeError};
-use taskflow_schemas::subjects::commands::tasks;
+use taskflow_runtime::bus::Endpoints;
+use taskflow_runtime::service::ServiceDefinition;
+use taskflow_schemas::catalogue::{
+    CompleteTask, CreateTask, DeleteTask, GetTask, ListTasks, UpdateTask,
+};
 
-use crate::commands::TaskCommands;
+use crate::service::{Caller, TasksService};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/tasks");
 
-pub const SPEC: ServiceSpec = ServiceSpec {
+pub static SERVICE: ServiceDefinition<TasksService> = ServiceDefinition {
     name: "tasks",
     description: "Tasks: create, read, list, change, complete and delete tasks",
-    endpoints: &[
-        tasks::CREATE,
-        tasks::GET,
-        tasks::LIST,
-        tasks::UPDATE,
-        tasks::COMPLETE,
-        tasks::DELETE,
-    ],
+    migrator: &MIGRATOR,
     // Enough to keep the database busy; one task's commands share a worker.
     workers: 16,
     outbox: true,
+    ops_addr: "127.0.0.1:9101",
+    state: |_, parts| TasksService::new(parts.pool.clone(), parts.relay()),
+    endpoints,
+    consumers: Vec::new,
 };
 
-/// Starts the tasks service: database, outbox relay, command workers.
-pub async fn start(platform: &Platform) -> Result<RunningService, RuntimeError> {
-    RunningService::start(platform, SPEC, &MIGRATOR, Vec::new(), |parts| {
-        let relay = parts.relay.expect("SPEC has an outbox");
-        TaskCommands::new(parts.pool, relay)
-    })
-    .await
+/// Each command calls the method of its name as the user who sent it.
+macro_rules! as_caller {
+    ($method:ident) => {
+        |tasks, context, request| async move {
+            let caller = Caller::new(context, request.user());
+            tasks.$method(&caller, request.body).await
+        }
+    };
+}
+
+fn endpoints() -> Endpoints<TasksService> {
+    Endpoints::<TasksService>::new()
+        .on::<CreateTask, _, _, _>(as_caller!(create))
+        .on::<GetTask, _, _, _>(as_caller!(get))
+        .on::<ListTasks, _, _, _>(as_caller!(list))
+        .on::<UpdateTask, _, _, _>(as_caller!(update))
+        .on::<CompleteTask, _, _, _>(as_caller!(complete))
+        .on::<DeleteTask, _, _, _>(as_caller!(delete))
 }

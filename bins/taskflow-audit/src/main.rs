@@ -4,11 +4,5 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    taskflow_runtime::process::run_service(
-        "taskflow-audit",
-        "127.0.0.1:9103",
-        &taskflow_audit::MIGRATOR,
-        |platform| async move { taskflow_audit::start(&platform).await },
-    )
-    .await
+    taskflow_runtime::platform::process::run_service(&taskflow_audit::SERVICE).await
 }

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use taskflow_livefeed::LiveFeed;
-use taskflow_runtime::ops::Readiness;
-use taskflow_runtime::process;
+use taskflow_runtime::http::ops::Readiness;
+use taskflow_runtime::platform::process;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -17,11 +17,7 @@ async fn main() -> ExitCode {
         Ok(feed) => feed,
         Err(error) => return process::fail("taskflow-edge", error),
     };
-    let readiness = Readiness {
-        service: "edge",
-        nats: platform.nats.clone(),
-        databases: Vec::new(),
-    };
+    let readiness = Readiness::of("edge", &platform, &[]);
     let app = taskflow_edge::app(
         &platform,
         readiness,

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use taskflow_runtime::{Settings, process};
+use taskflow_runtime::Settings;
+use taskflow_runtime::platform::process;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -18,13 +19,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve() -> ExitCode {
-    process::run_service(
-        "taskflow-identity",
-        "127.0.0.1:9102",
-        &taskflow_identity::MIGRATOR,
-        |platform| async move { taskflow_identity::start(&platform).await },
-    )
-    .await
+    process::run_service(&taskflow_identity::SERVICE).await
 }
 
 /// Grants the admin role; a running identity service publishes the event.
@@ -36,7 +31,7 @@ async fn make_admin(email: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let pool = match taskflow_runtime::postgres::connect(
+    let pool = match taskflow_runtime::store::postgres::connect(
         &settings,
         "identity",
         &taskflow_identity::MIGRATOR,
@@ -46,7 +41,7 @@ async fn make_admin(email: &str) -> ExitCode {
         Ok(pool) => pool,
         Err(error) => return process::fail("taskflow-identity", error),
     };
-    match taskflow_identity::commands::make_admin(&pool, email).await {
+    match taskflow_identity::service::make_admin(&pool, email).await {
         Ok(user) => {
             println!("{email} ({user}) is now an admin; it takes effect at their next login");
             ExitCode::SUCCESS

@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 
 use taskflow_livefeed::LiveFeed;
-use taskflow_runtime::ops::Readiness;
-use taskflow_runtime::process;
+use taskflow_runtime::http::ops::Readiness;
+use taskflow_runtime::platform::process;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -18,14 +18,10 @@ async fn main() -> ExitCode {
         Ok(feed) => feed,
         Err(error) => return process::fail("taskflow-livefeed", error),
     };
-    let readiness = Readiness {
-        service: "livefeed",
-        nats: platform.nats.clone(),
-        databases: Vec::new(),
-    };
+    let readiness = Readiness::of("livefeed", &platform, &[]);
     let app = taskflow_livefeed::router(&feed, &platform, platform.shutdown.clone())
-        .merge(taskflow_runtime::ops::router(readiness));
-    let served = taskflow_runtime::ops::serve_app(
+        .merge(taskflow_runtime::http::ops::router(readiness));
+    let served = taskflow_runtime::http::ops::serve_app(
         platform.settings.http_addr,
         app,
         platform.shutdown.clone(),

@@ -4,11 +4,5 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    taskflow_runtime::process::run_service(
-        "taskflow-tasks",
-        "127.0.0.1:9101",
-        &taskflow_tasks::MIGRATOR,
-        |platform| async move { taskflow_tasks::start(&platform).await },
-    )
-    .await
+    taskflow_runtime::platform::process::run_service(&taskflow_tasks::SERVICE).await
 }

@@ -1,10 +1,12 @@
-//! Every TaskFlow service in one process, for local use and tests.
+//! Every TaskFlow service in one process, for local use and tests: the
+//! services of [`taskflow::SERVICES`], the live feed and the edge, whose
+//! commands reach the services here without NATS.
 
 use std::process::ExitCode;
 
 use taskflow_livefeed::LiveFeed;
-use taskflow_runtime::ops::Readiness;
-use taskflow_runtime::process;
+use taskflow_runtime::http::ops::Readiness;
+use taskflow_runtime::platform::process;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -12,36 +14,19 @@ async fn main() -> ExitCode {
         Ok(platform) => platform,
         Err(code) => return code,
     };
-    let identity = match taskflow_identity::start(&platform).await {
-        Ok(service) => service,
+    let services = match process::start_all(&platform, &taskflow::SERVICES).await {
+        Ok(services) => services,
         Err(error) => return process::fail("taskflow", error),
-    };
-    let tasks = match taskflow_tasks::start(&platform).await {
-        Ok(service) => service,
-        Err(error) => return process::fail("taskflow", error),
-    };
-    let audit = match taskflow_audit::start(&platform).await {
-        Ok(service) => service,
-        Err(error) => return process::fail("taskflow", error),
-    };
-    let readiness = Readiness {
-        service: "taskflow",
-        nats: platform.nats.clone(),
-        databases: vec![
-            (identity.pool.clone(), &taskflow_identity::MIGRATOR),
-            (tasks.pool.clone(), &taskflow_tasks::MIGRATOR),
-            (audit.pool.clone(), &taskflow_audit::MIGRATOR),
-        ],
     };
     let feed = match LiveFeed::start(&platform).await {
         Ok(feed) => feed,
         Err(error) => return process::fail("taskflow", error),
     };
-    let local = vec![
-        identity.local.clone(),
-        tasks.local.clone(),
-        audit.local.clone(),
-    ];
+    let readiness = Readiness::of("taskflow", &platform, &services);
+    let local = services
+        .iter()
+        .map(|service| service.local.clone())
+        .collect();
     let app = taskflow_edge::app(
         &platform,
         readiness,
@@ -54,7 +39,7 @@ async fn main() -> ExitCode {
     {
         return process::fail("taskflow", error.into());
     }
-    let code = process::run_until_shutdown(&platform.shutdown, vec![identity, tasks, audit]).await;
+    let code = process::run_until_shutdown(&platform.shutdown, services).await;
     feed.stop().await;
     code
 }

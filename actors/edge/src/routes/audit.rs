@@ -1,17 +1,17 @@
-//! `/api/v1/audit`: forwarded to the audit service.
+//! `/api/v1/audit`: sent on to the audit service.
 
 use axum::extract::State;
 use taskflow_schemas::ErrorBody;
 use taskflow_schemas::audit::{AuditQuery, AuditRecord, AuditRef};
-use taskflow_schemas::commands::{Command, Page};
-use taskflow_schemas::subjects::commands::audit;
+use taskflow_schemas::catalogue::{GetAuditRecord, ListAuditRecords};
+use taskflow_schemas::commands::Page;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::EdgeState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::extract::{PathId, QueryParams, RequestId};
+use crate::extract::{Context, PathId, QueryParams};
 
 pub fn router() -> OpenApiRouter<EdgeState> {
     OpenApiRouter::new()
@@ -29,16 +29,14 @@ pub fn router() -> OpenApiRouter<EdgeState> {
 async fn list_records(
     State(state): State<EdgeState>,
     user: AuthUser,
-    RequestId(request_id): RequestId,
+    Context(context): Context,
     QueryParams(query): QueryParams<AuditQuery>,
 ) -> Result<axum::Json<Page<AuditRecord>>, ApiError> {
-    let command = Command::new(user.principal(), query);
-    Ok(axum::Json(
-        state
-            .commands
-            .send(audit::LIST, &request_id, &command)
-            .await?,
-    ))
+    let page = state
+        .commands
+        .call::<ListAuditRecords>(&context, user.acting(query))
+        .await?;
+    Ok(axum::Json(page))
 }
 
 #[utoipa::path(
@@ -50,14 +48,12 @@ async fn list_records(
 async fn get_record(
     State(state): State<EdgeState>,
     user: AuthUser,
-    RequestId(request_id): RequestId,
+    Context(context): Context,
     PathId(record_id): PathId,
 ) -> Result<axum::Json<AuditRecord>, ApiError> {
-    let command = Command::new(user.principal(), AuditRef { record_id });
-    Ok(axum::Json(
-        state
-            .commands
-            .send(audit::GET, &request_id, &command)
-            .await?,
-    ))
+    let record = state
+        .commands
+        .call::<GetAuditRecord>(&context, user.acting(AuditRef { record_id }))
+        .await?;
+    Ok(axum::Json(record))
 }

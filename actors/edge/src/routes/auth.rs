@@ -1,16 +1,16 @@
-//! `/api/v1/auth`: forwarded to the identity service.
+//! `/api/v1/auth`: sent on to the identity service.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use taskflow_schemas::ErrorBody;
+use taskflow_schemas::catalogue::{Login, Register};
 use taskflow_schemas::commands::{Credentials, Registration, Session};
-use taskflow_schemas::subjects::commands::identity;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::EdgeState;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, RequestId};
+use crate::extract::{Context, JsonBody};
 
 pub fn router() -> OpenApiRouter<EdgeState> {
     OpenApiRouter::new()
@@ -26,13 +26,13 @@ pub fn router() -> OpenApiRouter<EdgeState> {
 )]
 async fn register(
     State(state): State<EdgeState>,
-    RequestId(request_id): RequestId,
+    Context(context): Context,
     JsonBody(registration): JsonBody<Registration>,
 ) -> Result<(StatusCode, axum::Json<Session>), ApiError> {
     state.limits.check_account(&registration.email)?;
     let session = state
         .commands
-        .send(identity::REGISTER, &request_id, &registration)
+        .call::<Register>(&context, registration)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(session)))
 }
@@ -44,14 +44,10 @@ async fn register(
 )]
 async fn login(
     State(state): State<EdgeState>,
-    RequestId(request_id): RequestId,
+    Context(context): Context,
     JsonBody(credentials): JsonBody<Credentials>,
 ) -> Result<axum::Json<Session>, ApiError> {
     state.limits.check_account(&credentials.email)?;
-    Ok(axum::Json(
-        state
-            .commands
-            .send(identity::LOGIN, &request_id, &credentials)
-            .await?,
-    ))
+    let session = state.commands.call::<Login>(&context, credentials).await?;
+    Ok(axum::Json(session))
 }

@@ -1,13 +1,13 @@
-//! `/api/v1/tasks`: forwarded to the tasks service.
+//! `/api/v1/tasks`: sent on to the tasks service.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use taskflow_schemas::ErrorBody;
-use taskflow_schemas::commands::{
-    Command, NewTask, Page, TaskPatch, TaskQuery, TaskRef, UpdateTask,
+use taskflow_schemas::catalogue::{
+    CompleteTask, CreateTask, DeleteTask, GetTask, ListTasks, UpdateTask,
 };
-use taskflow_schemas::subjects::commands::tasks;
+use taskflow_schemas::commands::{NewTask, Page, TaskPatch, TaskQuery, TaskRef, TaskUpdate};
 use taskflow_schemas::task::Task;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use crate::EdgeState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::extract::{IdempotencyKey, IfMatch, JsonBody, PathId, QueryParams, RequestId};
+use crate::extract::{Context, IdempotencyKey, IfMatch, JsonBody, PathId, QueryParams};
 
 pub fn router() -> OpenApiRouter<EdgeState> {
     OpenApiRouter::new()
@@ -24,34 +24,22 @@ pub fn router() -> OpenApiRouter<EdgeState> {
         .routes(routes!(complete_task))
 }
 
-/// Sends a command whose reply is a task, and answers with that task as the
-/// service wrote it, its version as the `ETag` (for `If-Match`).
-async fn task_reply<B: serde::Serialize>(
-    state: &EdgeState,
-    subject: &'static str,
-    request_id: &str,
-    command: &B,
-    status: StatusCode,
-) -> Result<Response, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Version {
-        version: i64,
+/// A task as the service wrote it, its version as the `ETag` (for `If-Match`).
+fn with_etag(status: StatusCode, task: Task) -> Response {
+    let etag = HeaderValue::from_str(&format!("\"{}\"", task.version));
+    let mut response = (status, axum::Json(task)).into_response();
+    if let Ok(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
     }
-    let task = state
-        .commands
-        .send_raw(subject, request_id, command)
-        .await?;
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Ok(Version { version }) = serde_json::from_str(task.get())
-        && let Ok(etag) = HeaderValue::from_str(&format!("\"{version}\""))
-    {
-        headers.insert(header::ETAG, etag);
+    response
+}
+
+/// The task named by the path, with the version the client expects.
+fn task_ref(PathId(task_id): PathId, IfMatch(expected_version): IfMatch) -> TaskRef {
+    TaskRef {
+        task_id,
+        expected_version,
     }
-    Ok((status, headers, String::from(Box::<str>::from(task))).into_response())
 }
 
 /// Create a task. With `Idempotency-Key`, a retry returns the first response.
@@ -70,20 +58,16 @@ async fn task_reply<B: serde::Serialize>(
 async fn create_task(
     State(state): State<EdgeState>,
     user: AuthUser,
-    RequestId(request_id): RequestId,
+    Context(context): Context,
     IdempotencyKey(key): IdempotencyKey,
-    JsonBody(mut new): JsonBody<NewTask>,
+    JsonBody(new): JsonBody<NewTask>,
 ) -> Result<Response, ApiError> {
-    new.idempotency_key = key;
-    let command = Command::new(user.principal(), new);
-    task_reply(
-        &state,
-        tasks::CREATE,
-        &request_id,
-        &command,
-        StatusCode::CREATED,
-    )
-    .await
+    let context = context.with_idempotency_key(key);
+    let task = state
+        .commands
+        .call::<CreateTask>(&context, user.acting(new))
+        .await?;
+    Ok(with_etag(StatusCode::CREATED, task))
 }
 
 /// The tasks you created, are assigned or observe, newest first.
@@ -96,16 +80,14 @@ async fn create_task(
 async fn list_tasks(
     State(state): State<EdgeState>,
     user: AuthUser,
-    RequestId(request_id): RequestId,
+    Context(context): Context,
     QueryParams(query): QueryParams<TaskQuery>,
 ) -> Result<axum::Json<Page<Task>>, ApiError> {
-    let command = Command::new(user.principal(), query);
-    Ok(axum::Json(
-        state
-            .commands
-            .send(tasks::LIST, &request_id, &command)
-            .await?,
-    ))
+    let page = state
+        .commands
+        .call::<ListTasks>(&context, user.acting(query))
+        .await?;
+    Ok(axum::Json(page))
 }
 
 #[utoipa::path(
@@ -117,17 +99,15 @@ async fn list_tasks(
 async fn get_task(
     State(state): State<EdgeState>,
     user: AuthUser,
-    RequestId(request_id): RequestId,
-    PathId(task_id): PathId,
+    Context(context): Context,
+    id: PathId,
 ) -> Result<Response, ApiError> {
-    let command = Command::new(
-        user.principal(),
-        TaskRef {
-            task_id,
-            expected_version: None,
-        },
-    );
-    task_reply(&state, tasks::GET, &request_id, &command, StatusCode::OK).await
+    let reference = task_ref(id, IfMatch(None));
+    let task = state
+        .commands
+        .call::<GetTask>(&context, user.acting(reference))
+        .await?;
+    Ok(with_etag(StatusCode::OK, task))
 }
 
 /// Change the fields given; `null` clears a field.
@@ -144,12 +124,12 @@ async fn get_task(
 async fn put_task(
     state: State<EdgeState>,
     user: AuthUser,
-    request_id: RequestId,
+    context: Context,
     id: PathId,
     if_match: IfMatch,
     body: JsonBody<TaskPatch>,
 ) -> Result<Response, ApiError> {
-    update(state, user, request_id, id, if_match, body).await
+    update(state, user, context, id, if_match, body).await
 }
 
 /// The same as `PUT`.
@@ -163,31 +143,36 @@ async fn put_task(
 async fn patch_task(
     state: State<EdgeState>,
     user: AuthUser,
-    request_id: RequestId,
+    context: Context,
     id: PathId,
     if_match: IfMatch,
     body: JsonBody<TaskPatch>,
 ) -> Result<Response, ApiError> {
-    update(state, user, request_id, id, if_match, body).await
+    update(state, user, context, id, if_match, body).await
 }
 
 async fn update(
     State(state): State<EdgeState>,
     user: AuthUser,
-    RequestId(request_id): RequestId,
-    PathId(task_id): PathId,
-    IfMatch(expected_version): IfMatch,
+    Context(context): Context,
+    id: PathId,
+    if_match: IfMatch,
     JsonBody(patch): JsonBody<TaskPatch>,
 ) -> Result<Response, ApiError> {
-    let command = Command::new(
-        user.principal(),
-        UpdateTask {
-            task_id,
-            expected_version,
-            patch,
-        },
-    );
-    task_reply(&state, tasks::UPDATE, &request_id, &command, StatusCode::OK).await
+    let TaskRef {
+        task_id,
+        expected_version,
+    } = task_ref(id, if_match);
+    let update = TaskUpdate {
+        task_id,
+        expected_version,
+        patch,
+    };
+    let task = state
+        .commands
+        .call::<UpdateTask>(&context, user.acting(update))
+        .await?;
+    Ok(with_etag(StatusCode::OK, task))
 }
 
 #[utoipa::path(
@@ -199,21 +184,14 @@ async fn update(
 async fn delete_task(
     State(state): State<EdgeState>,
     user: AuthUser,
-    RequestId(request_id): RequestId,
-    PathId(task_id): PathId,
-    IfMatch(expected_version): IfMatch,
+    Context(context): Context,
+    id: PathId,
+    if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    let command = Command::new(
-        user.principal(),
-        TaskRef {
-            task_id,
-            expected_version,
-        },
-    );
-    // The reply (the deleted task) is not shown: no need to decode it.
+    let reference = task_ref(id, if_match);
     state
         .commands
-        .send_raw(tasks::DELETE, &request_id, &command)
+        .call::<DeleteTask>(&context, user.acting(reference))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -228,23 +206,14 @@ async fn delete_task(
 async fn complete_task(
     State(state): State<EdgeState>,
     user: AuthUser,
-    RequestId(request_id): RequestId,
-    PathId(task_id): PathId,
-    IfMatch(expected_version): IfMatch,
+    Context(context): Context,
+    id: PathId,
+    if_match: IfMatch,
 ) -> Result<Response, ApiError> {
-    let command = Command::new(
-        user.principal(),
-        TaskRef {
-            task_id,
-            expected_version,
-        },
-    );
-    task_reply(
-        &state,
-        tasks::COMPLETE,
-        &request_id,
-        &command,
-        StatusCode::OK,
-    )
-    .await
+    let reference = task_ref(id, if_match);
+    let task = state
+        .commands
+        .call::<CompleteTask>(&context, user.acting(reference))
+        .await?;
+    Ok(with_etag(StatusCode::OK, task))
 }

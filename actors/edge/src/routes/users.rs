@@ -1,9 +1,9 @@
-//! `/api/v1/users`: forwarded to the identity service.
+//! `/api/v1/users`: sent on to the identity service.
 
 use axum::extract::State;
 use taskflow_schemas::ErrorBody;
-use taskflow_schemas::commands::{Command, ProfilePatch, UserRef};
-use taskflow_schemas::subjects::commands::identity;
+use taskflow_schemas::catalogue::{GetProfile, GetPublicProfile, UpdateProfile};
+use taskflow_schemas::commands::{ProfilePatch, UserRef};
 use taskflow_schemas::user::{PublicProfile, UserProfile};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use crate::EdgeState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, PathId, RequestId};
+use crate::extract::{Context, JsonBody, PathId};
 
 pub fn router() -> OpenApiRouter<EdgeState> {
     OpenApiRouter::new()
@@ -27,15 +27,11 @@ pub fn router() -> OpenApiRouter<EdgeState> {
 async fn get_me(
     State(state): State<EdgeState>,
     user: AuthUser,
-    RequestId(request_id): RequestId,
+    Context(context): Context,
 ) -> Result<axum::Json<UserProfile>, ApiError> {
-    let body = UserRef { user_id: user.id };
-    Ok(axum::Json(
-        state
-            .commands
-            .send(identity::GET_PROFILE, &request_id, &body)
-            .await?,
-    ))
+    let me = UserRef { user_id: user.id };
+    let profile = state.commands.call::<GetProfile>(&context, me).await?;
+    Ok(axum::Json(profile))
 }
 
 /// Change your name, time zone (IANA) or email notifications.
@@ -48,16 +44,14 @@ async fn get_me(
 async fn patch_me(
     State(state): State<EdgeState>,
     user: AuthUser,
-    RequestId(request_id): RequestId,
+    Context(context): Context,
     JsonBody(patch): JsonBody<ProfilePatch>,
 ) -> Result<axum::Json<UserProfile>, ApiError> {
-    let command = Command::new(user.principal(), patch);
-    Ok(axum::Json(
-        state
-            .commands
-            .send(identity::UPDATE_PROFILE, &request_id, &command)
-            .await?,
-    ))
+    let profile = state
+        .commands
+        .call::<UpdateProfile>(&context, user.acting(patch))
+        .await?;
+    Ok(axum::Json(profile))
 }
 
 /// Another user's public profile.
@@ -70,14 +64,12 @@ async fn patch_me(
 async fn get_user(
     State(state): State<EdgeState>,
     _user: AuthUser,
-    RequestId(request_id): RequestId,
+    Context(context): Context,
     PathId(user_id): PathId,
 ) -> Result<axum::Json<PublicProfile>, ApiError> {
-    let body = UserRef { user_id };
-    Ok(axum::Json(
-        state
-            .commands
-            .send(identity::GET_PUBLIC_PROFILE, &request_id, &body)
-            .await?,
-    ))
+    let profile = state
+        .commands
+        .call::<GetPublicProfile>(&context, UserRef { user_id })
+        .await?;
+    Ok(axum::Json(profile))
 }

@@ -66,7 +66,7 @@ pub async fn catch_up_rate(
 /// handler's multi-row statements), without NATS.
 pub async fn raw_rate(system: &TestSystem, owner: Uuid, count: usize) -> anyhow::Result<f64> {
     let settings = system.settings.clone();
-    let pool = taskflow_runtime::postgres::connect(
+    let pool = taskflow_runtime::store::postgres::connect(
         &settings,
         "bench_raw_audit",
         &taskflow_audit::MIGRATOR,

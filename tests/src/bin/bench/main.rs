@@ -246,10 +246,12 @@ async fn raw_database(system: &TestSystem) -> anyhow::Result<sqlx::PgPool> {
     let mut settings = system.settings.clone();
     // 24 (tasks) + identity's few + 64 stays under Postgres's 100.
     settings.database_max_connections = 64;
-    Ok(
-        taskflow_runtime::postgres::connect(&settings, "bench_raw", &taskflow_tasks::MIGRATOR)
-            .await?,
+    Ok(taskflow_runtime::store::postgres::connect(
+        &settings,
+        "bench_raw",
+        &taskflow_tasks::MIGRATOR,
     )
+    .await?)
 }
 
 /// The tasks service's write, straight from sqlx.

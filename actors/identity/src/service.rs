@@ -1,4 +1,4 @@
-//! The identity commands. Registration commits the user and its
+//! The identity service's commands. Registration commits the user and its
 //! `user.registered` event together (the outbox).
 
 use std::time::SystemTime;
@@ -6,9 +6,9 @@ use std::time::SystemTime;
 use chrono::{SubsecRound, Utc};
 use serde_json::json;
 use sqlx::PgPool;
+use taskflow_runtime::http::tokens::Tokens;
 use taskflow_runtime::outbox::{self, RelayHandle};
-use taskflow_runtime::postgres;
-use taskflow_runtime::tokens::Tokens;
+use taskflow_runtime::store::postgres;
 use taskflow_schemas::commands::{Credentials, ProfilePatch, Registration, Session, UserRef};
 use taskflow_schemas::events::{self, UserRegisteredPayload};
 use taskflow_schemas::subjects::audit_subject;
@@ -22,13 +22,13 @@ use crate::rules;
 use crate::store::{self, UserRow};
 
 #[derive(Clone)]
-pub struct IdentityCommands {
+pub struct IdentityService {
     pool: PgPool,
     relay: RelayHandle,
     tokens: Tokens,
 }
 
-impl IdentityCommands {
+impl IdentityService {
     pub fn new(pool: PgPool, relay: RelayHandle, tokens: Tokens) -> Self {
         Self {
             pool,

@@ -4,10 +4,8 @@
 
 use std::process::ExitCode;
 
-use sqlx::migrate::Migrator;
-
-use crate::ops::Readiness;
-use crate::service::RunningService;
+use crate::http::ops::Readiness;
+use crate::service::{RunningService, Service};
 use crate::{Platform, RuntimeError, Settings, Shutdown};
 
 /// Reads the settings, starts the logs and connects; a failure prints one
@@ -20,11 +18,11 @@ pub async fn boot(process: &str) -> Result<Platform, ExitCode> {
             return Err(ExitCode::from(2));
         }
     };
-    crate::telemetry::init();
+    crate::platform::telemetry::init();
     if settings.jwt_secret_is_default {
         tracing::warn!("TASKFLOW_JWT_SECRET is not set: using the development secret");
     }
-    let shutdown = crate::shutdown::on_signal();
+    let shutdown = crate::platform::shutdown::on_signal();
     Platform::connect(settings, process, shutdown)
         .await
         .map_err(|error| fail(process, error))
@@ -32,33 +30,22 @@ pub async fn boot(process: &str) -> Result<Platform, ExitCode> {
 
 /// The whole life of a binary that runs one service: boot, start it, serve
 /// its `/health`, `/health/ready` and `/metrics` (on `TASKFLOW_OPS_ADDR`,
-/// else `default_ops_addr`), wait for the signal, drain.
-pub async fn run_service<F, Fut>(
-    process: &'static str,
-    default_ops_addr: &str,
-    migrator: &'static Migrator,
-    start: F,
-) -> ExitCode
-where
-    F: FnOnce(Platform) -> Fut,
-    Fut: Future<Output = Result<RunningService, RuntimeError>>,
-{
-    let platform = match boot(process).await {
+/// else the definition's address), wait for the signal, drain.
+pub async fn run_service(service: &'static dyn Service) -> ExitCode {
+    let process = service.name();
+    let platform = match boot(&format!("taskflow-{process}")).await {
         Ok(platform) => platform,
         Err(code) => return code,
     };
-    let service = match start(platform.clone()).await {
-        Ok(service) => service,
+    let running = match service.start(&platform).await {
+        Ok(running) => running,
         Err(error) => return fail(process, error),
     };
-    let readiness = Readiness {
-        service: process,
-        nats: platform.nats.clone(),
-        databases: vec![(service.pool.clone(), migrator)],
-    };
+    let running = vec![running];
+    let readiness = Readiness::of(process, &platform, &running);
     let addr = match platform.settings.ops_addr {
         Some(addr) => addr,
-        None => match default_ops_addr.parse() {
+        None => match service.ops_addr().parse() {
             Ok(addr) => addr,
             Err(_) => {
                 return fail(
@@ -68,10 +55,30 @@ where
             }
         },
     };
-    if let Err(error) = crate::ops::serve(addr, readiness, platform.shutdown.clone()).await {
+    if let Err(error) = crate::http::ops::serve(addr, readiness, platform.shutdown.clone()).await {
         return fail(process, error.into());
     }
-    run_until_shutdown(&platform.shutdown, vec![service]).await
+    run_until_shutdown(&platform.shutdown, running).await
+}
+
+/// Starts `services` in order; the first that cannot start stops the others.
+pub async fn start_all(
+    platform: &Platform,
+    services: &[&'static dyn Service],
+) -> Result<Vec<RunningService>, RuntimeError> {
+    let mut running: Vec<RunningService> = Vec::with_capacity(services.len());
+    for service in services {
+        match service.start(platform).await {
+            Ok(service) => running.push(service),
+            Err(error) => {
+                for started in running {
+                    started.stop().await;
+                }
+                return Err(error);
+            }
+        }
+    }
+    Ok(running)
 }
 
 /// Prints why the process cannot go on; the exit code to return.

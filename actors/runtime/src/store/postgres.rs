@@ -1,4 +1,5 @@
-//! A service's own database: created when missing, migrated, pooled.
+//! A service's own database: created when missing, migrated, pooled; and
+//! the transactions and error kinds every service shares.
 
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
@@ -11,7 +12,7 @@ use taskflow_schemas::{ErrorBody, ErrorCode};
 use crate::{RuntimeError, Settings};
 
 /// Connects to `<prefix><service>`, creating it first if it does not exist,
-/// and applies the service's migrations.
+/// and applies the runtime's migrations and the service's.
 pub async fn connect(
     settings: &Settings,
     service: &str,
@@ -25,7 +26,7 @@ pub async fn connect(
         .acquire_timeout(Duration::from_secs(3))
         .connect_with(server.database(&database))
         .await?;
-    migrator.run(&pool).await?;
+    super::migrations::run(&pool, migrator).await?;
     Ok(pool)
 }
 
@@ -56,23 +57,6 @@ async fn create_database_if_missing(
             Ok(())
         }
         Err(error) => Err(error.into()),
-    }
-}
-
-/// True when Postgres answers and every migration of `migrator` is applied.
-pub async fn is_ready(pool: &PgPool, migrator: &Migrator) -> Result<(), &'static str> {
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(pool)
-            .await
-            .map_err(|_| "database")?;
-    let all_applied = migrator
-        .iter()
-        .all(|migration| applied.contains(&migration.version));
-    if all_applied {
-        Ok(())
-    } else {
-        Err("migrations")
     }
 }
 

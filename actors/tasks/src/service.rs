@@ -1,4 +1,4 @@
-//! The task commands: each write commits the task and its event together
+//! The tasks service's commands: each write commits the task and its event together
 //! (the outbox), then wakes the relay.
 
 use std::time::SystemTime;
@@ -7,10 +7,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use sqlx::{PgConnection, PgPool};
+use taskflow_runtime::bus::CommandContext;
 use taskflow_runtime::outbox::{self, OutboxRecord, RelayHandle};
-use taskflow_runtime::postgres;
+use taskflow_runtime::store::postgres;
 use taskflow_schemas::access::Participants;
-use taskflow_schemas::commands::{NewTask, Page, TaskQuery, TaskRef, UpdateTask};
+use taskflow_schemas::commands::{NewTask, Page, Principal, TaskQuery, TaskRef, TaskUpdate};
 use taskflow_schemas::events::{self, Changes, TaskEventPayload};
 use taskflow_schemas::subjects::task_event_subject;
 use taskflow_schemas::task::{Task, TaskStatus};
@@ -30,34 +31,46 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// Who asks, and under which request id (the events' correlation id).
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub actor_id: Uuid,
+    pub user_id: Uuid,
     /// Admins read every task; what they may change follows the same rules.
     pub is_admin: bool,
     pub request_id: String,
     /// When the caller stops waiting: a write still blocked then is cancelled.
     pub deadline: Option<SystemTime>,
+    /// `Idempotency-Key`: a create retried with it returns the first reply.
+    pub idempotency_key: Option<String>,
 }
 
 impl Caller {
+    pub fn new(context: CommandContext, user: Principal) -> Self {
+        Self {
+            user_id: user.id,
+            is_admin: user.is_admin(),
+            request_id: context.request_id,
+            deadline: context.deadline,
+            idempotency_key: context.idempotency_key,
+        }
+    }
+
     fn can_read(&self, task: &Task) -> bool {
-        Participants::of(task).may_read(self.actor_id, self.is_admin)
+        Participants::of(task).may_read(self.user_id, self.is_admin)
     }
 }
 
-pub struct TaskCommands {
+/// The tasks service's commands, over its database and its relay.
+pub struct TasksService {
     pool: PgPool,
     relay: RelayHandle,
 }
 
-impl TaskCommands {
+impl TasksService {
     pub fn new(pool: PgPool, relay: RelayHandle) -> Self {
         Self { pool, relay }
     }
 
-    pub async fn create(&self, caller: &Caller, mut new: NewTask) -> Result<Task, TasksError> {
-        let key = new.idempotency_key.take();
-        let task = rules::new_task(Uuid::now_v7(), caller.actor_id, Utc::now(), new.clone())?;
-        let Some(key) = key else {
+    pub async fn create(&self, caller: &Caller, new: NewTask) -> Result<Task, TasksError> {
+        let task = rules::new_task(Uuid::now_v7(), caller.user_id, Utc::now(), new.clone())?;
+        let Some(key) = caller.idempotency_key.as_deref() else {
             return self.insert(caller, &task, None).await;
         };
         if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
@@ -68,7 +81,7 @@ impl TaskCommands {
             .into());
         }
         let request = serde_json::to_value(&new).expect("a new task serializes");
-        match store::claim_key(&self.pool, caller.actor_id, &key, &request).await? {
+        match store::claim_key(&self.pool, caller.user_id, key, &request).await? {
             KeyClaim::Claimed => {}
             KeyClaim::Replay(Some(first)) => {
                 return serde_json::from_value(first).map_err(|_| {
@@ -90,9 +103,9 @@ impl TaskCommands {
                 .into());
             }
         }
-        let created = self.insert(caller, &task, Some(&key)).await;
+        let created = self.insert(caller, &task, Some(key)).await;
         if created.is_err() {
-            store::release_key(&self.pool, caller.actor_id, &key).await?;
+            store::release_key(&self.pool, caller.user_id, key).await?;
         }
         created
     }
@@ -107,7 +120,7 @@ impl TaskCommands {
         let response = key.map(|_| serde_json::to_value(task).expect("a task serializes"));
         let key = key
             .zip(response.as_ref())
-            .map(|(key, response)| (caller.actor_id, key, response));
+            .map(|(key, response)| (caller.user_id, key, response));
         store::insert_with_event(&self.pool, task, &record, key).await?;
         self.committed(&event);
         Ok(task.clone())
@@ -133,14 +146,14 @@ impl TaskCommands {
             return Err(ErrorBody::invalid("q", format!("at most {MAX_QUERY} characters")).into());
         }
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-        let reader = (!caller.is_admin).then_some(caller.actor_id);
+        let reader = (!caller.is_admin).then_some(caller.user_id);
         let fetched = store::list(&self.pool, reader, &query, after, i64::from(limit) + 1).await?;
         Ok(Page::cut(fetched, limit as usize, |task| {
             encode_cursor(task.id)
         }))
     }
 
-    pub async fn update(&self, caller: &Caller, update: UpdateTask) -> Result<Task, TasksError> {
+    pub async fn update(&self, caller: &Caller, update: TaskUpdate) -> Result<Task, TasksError> {
         rules::check_patch(&update.patch)?;
         let mut tx = postgres::begin_until(&self.pool, caller.deadline).await?;
         let current =
@@ -239,7 +252,7 @@ fn event_record(
     let event = EventEnvelope::new(
         event_type,
         Some(task.id),
-        Some(caller.actor_id),
+        Some(caller.user_id),
         caller.request_id.clone(),
         serde_json::to_value(payload).expect("a payload serializes"),
     );
@@ -259,7 +272,7 @@ async fn locked_for(
     let task = store::find_for_update(tx, id).await?;
     match task {
         Some(task) if caller.can_read(&task) => {
-            if allowed(&task, caller.actor_id) {
+            if allowed(&task, caller.user_id) {
                 Ok(task)
             } else {
                 Err(TasksError::forbidden(verb))

@@ -31,19 +31,35 @@ pub struct Readiness {
 }
 
 impl Readiness {
+    /// Ready when NATS, the streams and the databases of `services` are.
+    pub fn of(
+        service: &'static str,
+        platform: &crate::Platform,
+        services: &[crate::service::RunningService],
+    ) -> Self {
+        Self {
+            service,
+            nats: platform.nats.clone(),
+            databases: services
+                .iter()
+                .map(|running| (running.pool.clone(), running.migrator))
+                .collect(),
+        }
+    }
+
     /// `Err(part)` names the first part that is not in place.
     pub async fn check(&self) -> Result<(), &'static str> {
         if self.nats.connection_state() != async_nats::connection::State::Connected {
             return Err("nats");
         }
-        if crate::nats::missing_stream(&crate::nats::jetstream(&self.nats))
+        if crate::bus::nats::missing_stream(&crate::bus::nats::jetstream(&self.nats))
             .await
             .is_some()
         {
             return Err("streams");
         }
         for (pool, migrator) in &self.databases {
-            crate::postgres::is_ready(pool, migrator).await?;
+            crate::store::migrations::check(pool, migrator).await?;
         }
         Ok(())
     }
@@ -85,7 +101,7 @@ async fn metrics() -> Response {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        crate::metrics::handle().render(),
+        crate::platform::metrics::handle().render(),
     )
         .into_response()
 }

@@ -140,7 +140,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("http_addr", &self.http_addr)
             .field("ops_addr", &self.ops_addr)
-            .field("nats_url", &crate::nats::redacted(&self.nats_url))
+            .field("nats_url", &crate::bus::nats::redacted(&self.nats_url))
             .field("nats_creds_file", &self.nats_creds_file)
             .field("database_url", &self.database_url)
             .field("database_prefix", &self.database_prefix)

@@ -1,4 +1,12 @@
-//! The connections and signals every service of a process shares.
+//! The connections and signals every service of a process shares, and the
+//! settings, logs, metrics and shutdown they are made with.
+
+pub mod error;
+pub mod metrics;
+pub mod process;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
 
 use std::time::Duration;
 
@@ -28,16 +36,16 @@ impl Platform {
         shutdown: Shutdown,
     ) -> Result<Self, RuntimeError> {
         // Installed first, so that nothing recorded from here on is lost.
-        crate::metrics::handle();
-        let (nats, nats_connections) = crate::nats::connect(
+        crate::platform::metrics::handle();
+        let (nats, nats_connections) = crate::bus::nats::connect(
             &settings.nats_url,
             settings.nats_creds_file.as_deref(),
             name,
             NATS_PATIENCE,
         )
         .await?;
-        let jetstream = crate::nats::jetstream(&nats);
-        crate::nats::ensure_streams(&jetstream).await?;
+        let jetstream = crate::bus::nats::jetstream(&nats);
+        crate::bus::nats::ensure_streams(&jetstream).await?;
         Ok(Self {
             settings,
             nats,

@@ -1,0 +1,213 @@
+//! The consumer runtime seen through a service made for these tests: keyed
+//! workers keep each task's events in order, and an effector performs its
+//! effects after the commit, retrying what fails, once per event.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgConnection;
+use sqlx::migrate::Migrator;
+use taskflow_runtime::bus::Endpoints;
+use taskflow_runtime::consumer::effector::{EffectError, Effector};
+use taskflow_runtime::consumer::{ConsumedEvent, ConsumerSpec, HandlerError};
+use taskflow_runtime::service::{ConsumerStarter, Service, ServiceDefinition};
+use taskflow_schemas::subjects::TASKS_STREAM;
+use taskflow_system_tests::{TestSystem, id_of, wait_until};
+use uuid::Uuid;
+
+/// What the effector saw, in the order it saw it (each test is a process).
+static PLANNED: Mutex<Vec<(Uuid, i64)>> = Mutex::new(Vec::new());
+static PERFORMED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static NO_MIGRATIONS: Migrator = Migrator::DEFAULT;
+
+static EFFECTS: ServiceDefinition<()> = ServiceDefinition {
+    name: "effects",
+    description: "a test service: one effect per task event",
+    migrator: &NO_MIGRATIONS,
+    workers: 1,
+    outbox: false,
+    ops_addr: "127.0.0.1:0",
+    state: |_, _| (),
+    endpoints: Endpoints::new,
+    consumers: || {
+        let spec = ConsumerSpec {
+            service: "effects",
+            durable: "effects-tasks".into(),
+            stream: TASKS_STREAM,
+            subjects: vec!["tasks.>".into()],
+            workers: 4,
+        };
+        vec![ConsumerStarter::effector(spec, TitleEffector)]
+    },
+};
+
+#[derive(Serialize, Deserialize)]
+struct Note {
+    title: String,
+}
+
+struct TitleEffector;
+
+impl Effector for TitleEffector {
+    type Effect = Note;
+
+    async fn plan(
+        &self,
+        _: &mut PgConnection,
+        event: &ConsumedEvent,
+    ) -> Result<Vec<Note>, HandlerError> {
+        let task = &event.envelope.payload["task"];
+        let version = task["version"].as_i64().unwrap_or_default();
+        let id = event.envelope.task_id.unwrap_or_default();
+        PLANNED.lock().unwrap().push((id, version));
+        let title = task["title"].as_str().unwrap_or_default().to_owned();
+        Ok(vec![Note { title }])
+    }
+
+    async fn perform(&self, _delivery: i64, note: &Note) -> Result<(), EffectError> {
+        let attempts = {
+            let mut performed = PERFORMED.lock().unwrap();
+            performed.push(note.title.clone());
+            performed
+                .iter()
+                .filter(|title| **title == note.title)
+                .count()
+        };
+        if note.title.starts_with("doomed") {
+            return Err(EffectError::Permanent("refused for good".into()));
+        }
+        if note.title.starts_with("flaky") && attempts < 3 {
+            return Err(EffectError::Retry(format!("attempt {attempts} fails")));
+        }
+        Ok(())
+    }
+}
+
+/// (status, attempts) of every delivery, by the effect's title.
+async fn deliveries(pool: &sqlx::PgPool) -> HashMap<String, Vec<(String, i32)>> {
+    let rows: Vec<(serde_json::Value, String, i32)> =
+        sqlx::query_as("SELECT effect, status, attempts FROM effect_deliveries ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let mut by_title: HashMap<String, Vec<(String, i32)>> = HashMap::new();
+    for (effect, status, attempts) in rows {
+        let title = effect["title"].as_str().unwrap().to_owned();
+        by_title.entry(title).or_default().push((status, attempts));
+    }
+    by_title
+}
+
+#[tokio::test]
+async fn an_effector_performs_each_effect_once_after_retries_and_records_its_status() {
+    let system = TestSystem::spawn().await;
+    let effects = EFFECTS.start(&system.platform).await.expect("starts");
+    let ada = system.register("Ada").await;
+    for title in ["plain", "flaky", "doomed"] {
+        let created = system
+            .call(
+                Method::POST,
+                "/api/v1/tasks",
+                Some(&ada.token),
+                Some(json!({ "title": title })),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let settled = wait_until(
+        "every delivery settles",
+        Duration::from_secs(20),
+        || async {
+            let all = deliveries(&effects.pool).await;
+            let settled = all.len() == 3
+                && all
+                    .values()
+                    .flatten()
+                    .all(|(status, _)| status != "pending");
+            settled.then_some(all)
+        },
+    )
+    .await;
+    assert_eq!(settled["plain"], vec![("done".to_owned(), 1)]);
+    assert_eq!(
+        settled["flaky"],
+        vec![("done".to_owned(), 3)],
+        "two retries"
+    );
+    assert_eq!(settled["doomed"], vec![("failed".to_owned(), 1)]);
+    let performed = PERFORMED.lock().unwrap().clone();
+    let count = |title: &str| performed.iter().filter(|seen| *seen == title).count();
+    assert_eq!((count("plain"), count("flaky"), count("doomed")), (1, 3, 1));
+
+    // The same event again changes nothing: no second delivery.
+    let stored = system.stream_events(TASKS_STREAM).await;
+    let first = &stored[0];
+    system
+        .inject(
+            first.subject.clone(),
+            serde_json::to_vec(&first.envelope).unwrap(),
+            &Uuid::now_v7().to_string(),
+        )
+        .await;
+    wait_until(
+        "the duplicate is consumed",
+        Duration::from_secs(10),
+        || async { (effects.consumer_lag().await == 0).then_some(()) },
+    )
+    .await;
+    assert_eq!(deliveries(&effects.pool).await.len(), 3);
+    let metrics = system.metrics().await;
+    assert!(
+        metrics.contains("taskflow_effects_total{consumer=\"effects-tasks\",outcome=\"retry\"} 2"),
+        "{metrics}"
+    );
+    effects.stop().await;
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn keyed_workers_keep_each_tasks_events_in_order() {
+    let system = TestSystem::spawn().await;
+    let effects = EFFECTS.start(&system.platform).await.expect("starts");
+    let ada = system.register("Ada").await;
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let body = json!({ "title": format!("ordered {n}") });
+        let created = system
+            .call(Method::POST, "/api/v1/tasks", Some(&ada.token), Some(body))
+            .await;
+        ids.push(id_of(&created.body));
+    }
+    // Updates of different tasks interleave; each task's come in order.
+    for round in 0..4 {
+        for id in &ids {
+            let patch = json!({ "description": format!("round {round}") });
+            let path = format!("/api/v1/tasks/{id}");
+            let updated = system
+                .call(Method::PATCH, &path, Some(&ada.token), Some(patch))
+                .await;
+            assert_eq!(updated.status, 200, "{}", updated.body);
+        }
+    }
+    wait_until(
+        "every event is planned",
+        Duration::from_secs(20),
+        || async { (PLANNED.lock().unwrap().len() >= 12 * 5).then_some(()) },
+    )
+    .await;
+    let planned = PLANNED.lock().unwrap().clone();
+    for id in &ids {
+        let versions: Vec<i64> = planned
+            .iter()
+            .filter(|(task, _)| task == id)
+            .map(|(_, version)| *version)
+            .collect();
+        assert_eq!(versions, vec![1, 2, 3, 4, 5], "task {id}");
+    }
+    effects.stop().await;
+    system.stop().await;
+}

@@ -3,9 +3,10 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use taskflow_runtime::bus::CommandContext;
 use taskflow_schemas::ErrorBody;
 use taskflow_schemas::catalogue::{
-    CompleteTask, CreateTask, DeleteTask, GetTask, ListTasks, UpdateTask,
+    Command, CompleteTask, CreateTask, DeleteTask, GetTask, ListTasks, UpdateTask,
 };
 use taskflow_schemas::commands::{NewTask, Page, TaskPatch, TaskQuery, TaskRef, TaskUpdate};
 use taskflow_schemas::task::Task;
@@ -24,14 +25,21 @@ pub fn router() -> OpenApiRouter<EdgeState> {
         .routes(routes!(complete_task))
 }
 
-/// A task as the service wrote it, its version as the `ETag` (for `If-Match`).
-fn with_etag(status: StatusCode, task: Task) -> Response {
+/// Sends `C`, and answers with the task it replies as the service wrote
+/// it, its version as the `ETag` (for `If-Match`).
+async fn task_reply<C: Command<Reply = Task>>(
+    state: &EdgeState,
+    context: &CommandContext,
+    request: C::Request,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let task = state.commands.call::<C>(context, request).await?;
     let etag = HeaderValue::from_str(&format!("\"{}\"", task.version));
     let mut response = (status, axum::Json(task)).into_response();
     if let Ok(etag) = etag {
         response.headers_mut().insert(header::ETAG, etag);
     }
-    response
+    Ok(response)
 }
 
 /// The task named by the path, with the version the client expects.
@@ -63,11 +71,7 @@ async fn create_task(
     JsonBody(new): JsonBody<NewTask>,
 ) -> Result<Response, ApiError> {
     let context = context.with_idempotency_key(key);
-    let task = state
-        .commands
-        .call::<CreateTask>(&context, user.acting(new))
-        .await?;
-    Ok(with_etag(StatusCode::CREATED, task))
+    task_reply::<CreateTask>(&state, &context, user.acting(new), StatusCode::CREATED).await
 }
 
 /// The tasks you created, are assigned or observe, newest first.
@@ -102,12 +106,8 @@ async fn get_task(
     Context(context): Context,
     id: PathId,
 ) -> Result<Response, ApiError> {
-    let reference = task_ref(id, IfMatch(None));
-    let task = state
-        .commands
-        .call::<GetTask>(&context, user.acting(reference))
-        .await?;
-    Ok(with_etag(StatusCode::OK, task))
+    let reference = user.acting(task_ref(id, IfMatch(None)));
+    task_reply::<GetTask>(&state, &context, reference, StatusCode::OK).await
 }
 
 /// Change the fields given; `null` clears a field.
@@ -168,11 +168,7 @@ async fn update(
         expected_version,
         patch,
     };
-    let task = state
-        .commands
-        .call::<UpdateTask>(&context, user.acting(update))
-        .await?;
-    Ok(with_etag(StatusCode::OK, task))
+    task_reply::<UpdateTask>(&state, &context, user.acting(update), StatusCode::OK).await
 }
 
 #[utoipa::path(
@@ -210,10 +206,6 @@ async fn complete_task(
     id: PathId,
     if_match: IfMatch,
 ) -> Result<Response, ApiError> {
-    let reference = task_ref(id, if_match);
-    let task = state
-        .commands
-        .call::<CompleteTask>(&context, user.acting(reference))
-        .await?;
-    Ok(with_etag(StatusCode::OK, task))
+    let reference = user.acting(task_ref(id, if_match));
+    task_reply::<CompleteTask>(&state, &context, reference, StatusCode::OK).await
 }

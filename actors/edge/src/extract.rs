@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use taskflow_runtime::bus::CommandContext;
+use taskflow_schemas::commands::TaskRef;
 use taskflow_schemas::{ErrorCode, decode};
 use uuid::Uuid;
 
@@ -114,6 +115,22 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         bare.parse()
             .map(|version| IfMatch(Some(version)))
             .map_err(|_| ApiError::invalid("If-Match", "must be a task version, e.g. \"3\""))
+    }
+}
+
+/// The task a write names: the path's id, and the version `If-Match` expects.
+pub struct TargetTask(pub TaskRef);
+
+impl<S: Send + Sync> FromRequestParts<S> for TargetTask {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let PathId(task_id) = PathId::from_request_parts(parts, state).await?;
+        let IfMatch(expected_version) = IfMatch::from_request_parts(parts, state).await?;
+        Ok(TargetTask(TaskRef {
+            task_id,
+            expected_version,
+        }))
     }
 }
 

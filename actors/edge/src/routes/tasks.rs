@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use crate::EdgeState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::extract::{Context, IdempotencyKey, IfMatch, JsonBody, PathId, QueryParams};
+use crate::extract::{Context, IdempotencyKey, JsonBody, PathId, QueryParams, TargetTask};
 
 pub fn router() -> OpenApiRouter<EdgeState> {
     OpenApiRouter::new()
@@ -40,14 +40,6 @@ async fn task_reply<C: Command<Reply = Task>>(
         response.headers_mut().insert(header::ETAG, etag);
     }
     Ok(response)
-}
-
-/// The task named by the path, with the version the client expects.
-fn task_ref(PathId(task_id): PathId, IfMatch(expected_version): IfMatch) -> TaskRef {
-    TaskRef {
-        task_id,
-        expected_version,
-    }
 }
 
 /// Create a task. With `Idempotency-Key`, a retry returns the first response.
@@ -104,9 +96,12 @@ async fn get_task(
     State(state): State<EdgeState>,
     user: AuthUser,
     Context(context): Context,
-    id: PathId,
+    PathId(task_id): PathId,
 ) -> Result<Response, ApiError> {
-    let reference = user.acting(task_ref(id, IfMatch(None)));
+    let reference = user.acting(TaskRef {
+        task_id,
+        expected_version: None,
+    });
     task_reply::<GetTask>(&state, &context, reference, StatusCode::OK).await
 }
 
@@ -125,11 +120,10 @@ async fn put_task(
     state: State<EdgeState>,
     user: AuthUser,
     context: Context,
-    id: PathId,
-    if_match: IfMatch,
+    target: TargetTask,
     body: JsonBody<TaskPatch>,
 ) -> Result<Response, ApiError> {
-    update(state, user, context, id, if_match, body).await
+    update(state, user, context, target, body).await
 }
 
 /// The same as `PUT`.
@@ -144,25 +138,23 @@ async fn patch_task(
     state: State<EdgeState>,
     user: AuthUser,
     context: Context,
-    id: PathId,
-    if_match: IfMatch,
+    target: TargetTask,
     body: JsonBody<TaskPatch>,
 ) -> Result<Response, ApiError> {
-    update(state, user, context, id, if_match, body).await
+    update(state, user, context, target, body).await
 }
 
 async fn update(
     State(state): State<EdgeState>,
     user: AuthUser,
     Context(context): Context,
-    id: PathId,
-    if_match: IfMatch,
+    target: TargetTask,
     JsonBody(patch): JsonBody<TaskPatch>,
 ) -> Result<Response, ApiError> {
-    let TaskRef {
+    let TargetTask(TaskRef {
         task_id,
         expected_version,
-    } = task_ref(id, if_match);
+    }) = target;
     let update = TaskUpdate {
         task_id,
         expected_version,
@@ -181,10 +173,9 @@ async fn delete_task(
     State(state): State<EdgeState>,
     user: AuthUser,
     Context(context): Context,
-    id: PathId,
-    if_match: IfMatch,
+    target: TargetTask,
 ) -> Result<StatusCode, ApiError> {
-    let reference = task_ref(id, if_match);
+    let TargetTask(reference) = target;
     state
         .commands
         .call::<DeleteTask>(&context, user.acting(reference))
@@ -203,9 +194,9 @@ async fn complete_task(
     State(state): State<EdgeState>,
     user: AuthUser,
     Context(context): Context,
-    id: PathId,
-    if_match: IfMatch,
+    target: TargetTask,
 ) -> Result<Response, ApiError> {
-    let reference = user.acting(task_ref(id, if_match));
+    let TargetTask(reference) = target;
+    let reference = user.acting(reference);
     task_reply::<CompleteTask>(&state, &context, reference, StatusCode::OK).await
 }

@@ -56,15 +56,18 @@ impl CommandClient {
     }
 
     /// Sends `request` as `C` and waits for the reply, at most
-    /// [`COMMAND_TIMEOUT`]: the service drops the command if it only gets
-    /// to it after that. An unreachable service is `service_unavailable`.
+    /// [`COMMAND_TIMEOUT`] (or until the context's own deadline, if
+    /// sooner): the service drops the command if it only gets to it after
+    /// that. An unreachable service is `service_unavailable`.
     pub async fn call<C: Command>(
         &self,
         context: &CommandContext,
         request: C::Request,
     ) -> Result<C::Reply, ErrorBody> {
+        // A caller that has a deadline of its own passes on the sooner one.
+        let ours = SystemTime::now() + COMMAND_TIMEOUT;
         let context = CommandContext {
-            deadline: Some(SystemTime::now() + COMMAND_TIMEOUT),
+            deadline: Some(context.deadline.map_or(ours, |theirs| theirs.min(ours))),
             ..context.clone()
         };
         match self.local.iter().find(|local| local.0.serves(C::SUBJECT)) {

@@ -32,8 +32,9 @@ pub async fn boot(process: &str) -> Result<Platform, ExitCode> {
 /// its `/health`, `/health/ready` and `/metrics` (on `TASKFLOW_OPS_ADDR`,
 /// else the definition's address), wait for the signal, drain.
 pub async fn run_service(service: &'static dyn Service) -> ExitCode {
-    let process = service.name();
-    let platform = match boot(&format!("taskflow-{process}")).await {
+    // Named for the whole life of the process, as its binary is.
+    let process: &'static str = Box::leak(format!("taskflow-{}", service.name()).into_boxed_str());
+    let platform = match boot(process).await {
         Ok(platform) => platform,
         Err(code) => return code,
     };

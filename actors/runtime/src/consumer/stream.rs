@@ -1,7 +1,6 @@
 //! The actor that owns a durable pull consumer: it pulls, splits what it
 //! pulled by task over its workers, waits for them, and pulls again.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -209,9 +208,7 @@ fn worker_for(subject: &str, workers: usize) -> usize {
         return 0;
     }
     let key = subject.rsplit('.').next().unwrap_or(subject);
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut hasher);
-    hasher.finish() as usize % workers
+    crate::service::pool::shard(&key, workers)
 }
 
 /// A part of a group for one worker, and where to say it is done.

@@ -62,15 +62,12 @@ impl<M: ractor::Message> KeyedPool<M> {
     /// Hands `message` to the worker for `key` (the next in turn when there
     /// is no key), unless that worker's mailbox is full.
     pub fn try_send(&self, key: Option<impl Hash>, message: M) -> Result<(), Refused<M>> {
+        let count = self.workers.len();
         let index = match key {
-            Some(key) => {
-                let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                key.hash(&mut hasher);
-                hasher.finish() as usize
-            }
-            None => self.next.fetch_add(1, Ordering::Relaxed),
+            Some(key) => shard(&key, count),
+            None => self.next.fetch_add(1, Ordering::Relaxed) % count,
         };
-        let (worker, queued) = &self.workers[index % self.workers.len()];
+        let (worker, queued) = &self.workers[index];
         if queued.0.fetch_add(1, Ordering::AcqRel) >= self.bound {
             queued.done();
             return Err(Refused::Full(message));
@@ -80,4 +77,11 @@ impl<M: ractor::Message> KeyedPool<M> {
             Refused::Gone
         })
     }
+}
+
+/// The one of `count` workers that work about `key` always goes to.
+pub fn shard(key: &impl Hash, count: usize) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish() as usize % count
 }

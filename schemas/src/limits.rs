@@ -20,6 +20,18 @@ pub fn is_valid_request_id(value: &[u8]) -> bool {
     (1..=MAX_REQUEST_ID).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
 }
 
+/// The longest `Idempotency-Key` kept, as the IETF draft's examples allow.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Whether `value` may serve as an idempotency key: 1 to
+/// [`MAX_IDEMPOTENCY_KEY`] visible ASCII characters, over HTTP and NATS alike.
+pub fn is_valid_idempotency_key(value: &[u8]) -> bool {
+    (1..=MAX_IDEMPOTENCY_KEY).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
+}
+
+/// What a client is told about a bad idempotency key.
+pub const IDEMPOTENCY_KEY_RULE: &str = "must be 1 to 255 visible ASCII characters";
+
 /// The pattern of a text field that must say something: no NUL, and not
 /// only spaces, tabs and line breaks (what the services trim).
 pub const NOT_BLANK: &str = r"^[^\u0000]*[^\u0000\t\n\r ][^\u0000]*$";

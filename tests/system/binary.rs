@@ -117,3 +117,16 @@ fn a_bad_setting_stops_the_binary_with_one_line_naming_it() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("TASKFLOW_HTTP_ADDR"), "{stderr}");
 }
+
+#[test]
+fn a_missing_creds_file_exits_with_the_configuration_code_naming_it() {
+    let output = Command::new(taskflow_binary())
+        .env("NATS_CREDS_FILE", "/nonexistent/taskflow.creds")
+        .env("NATS_URL", "nats://127.0.0.1:1")
+        .output()
+        .expect("taskflow runs");
+    // sysexits' EX_CONFIG: a restart cannot help, the operator must act.
+    assert_eq!(output.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("NATS_CREDS_FILE"), "{stderr}");
+}

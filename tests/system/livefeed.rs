@@ -384,3 +384,37 @@ async fn a_client_that_answers_no_ping_is_dropped() {
     }
     system.stop().await;
 }
+
+#[tokio::test]
+async fn a_hub_that_dies_stops_the_feed_closes_its_clients_and_is_counted() {
+    let mut system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let mut client = FeedClient::connect(&system.base_url, &format!("?token={}", ada.token)).await;
+    assert_eq!(client.next_frame(SOON).await["type"], "ready");
+
+    let feed = system.feed.as_mut().expect("the live feed runs");
+    feed.hub.stop(Some("killed by the test".into()));
+    tokio::time::timeout(Duration::from_secs(5), feed.stopped())
+        .await
+        .expect("a feed whose hub died stops, so the process exits and is restarted");
+
+    // The client is told, rather than left on a feed that no longer moves.
+    let told = client.next_frame(Duration::from_secs(5)).await;
+    assert_eq!(told["code"], "service_unavailable", "{told}");
+    let closed = client
+        .next_or_close(Duration::from_secs(5))
+        .await
+        .expect_err("the session closes");
+    assert!(
+        matches!(closed, Closed::Frame(1013, _)),
+        "closed as 'try again later': {closed:?}"
+    );
+    let metrics = system.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("taskflow_actor_failures_total{service=\"livefeed\"}")),
+        "the failure is counted:\n{metrics}"
+    );
+    system.stop().await;
+}

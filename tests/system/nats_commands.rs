@@ -116,3 +116,40 @@ async fn the_services_are_listed_by_the_nats_service_api() {
     }
     system.stop().await;
 }
+
+#[tokio::test]
+async fn an_idempotency_key_header_over_nats_is_bounded_as_over_http_and_makes_retries_safe() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let create = |key: String| {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Idempotency-Key", key.as_str());
+        let body = serde_json::to_vec(&json!({"title": "keyed", "actor_id": ada.id})).unwrap();
+        let nats = system.platform.nats.clone();
+        async move {
+            let reply = nats
+                .request_with_headers("taskflow.tasks.create", headers, body.into())
+                .await
+                .expect("the service answers");
+            serde_json::from_slice::<Value>(&reply.payload).expect("a JSON reply")
+        }
+    };
+
+    let too_long = create("k".repeat(10_000)).await;
+    assert_eq!(too_long["code"], "validation_failed", "{too_long}");
+    assert_eq!(too_long["field"], "Idempotency-Key");
+    let control = create("a\u{1}b".into()).await;
+    assert_eq!(control["field"], "Idempotency-Key", "{control}");
+
+    let first = create("nats-retry-1".into()).await;
+    let again = create("nats-retry-1".into()).await;
+    assert_eq!(first["ok"]["id"], again["ok"]["id"], "{first} {again}");
+    let listed = request(
+        &system,
+        "taskflow.tasks.list",
+        json!({"actor_id": ada.id, "limit": 10}),
+    )
+    .await;
+    assert_eq!(listed["ok"]["items"].as_array().unwrap().len(), 1);
+    system.stop().await;
+}

@@ -9,7 +9,8 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use taskflow_runtime::bus::CommandContext;
 use taskflow_schemas::commands::TaskRef;
-use taskflow_schemas::{ErrorCode, decode};
+use taskflow_schemas::subjects::IDEMPOTENCY_KEY_HEADER;
+use taskflow_schemas::{ErrorCode, decode, limits};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -145,11 +146,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             None => Ok(IdempotencyKey(None)),
             Some(value) => {
                 let bytes = value.as_bytes();
-                if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(u8::is_ascii_graphic)
-                {
+                if !limits::is_valid_idempotency_key(bytes) {
                     return Err(ApiError::invalid(
-                        "Idempotency-Key",
-                        "must be 1 to 255 visible ASCII characters",
+                        IDEMPOTENCY_KEY_HEADER,
+                        limits::IDEMPOTENCY_KEY_RULE,
                     ));
                 }
                 Ok(IdempotencyKey(Some(

@@ -195,6 +195,8 @@ pub enum HubMessage {
     Register(Viewer, RpcReplyPort<Registration>),
     Unregister(u64),
     Count(RpcReplyPort<usize>),
+    /// The stream follower stopped: the feed would freeze, so the hub fails.
+    FollowerEnded,
 }
 
 struct Client {
@@ -249,6 +251,7 @@ impl Actor for FeedHub {
                     return;
                 }
             }
+            let _ = hub.cast(HubMessage::FollowerEnded);
         });
         tracing::info!(service = "livefeed", head, "following TASKS");
         Ok(HubState {
@@ -295,6 +298,7 @@ impl Actor for FeedHub {
             HubMessage::Count(reply) => {
                 let _ = reply.send(state.clients.len());
             }
+            HubMessage::FollowerEnded => return Err("the TASKS follower ended".into()),
         }
         Ok(())
     }
@@ -305,9 +309,8 @@ impl Actor for FeedHub {
         state: &mut HubState,
     ) -> Result<(), ActorProcessingErr> {
         state.follower.abort();
-        for client in state.clients.values() {
-            client.evicted.cancel();
-        }
+        // Dropping the clients' senders tells each session the hub is gone.
+        state.clients.clear();
         Ok(())
     }
 }

@@ -12,6 +12,7 @@
 pub mod connections;
 pub mod hub;
 pub mod session;
+pub mod supervisor;
 
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
@@ -27,12 +28,14 @@ use taskflow_runtime::{Platform, RuntimeError, Shutdown};
 use taskflow_schemas::{ErrorBody, ErrorCode};
 
 use crate::connections::Connections;
-use crate::hub::{FeedHub, HubMessage};
+use crate::hub::HubMessage;
 pub use crate::session::Keepalive;
 use crate::session::{FeedContext, Handshake, MAX_CLIENT_FRAME};
+use crate::supervisor::{FeedMessage, FeedSupervisor};
 
-/// A running live feed: its hub actor.
+/// A running live feed: its supervisor and the hub under it.
 pub struct LiveFeed {
+    supervisor: ActorRef<FeedMessage>,
     pub hub: ActorRef<HubMessage>,
     keepalive: Keepalive,
     connections: Arc<Connections>,
@@ -50,9 +53,12 @@ impl LiveFeed {
         platform: &Platform,
         keepalive: Keepalive,
     ) -> Result<Self, RuntimeError> {
-        let (hub, join) = Actor::spawn(None, FeedHub, platform.clone()).await?;
+        let (supervisor, join) = Actor::spawn(None, FeedSupervisor, platform.clone()).await?;
+        let hub = ractor::call!(supervisor, FeedMessage::Hub)
+            .map_err(|_| RuntimeError::Unresponsive("livefeed"))?;
         let settings = &platform.settings;
         Ok(Self {
+            supervisor,
             hub,
             keepalive,
             connections: Connections::new(settings.ws_max_connections, settings.ws_max_per_user),
@@ -69,10 +75,20 @@ impl LiveFeed {
         FeedHandle(self.hub.clone())
     }
 
+    /// Resolves when the feed has stopped, asked or not.
+    pub async fn stopped(&mut self) {
+        if !self.join.is_finished() {
+            let _ = (&mut self.join).await;
+        }
+    }
+
     /// Stops following the stream; connected sessions close.
     pub async fn stop(self) {
-        self.hub.stop(None);
-        let _ = self.join.await;
+        let _ = ractor::call!(self.supervisor, FeedMessage::Stop);
+        self.supervisor.stop(None);
+        if !self.join.is_finished() {
+            let _ = self.join.await;
+        }
     }
 }
 

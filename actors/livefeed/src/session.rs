@@ -319,7 +319,16 @@ async fn serve_registered(
                     }
                     metrics::counter!("taskflow_ws_events_sent_total").increment(sent);
                 }
-                None => return Ending::Closed,
+                None => {
+                    // The hub stopped: the feed is going down, to be restarted.
+                    let frame = ServerFrame::Error {
+                        error: "the live feed is restarting: resume from your last cursor".into(),
+                        code: "service_unavailable".into(),
+                    };
+                    let _ = send(socket, &frame).await;
+                    close(socket, close_code::AGAIN, "the live feed is restarting").await;
+                    return Ending::Closed;
+                }
             },
             incoming = socket.recv() => {
                 last_heard = Instant::now();

@@ -21,6 +21,6 @@ pub mod service;
 pub mod store;
 
 pub use platform::Platform;
-pub use platform::error::RuntimeError;
+pub use platform::error::{FailureKind, NatsStep, RuntimeError};
 pub use platform::settings::Settings;
 pub use platform::shutdown::Shutdown;

@@ -13,7 +13,8 @@ use taskflow_runtime::store::postgres;
 use taskflow_schemas::access::Participants;
 use taskflow_schemas::commands::{NewTask, Page, Principal, TaskQuery, TaskRef, TaskUpdate};
 use taskflow_schemas::events::{self, Changes, TaskEventPayload};
-use taskflow_schemas::subjects::task_event_subject;
+use taskflow_schemas::limits;
+use taskflow_schemas::subjects::{IDEMPOTENCY_KEY_HEADER, task_event_subject};
 use taskflow_schemas::task::{Task, TaskStatus};
 use taskflow_schemas::{ErrorBody, ErrorCode, EventEnvelope};
 use uuid::Uuid;
@@ -26,7 +27,6 @@ pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
 /// The longest search text (`?q=`).
 const MAX_QUERY: usize = 200;
-const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// Who asks, and under which request id (the events' correlation id).
 #[derive(Debug, Clone)]
@@ -73,12 +73,11 @@ impl TasksService {
         let Some(key) = caller.idempotency_key.as_deref() else {
             return self.insert(caller, &task, None).await;
         };
-        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
-            return Err(ErrorBody::invalid(
-                "Idempotency-Key",
-                format!("1 to {MAX_IDEMPOTENCY_KEY} characters"),
-            )
-            .into());
+        // Checked where it entered (HTTP or NATS); again for callers in the process.
+        if !limits::is_valid_idempotency_key(key.as_bytes()) {
+            return Err(
+                ErrorBody::invalid(IDEMPOTENCY_KEY_HEADER, limits::IDEMPOTENCY_KEY_RULE).into(),
+            );
         }
         let request = serde_json::to_value(&new).expect("a new task serializes");
         match store::claim_key(&self.pool, caller.user_id, key, &request).await? {

@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
         Ok(platform) => platform,
         Err(code) => return code,
     };
-    let feed = match LiveFeed::start(&platform).await {
+    let mut feed = match LiveFeed::start(&platform).await {
         Ok(feed) => feed,
         Err(error) => return process::fail("taskflow-livefeed", error),
     };
@@ -30,7 +30,7 @@ async fn main() -> ExitCode {
     if let Err(error) = served {
         return process::fail("taskflow-livefeed", error.into());
     }
-    let code = process::run_until_shutdown(&platform.shutdown, Vec::new()).await;
+    let code = process::run_until_shutdown_or(&platform.shutdown, Vec::new(), feed.stopped()).await;
     feed.stop().await;
     code
 }

@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
         Ok(services) => services,
         Err(error) => return process::fail("taskflow", error),
     };
-    let feed = match LiveFeed::start(&platform).await {
+    let mut feed = match LiveFeed::start(&platform).await {
         Ok(feed) => feed,
         Err(error) => return process::fail("taskflow", error),
     };
@@ -39,7 +39,7 @@ async fn main() -> ExitCode {
     {
         return process::fail("taskflow", error.into());
     }
-    let code = process::run_until_shutdown(&platform.shutdown, services).await;
+    let code = process::run_until_shutdown_or(&platform.shutdown, services, feed.stopped()).await;
     feed.stop().await;
     code
 }

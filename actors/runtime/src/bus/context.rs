@@ -5,7 +5,9 @@
 use std::time::{Duration, SystemTime};
 
 use taskflow_schemas::ErrorBody;
-use taskflow_schemas::limits::{REQUEST_ID_RULE, is_valid_request_id};
+use taskflow_schemas::limits::{
+    IDEMPOTENCY_KEY_RULE, REQUEST_ID_RULE, is_valid_idempotency_key, is_valid_request_id,
+};
 use taskflow_schemas::subjects::{DEADLINE_HEADER, IDEMPOTENCY_KEY_HEADER, REQUEST_ID_HEADER};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,10 +57,22 @@ impl CommandContext {
         let deadline = header(DEADLINE_HEADER)
             .and_then(|value| value.as_str().parse::<u64>().ok())
             .and_then(|millis| SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(millis)));
+        let idempotency_key = match header(IDEMPOTENCY_KEY_HEADER) {
+            None => None,
+            Some(key) if is_valid_idempotency_key(key.as_str().as_bytes()) => {
+                Some(key.as_str().to_owned())
+            }
+            Some(_) => {
+                return Err(ErrorBody::invalid(
+                    IDEMPOTENCY_KEY_HEADER,
+                    IDEMPOTENCY_KEY_RULE,
+                ));
+            }
+        };
         Ok(Self {
             request_id,
             deadline,
-            idempotency_key: header(IDEMPOTENCY_KEY_HEADER).map(|key| key.as_str().to_owned()),
+            idempotency_key,
         })
     }
 

@@ -11,7 +11,7 @@ use taskflow_schemas::ErrorBody;
 
 use super::CommandContext;
 use super::endpoints::{Endpoints, Job, encode_reply};
-use crate::RuntimeError;
+use crate::{NatsStep, RuntimeError};
 
 /// Registers every subject of `endpoints` under the service `name`; returns
 /// the service (keep it alive) and one stream of the jobs of every request.
@@ -27,7 +27,10 @@ pub(crate) async fn serve<S: Send + Sync + 'static>(
         .description(description)
         .start(name, env!("CARGO_PKG_VERSION"))
         .await
-        .map_err(RuntimeError::nats)?;
+        .map_err(|error| RuntimeError::Nats {
+            step: NatsStep::StartService,
+            source: error,
+        })?;
     let mut streams = SelectAll::new();
     for subject in endpoints.subjects() {
         let short = subject.rsplit('.').next().unwrap_or(subject);
@@ -36,7 +39,10 @@ pub(crate) async fn serve<S: Send + Sync + 'static>(
             .name(short)
             .add(subject)
             .await
-            .map_err(RuntimeError::nats)?;
+            .map_err(|error| RuntimeError::Nats {
+                step: NatsStep::AddEndpoint,
+                source: error,
+            })?;
         let (endpoints, state) = (endpoints.clone(), state.clone());
         let jobs = endpoint.filter_map(move |request| {
             let job = match CommandContext::from_headers(request.message.headers.as_ref()) {

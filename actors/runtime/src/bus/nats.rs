@@ -10,7 +10,7 @@ use async_nats::ServerAddr;
 use async_nats::jetstream::{self, stream};
 use taskflow_schemas::subjects::{STREAMS, StreamSpec};
 
-use crate::RuntimeError;
+use crate::{NatsStep, RuntimeError};
 
 /// How long a JetStream publish or API call may take before it counts as failed.
 pub const JETSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
@@ -32,9 +32,7 @@ pub async fn connect(
     name: &str,
     patience: Duration,
 ) -> Result<(async_nats::Client, watch::Receiver<u64>), RuntimeError> {
-    let address: ServerAddr = url
-        .parse()
-        .map_err(|error| RuntimeError::Nats(format!("NATS_URL: {error}")))?;
+    let address: ServerAddr = url.parse().map_err(RuntimeError::nats(NatsStep::ReadUrl))?;
     let shown = redacted(url);
     let (connections, connected) = watch::channel(0u64);
     let connections = Arc::new(connections);
@@ -50,9 +48,10 @@ pub async fn connect(
             _ => {}
         }
         if let Some(path) = creds_file {
-            options = options.credentials_file(path).await.map_err(|error| {
-                RuntimeError::Nats(format!("NATS_CREDS_FILE {}: {error}", path.display()))
-            })?;
+            options = options
+                .credentials_file(path)
+                .await
+                .map_err(RuntimeError::nats(NatsStep::ReadCredentials))?;
         }
         let attempt = options
             .name(name)
@@ -88,9 +87,8 @@ pub async fn connect(
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
             Err(error) => {
-                return Err(RuntimeError::Nats(format!(
-                    "cannot connect to {shown}: {error}"
-                )));
+                tracing::error!(url = %shown, %error, "cannot connect to nats");
+                return Err(RuntimeError::nats(NatsStep::Connect)(error));
             }
         }
     }
@@ -134,20 +132,13 @@ pub fn stream_config(spec: &StreamSpec) -> stream::Config {
 pub async fn ensure_streams(js: &jetstream::Context) -> Result<(), RuntimeError> {
     for spec in &STREAMS {
         let config = stream_config(spec);
-        let failed = |problem: String| RuntimeError::Stream {
-            stream: spec.name.to_owned(),
-            problem,
-        };
+        let failed = RuntimeError::nats(NatsStep::EnsureStream(spec.name));
         match js.get_stream(spec.name).await {
             Ok(_) => {
-                js.update_stream(config)
-                    .await
-                    .map_err(|e| failed(e.to_string()))?;
+                js.update_stream(config).await.map_err(failed)?;
             }
             Err(_) => {
-                js.create_stream(config)
-                    .await
-                    .map_err(|e| failed(e.to_string()))?;
+                js.create_stream(config).await.map_err(failed)?;
             }
         }
     }

@@ -28,10 +28,7 @@ pub(super) async fn recover_lost_tail(
     .fetch_all(&mut *connection)
     .await?;
     for name in streams {
-        let stream = jetstream
-            .get_stream_no_info(&name)
-            .await
-            .map_err(|error| RelayError::Nats(error.to_string()))?;
+        let stream = jetstream.get_stream_no_info(&name).await?;
         let newest = row_at_or_after(connection, &name, i64::MAX, true).await?;
         let Some(newest) = newest else { continue };
         if intact(&stream, &newest).await? {
@@ -112,7 +109,7 @@ async fn intact(
             {
                 Ok(false)
             }
-            _ => Err(RelayError::Nats(error.to_string())),
+            _ => Err(error.into()),
         },
     }
 }

@@ -227,7 +227,7 @@ impl RelayState {
 
     async fn publish_batch(&mut self) -> Result<usize, RelayError> {
         if self.nats.connection_state() != async_nats::connection::State::Connected {
-            return Err(RelayError::Nats("not connected".into()));
+            return Err(RelayError::NotConnected);
         }
         let result = self.publish_batch_as_leader().await;
         if let Err(RelayError::Database(_)) = &result {
@@ -284,7 +284,7 @@ impl RelayState {
                 Ok(ack) => pending.push((row, ack)),
                 Err(error) if is_permanent(&error) => parked.push((row, error.to_string())),
                 Err(error) => {
-                    failure = Some(RelayError::Nats(error.to_string()));
+                    failure = Some(RelayError::Publish(error));
                     break;
                 }
             }
@@ -306,7 +306,7 @@ impl RelayState {
                 Err(error) => {
                     // Later acks may be fine, but we resume at the first gap so
                     // the stream keeps the outbox's order.
-                    failure.get_or_insert(RelayError::Nats(error.to_string()));
+                    failure.get_or_insert(RelayError::Publish(error));
                     break;
                 }
             }
@@ -362,6 +362,12 @@ pub(super) struct OutboxRow {
 pub(super) enum RelayError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("nats: {0}")]
-    Nats(String),
+    #[error("nats is not connected")]
+    NotConnected,
+    #[error("publish: {0}")]
+    Publish(#[from] jetstream::context::PublishError),
+    #[error("stream lookup: {0}")]
+    StreamLookup(#[from] jetstream::context::GetStreamError),
+    #[error("reading back the stream: {0}")]
+    ReadBack(#[from] jetstream::stream::LastRawMessageError),
 }

@@ -51,7 +51,10 @@ pub async fn run_service(service: &'static dyn Service) -> ExitCode {
             Err(_) => {
                 return fail(
                     process,
-                    RuntimeError::Io(std::io::Error::other("bad default ops address")),
+                    RuntimeError::Setting {
+                        name: "TASKFLOW_OPS_ADDR",
+                        problem: format!("default {} is not an address", service.ops_addr()),
+                    },
                 );
             }
         },
@@ -84,33 +87,45 @@ pub async fn start_all(
 
 /// Prints why the process cannot go on; the exit code to return.
 pub fn fail(process: &str, error: RuntimeError) -> ExitCode {
-    tracing::error!(%error, "cannot start");
+    let kind = error.kind();
+    tracing::error!(%error, ?kind, "cannot start");
     eprintln!("{process}: {error}");
-    ExitCode::FAILURE
+    ExitCode::from(kind.exit_code())
 }
 
 /// Waits for the shutdown signal or for any service to stop by itself, then
 /// drains every service. A service that died makes the exit code a failure.
-pub async fn run_until_shutdown(
+pub async fn run_until_shutdown(shutdown: &Shutdown, services: Vec<RunningService>) -> ExitCode {
+    run_until_shutdown_or(shutdown, services, std::future::pending()).await
+}
+
+/// [`run_until_shutdown`], also watching `other`: a part of the process that
+/// is not a service (the live feed) and resolves if it dies.
+pub async fn run_until_shutdown_or(
     shutdown: &Shutdown,
     mut services: Vec<RunningService>,
+    other: impl std::future::Future<Output = ()>,
 ) -> ExitCode {
-    let died = if services.is_empty() {
-        shutdown.cancelled().await;
-        false
-    } else {
-        let stopped = futures::future::select_all(
-            services
-                .iter_mut()
-                .map(|service| Box::pin(service.stopped())),
-        );
+    let died = {
+        let any_service = async {
+            if services.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            futures::future::select_all(
+                services
+                    .iter_mut()
+                    .map(|service| Box::pin(service.stopped())),
+            )
+            .await;
+        };
         tokio::select! {
             _ = shutdown.cancelled() => false,
-            _ = stopped => true,
+            _ = any_service => true,
+            _ = other => true,
         }
     };
     if died {
-        tracing::error!("a service stopped unasked; shutting down");
+        tracing::error!("a part of the process stopped unasked; shutting down");
     }
     shutdown.cancel();
     for service in services {

@@ -16,4 +16,4 @@ mod workers;
 
 pub use definition::{ConsumerStarter, Service, ServiceDefinition, ServiceParts};
 pub use running::RunningService;
-pub use supervisor::SupervisorMessage;
+pub use supervisor::{SupervisorMessage, crash_only};

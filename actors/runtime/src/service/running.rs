@@ -40,7 +40,7 @@ impl RunningService {
         };
         let (actor, join) = Actor::spawn(None, ServiceSupervisor::<S>::default(), args).await?;
         let local = ractor::call!(actor, SupervisorMessage::Local)
-            .map_err(|error| RuntimeError::Actor(error.to_string()))?;
+            .map_err(|_| RuntimeError::Unresponsive(definition.name))?;
         Ok(Self {
             name: definition.name,
             actor,

@@ -189,25 +189,7 @@ impl<S: Send + Sync + 'static> Actor for ServiceSupervisor<S> {
         event: SupervisionEvent,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        // Crash-only: a child that dies unasked takes the service down and
-        // whoever runs the process restarts it; the outbox and the streams
-        // make sure nothing committed is lost.
-        let service = state.name;
-        match &event {
-            SupervisionEvent::ActorFailed(_, error) => {
-                metrics::counter!("taskflow_actor_failures_total", "service" => service)
-                    .increment(1);
-                tracing::error!(service, %error, "an actor failed");
-                myself.stop(Some(format!("child failed: {error}")));
-            }
-            SupervisionEvent::ActorTerminated(..) if !state.stopping => {
-                metrics::counter!("taskflow_actor_failures_total", "service" => service)
-                    .increment(1);
-                tracing::error!(service, "an actor stopped unasked");
-                myself.stop(Some("child stopped".into()));
-            }
-            _ => {}
-        }
+        crash_only(state.name, &myself.get_cell(), &event, state.stopping);
         Ok(())
     }
 
@@ -219,6 +201,27 @@ impl<S: Send + Sync + 'static> Actor for ServiceSupervisor<S> {
         state.stop_serving().await;
         Ok(())
     }
+}
+
+/// The one supervision policy of the product, crash-only: a child that dies
+/// unasked is counted in `taskflow_actor_failures_total` and takes its
+/// supervisor (and so its service) down; whoever runs the process restarts
+/// it, and the outbox and the streams make sure nothing committed is lost.
+/// Restarting in place would hide the fault and could run two of a child.
+pub fn crash_only(
+    service: &'static str,
+    supervisor: &ractor::ActorCell,
+    event: &SupervisionEvent,
+    stopping: bool,
+) {
+    let reason = match event {
+        SupervisionEvent::ActorFailed(_, error) => format!("child failed: {error}"),
+        SupervisionEvent::ActorTerminated(..) if !stopping => "child stopped unasked".to_owned(),
+        _ => return,
+    };
+    metrics::counter!("taskflow_actor_failures_total", "service" => service).increment(1);
+    tracing::error!(service, %reason, "an actor of the service died; stopping it");
+    supervisor.stop(Some(reason));
 }
 
 impl SupervisorState {

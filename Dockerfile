@@ -9,6 +9,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/taskflow /src/target/release/taskflow-edge \
     /src/target/release/taskflow-identity /src/target/release/taskflow-tasks \
-    /src/target/release/taskflow-audit /usr/local/bin/
+    /src/target/release/taskflow-audit /src/target/release/taskflow-scheduler \
+    /src/target/release/taskflow-livefeed /usr/local/bin/
 USER nobody
 CMD ["taskflow"]

@@ -86,6 +86,10 @@ audit TOKEN TASK:
 watch-events:
     nats --server "$NATS_URL" sub 'tasks.>'
 
+# Watch reminders fire: every reminder.due on the REMINDERS stream
+watch-reminders:
+    nats --server "$NATS_URL" sub 'reminders.>'
+
 # List the command services (NATS service API)
 services:
     nats --server "$NATS_URL" micro ls

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::audit::{AuditQuery, AuditRecord, AuditRef};
 use crate::commands::{
-    AsUser, Credentials, NewTask, Page, ProfilePatch, Registration, Session, TaskQuery, TaskRef,
-    TaskUpdate, UserRef,
+    AsUser, Credentials, NewTask, NextOccurrence, Page, ProfilePatch, Registration, Session,
+    TaskQuery, TaskRef, TaskUpdate, UserRef,
 };
 use crate::error::ErrorBody;
 use crate::task::Task;
@@ -106,6 +106,11 @@ commands! {
         ordered by |request| request.body.task_id;
     CompleteTask = "taskflow.tasks.complete", AsUser<TaskRef> => Task,
         ordered by |request| request.body.task_id;
+    /// A copy of a completed recurring task, due next (the scheduler's);
+    /// its `Idempotency-Key` names the occurrence, so it is made once.
+    CreateNextOccurrence = "taskflow.tasks.create_next_occurrence",
+        AsUser<NextOccurrence> => Task,
+        ordered by |request| request.body.previous_task_id;
     /// Replies with the task as it was when deleted.
     DeleteTask = "taskflow.tasks.delete", AsUser<TaskRef> => Task,
         ordered by |request| request.body.task_id;

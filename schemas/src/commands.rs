@@ -122,6 +122,17 @@ impl Principal {
 
 // ---- tasks ----
 
+/// `taskflow.tasks.create_next_occurrence`: the scheduler asks for the next
+/// task of a series once one is completed. The tasks service copies the
+/// completed task (title, people, labels, priority, recurrence, reminder
+/// offset) into a new one of the same series, due at `due_date`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NextOccurrence {
+    pub previous_task_id: Uuid,
+    pub due_date: DateTime<Utc>,
+}
+
 /// `POST /api/v1/tasks` and `taskflow.tasks.create`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -12,7 +13,9 @@ pub const TASK_CREATED: &str = "task.created";
 pub const TASK_UPDATED: &str = "task.updated";
 pub const TASK_COMPLETED: &str = "task.completed";
 pub const TASK_DELETED: &str = "task.deleted";
+pub const REMINDER_DUE: &str = "reminder.due";
 pub const USER_REGISTERED: &str = "user.registered";
+pub const USER_UPDATED: &str = "user.updated";
 pub const USER_ROLE_CHANGED: &str = "user.role_changed";
 
 /// One changed field of a task: its value before and after.
@@ -36,10 +39,39 @@ pub struct TaskEventPayload {
     pub changes: Changes,
 }
 
-/// Payload of `user.registered` (on `AUDIT`).
+/// Payload of `reminder.due` (on `REMINDERS`, `reminders.due.<task_id>`):
+/// which reminder fired, when it was due, and the task as the change that
+/// set it left it (its title, and who is told: see the notifier).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct UserRegisteredPayload {
+pub struct ReminderDuePayload {
+    /// Stable for one task and one fire time: a reminder fires once.
+    pub reminder_id: Uuid,
+    pub fire_at: DateTime<Utc>,
+    pub task: Task,
+}
+
+/// Payload of `user.registered` and `user.updated` (on `AUDIT`): the profile
+/// after the change, and for updates what changed. Other services keep their
+/// own projection of it (the scheduler the time zone, the notifier the email
+/// and its setting) rather than read identity's database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UserEventPayload {
     pub user_id: Uuid,
     pub email: String,
     pub name: String,
+    /// IANA time zone; events from before it was carried mean `UTC`.
+    #[serde(default = "utc")]
+    pub timezone: String,
+    #[serde(default = "enabled")]
+    pub email_notifications: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub changes: Changes,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+fn enabled() -> bool {
+    true
 }

@@ -12,7 +12,7 @@ use crate::commands::{
 };
 use crate::envelope::EventEnvelope;
 use crate::error::{ErrorBody, ErrorCode};
-use crate::events::{FieldChange, TaskEventPayload, UserRegisteredPayload};
+use crate::events::{FieldChange, ReminderDuePayload, TaskEventPayload, UserEventPayload};
 use crate::task::{Frequency, Priority, Recurrence, RecurrenceAnchor, Task, TaskStatus};
 use crate::user::{PublicProfile, Role, UserProfile};
 
@@ -20,7 +20,8 @@ use crate::user::{PublicProfile, Role, UserProfile};
 #[openapi(components(schemas(
     EventEnvelope,
     TaskEventPayload,
-    UserRegisteredPayload,
+    UserEventPayload,
+    ReminderDuePayload,
     FieldChange,
     Task,
     TaskStatus,
@@ -47,10 +48,11 @@ use crate::user::{PublicProfile, Role, UserProfile};
 struct WireTypes;
 
 /// The types that get a file of their own under `schemas/json/`.
-pub const DOCUMENTS: [&str; 12] = [
+pub const DOCUMENTS: [&str; 13] = [
     "EventEnvelope",
     "TaskEventPayload",
-    "UserRegisteredPayload",
+    "UserEventPayload",
+    "ReminderDuePayload",
     "Task",
     "NewTask",
     "TaskPatch",

@@ -19,6 +19,10 @@ pub const DEADLINE_HEADER: &str = "Taskflow-Deadline";
 /// request gets the first reply again, and changes nothing more.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
 
+/// The header naming the event that made a service send a command: the
+/// events the command writes carry it as their `causation_id`.
+pub const CAUSATION_ID_HEADER: &str = "Taskflow-Causation-Id";
+
 /// A stream every service may create or update at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamSpec {
@@ -55,6 +59,11 @@ pub const STREAMS: [StreamSpec; 4] = [
 pub fn task_event_subject(event_type: &str, task_id: Uuid) -> String {
     let verb = event_type.strip_prefix("task.").unwrap_or(event_type);
     format!("tasks.{verb}.{task_id}")
+}
+
+/// `reminders.due.<task_id>`: where a task's reminder fires.
+pub fn reminder_subject(task_id: Uuid) -> String {
+    format!("reminders.due.{task_id}")
 }
 
 /// `audit.<domain>.<event>` for a `<domain>.<event>` event.

@@ -494,15 +494,32 @@ impl TestSystem {
             .collect()
     }
 
-    /// Waits until the DLQ holds a message, then returns every one it holds.
+    /// What `consumer` parked in the DLQ (`dlq.<consumer>`), in order.
+    pub async fn dlq_of(
+        &self,
+        consumer: &str,
+    ) -> Vec<async_nats::jetstream::message::StreamMessage> {
+        let subject = format!("dlq.{consumer}");
+        let mut parked = self.raw_messages("DLQ").await;
+        parked.retain(|message| message.subject.as_str() == subject);
+        parked
+    }
+
+    /// Waits until `consumer` has parked a message in the DLQ, then returns
+    /// every one it parked.
     pub async fn wait_for_dlq(
         &self,
+        consumer: &str,
         limit: Duration,
     ) -> Vec<async_nats::jetstream::message::StreamMessage> {
-        crate::wait_until("a message in the DLQ", limit, || async {
-            let parked = self.raw_messages("DLQ").await;
-            (!parked.is_empty()).then_some(parked)
-        })
+        crate::wait_until(
+            &format!("a message of {consumer} in the DLQ"),
+            limit,
+            || async {
+                let parked = self.dlq_of(consumer).await;
+                (!parked.is_empty()).then_some(parked)
+            },
+        )
         .await
     }
 

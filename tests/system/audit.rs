@@ -220,7 +220,9 @@ async fn malformed_and_unknown_version_messages_do_not_stop_the_audit() {
         .await;
     wait_for_records(&system, "task.created", 1).await;
 
-    let parked = system.wait_for_dlq(Duration::from_secs(10)).await;
+    let parked = system
+        .wait_for_dlq("audit-tasks", Duration::from_secs(10))
+        .await;
     assert_eq!(
         parked.len(),
         1,
@@ -321,7 +323,7 @@ async fn an_event_the_handler_rejects_goes_to_the_dlq_at_once() {
         .await;
     wait_for_records(&system, "task.created", 1).await;
 
-    let parked = system.raw_messages("DLQ").await;
+    let parked = system.dlq_of("audit-tasks").await;
     assert_eq!(parked.len(), 1);
     let reason = parked[0]
         .headers

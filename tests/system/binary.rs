@@ -97,7 +97,7 @@ async fn the_taskflow_binary_serves_and_stops_cleanly_on_sigterm() {
     )
     .await
     .unwrap();
-    for service in ["identity", "tasks", "audit"] {
+    for service in taskflow::SERVICES.iter().map(|service| service.name()) {
         let drop = format!("DROP DATABASE IF EXISTS \"{prefix}{service}\" WITH (FORCE)");
         sqlx::query(sqlx::AssertSqlSafe(drop))
             .execute(&admin)

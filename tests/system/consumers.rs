@@ -33,7 +33,8 @@ static EFFECTS: ServiceDefinition<()> = ServiceDefinition {
     ops_addr: "127.0.0.1:0",
     state: |_, _| (),
     endpoints: Endpoints::new,
-    consumers: || {
+    actors: Vec::new,
+    consumers: |_| {
         let spec = ConsumerSpec {
             service: "effects",
             durable: "effects-tasks".into(),

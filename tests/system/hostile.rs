@@ -206,7 +206,9 @@ async fn an_injected_event_with_a_huge_correlation_id_goes_to_the_dlq_at_once() 
         )
         .await;
     pipeline_flows(&system, &ada, "behind the injected one").await;
-    let parked = system.wait_for_dlq(Duration::from_secs(10)).await;
+    let parked = system
+        .wait_for_dlq("audit-tasks", Duration::from_secs(10))
+        .await;
     let reason = parked[0]
         .headers
         .get("Taskflow-Dlq-Reason")
@@ -258,7 +260,9 @@ async fn a_message_the_dlq_refuses_stays_pending_until_the_dlq_takes_it() {
     taskflow_runtime::bus::nats::ensure_streams(js)
         .await
         .expect("the streams are back");
-    let parked = system.wait_for_dlq(Duration::from_secs(60)).await;
+    let parked = system
+        .wait_for_dlq("audit-tasks", Duration::from_secs(60))
+        .await;
     assert_eq!(&parked[0].payload[..], b"{not an envelope");
     system.stop().await;
 }

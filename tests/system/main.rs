@@ -11,4 +11,5 @@ mod livefeed;
 mod nats_commands;
 mod openapi;
 mod outbox;
+mod scheduler;
 mod tasks_api;

@@ -3,7 +3,7 @@
 //!
 //! Answers: `Register`, `Login`, `GetProfile`, `UpdateProfile`,
 //! `GetPublicProfile` (`taskflow.identity.*`, NATS service `taskflow-identity`).
-//! Publishes: `user.registered` and `user.role_changed` on `AUDIT`
+//! Publishes: `user.registered`, `user.updated` and `user.role_changed` on `AUDIT`
 //! (`audit.user.*`), through its transactional outbox.
 
 pub mod error;
@@ -39,7 +39,8 @@ pub static SERVICE: ServiceDefinition<IdentityService> = ServiceDefinition {
         )
     },
     endpoints,
-    consumers: Vec::new,
+    consumers: |_| Vec::new(),
+    actors: Vec::new,
 };
 
 fn endpoints() -> Endpoints<IdentityService> {
@@ -59,9 +60,10 @@ fn endpoints() -> Endpoints<IdentityService> {
         .on::<GetProfile, _, _, _>(|identity, _, user| async move {
             identity.profile(user.user_id).await
         })
-        .on::<UpdateProfile, _, _, _>(|identity, _, request| async move {
+        .on::<UpdateProfile, _, _, _>(|identity, context, request| async move {
+            let user = request.user().id;
             identity
-                .update_profile(request.user().id, request.body)
+                .update_profile(user, &context.request_id, context.deadline, request.body)
                 .await
         })
         .on::<GetPublicProfile, _, _, _>(|identity, _, user| async move {

@@ -10,7 +10,7 @@ use taskflow_runtime::http::tokens::Tokens;
 use taskflow_runtime::outbox::{self, RelayHandle};
 use taskflow_runtime::store::postgres;
 use taskflow_schemas::commands::{Credentials, ProfilePatch, Registration, Session, UserRef};
-use taskflow_schemas::events::{self, UserRegisteredPayload};
+use taskflow_schemas::events::{self, Changes, FieldChange, UserEventPayload};
 use taskflow_schemas::subjects::audit_subject;
 use taskflow_schemas::user::{PublicProfile, UserProfile};
 use taskflow_schemas::{ErrorBody, ErrorCode, EventEnvelope};
@@ -66,18 +66,7 @@ impl IdentityService {
         if !store::insert(&mut tx, &user).await? {
             return Err(email_taken());
         }
-        let payload = UserRegisteredPayload {
-            user_id: user.id,
-            email: user.email.clone(),
-            name: user.name.clone(),
-        };
-        let event = EventEnvelope::new(
-            events::USER_REGISTERED,
-            None,
-            Some(user.id),
-            request_id,
-            serde_json::to_value(payload).expect("a payload serializes"),
-        );
+        let event = user_event(events::USER_REGISTERED, &user, Changes::new(), request_id);
         outbox::enqueue::<IdentityError>(&mut tx, &audit_subject(events::USER_REGISTERED), &event)
             .await?;
         tx.commit().await?;
@@ -110,15 +99,23 @@ impl IdentityService {
         Ok(user.profile())
     }
 
+    /// Changes the profile and, when something changed, publishes
+    /// `user.updated` with the same commit.
     pub async fn update_profile(
         &self,
         actor: Uuid,
+        request_id: &str,
+        deadline: Option<SystemTime>,
         patch: ProfilePatch,
     ) -> Result<UserProfile, IdentityError> {
         let name = patch.name.as_deref().map(rules::name).transpose()?;
         let timezone = patch.timezone.as_deref().map(rules::timezone).transpose()?;
+        let mut tx = postgres::begin_until(&self.pool, deadline).await?;
+        let before = store::by_id_for_update(&mut tx, actor)
+            .await?
+            .ok_or_else(IdentityError::user_not_found)?;
         let user = store::update_profile(
-            &self.pool,
+            &mut tx,
             actor,
             name.as_deref(),
             timezone.as_deref(),
@@ -126,6 +123,17 @@ impl IdentityService {
         )
         .await?
         .ok_or_else(IdentityError::user_not_found)?;
+        let changes = profile_changes(&before, &user);
+        if changes.is_empty() {
+            // Nothing changed: no event, and the row keeps its updated_at.
+            tx.rollback().await?;
+            return Ok(before.profile());
+        }
+        let event = user_event(events::USER_UPDATED, &user, changes, request_id);
+        outbox::enqueue::<IdentityError>(&mut tx, &audit_subject(events::USER_UPDATED), &event)
+            .await?;
+        tx.commit().await?;
+        self.relay.wake();
         Ok(user.profile())
     }
 
@@ -147,6 +155,48 @@ impl IdentityService {
             token: self.tokens.issue(user.id, user.role()),
         }
     }
+}
+
+/// `user.registered` or `user.updated` for `user` as it now is.
+fn user_event(
+    event_type: &str,
+    user: &UserRow,
+    changes: Changes,
+    request_id: &str,
+) -> EventEnvelope {
+    let payload = UserEventPayload {
+        user_id: user.id,
+        email: user.email.clone(),
+        name: user.name.clone(),
+        timezone: user.timezone.clone(),
+        email_notifications: user.email_notifications,
+        changes,
+    };
+    EventEnvelope::new(
+        event_type,
+        None,
+        Some(user.id),
+        request_id,
+        serde_json::to_value(payload).expect("a payload serializes"),
+    )
+}
+
+/// The profile fields that differ between `before` and `after`.
+fn profile_changes(before: &UserRow, after: &UserRow) -> Changes {
+    let fields = [
+        ("name", json!(before.name), json!(after.name)),
+        ("timezone", json!(before.timezone), json!(after.timezone)),
+        (
+            "email_notifications",
+            json!(before.email_notifications),
+            json!(after.email_notifications),
+        ),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, old, new)| old != new)
+        .map(|(field, old, new)| (field.to_owned(), FieldChange { old, new }))
+        .collect()
 }
 
 fn email_taken() -> IdentityError {

@@ -82,7 +82,7 @@ pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<UserRow>, sqlx::Err
 
 /// Sets the given fields; `None` when there is no such user.
 pub async fn update_profile(
-    pool: &PgPool,
+    tx: &mut PgConnection,
     id: Uuid,
     name: Option<&str>,
     timezone: Option<&str>,
@@ -98,7 +98,19 @@ pub async fn update_profile(
         .bind(name)
         .bind(timezone)
         .bind(email_notifications)
-        .fetch_optional(pool)
+        .fetch_optional(tx)
+        .await
+}
+
+/// The user, locked until the transaction ends.
+pub async fn by_id_for_update(
+    tx: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    let query = format!("SELECT {COLUMNS} FROM users WHERE id = $1 FOR UPDATE");
+    sqlx::query_as(sqlx::AssertSqlSafe(query))
+        .bind(id)
+        .fetch_optional(tx)
         .await
 }
 

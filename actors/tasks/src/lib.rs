@@ -1,8 +1,8 @@
 //! The tasks service: owns the `taskflow_tasks` database and the task model.
 //!
 //! Answers: `CreateTask`, `GetTask`, `ListTasks`, `UpdateTask`,
-//! `CompleteTask`, `DeleteTask` (`taskflow.tasks.*`, NATS service
-//! `taskflow-tasks`).
+//! `CompleteTask`, `DeleteTask`, and the scheduler's `CreateNextOccurrence`
+//! (`taskflow.tasks.*`, NATS service `taskflow-tasks`).
 //! Publishes: `task.created`, `task.updated`, `task.completed`, `task.deleted`
 //! on `TASKS` as `tasks.<verb>.<task_id>`, through its transactional outbox.
 
@@ -15,7 +15,7 @@ use sqlx::migrate::Migrator;
 use taskflow_runtime::bus::Endpoints;
 use taskflow_runtime::service::ServiceDefinition;
 use taskflow_schemas::catalogue::{
-    CompleteTask, CreateTask, DeleteTask, GetTask, ListTasks, UpdateTask,
+    CompleteTask, CreateNextOccurrence, CreateTask, DeleteTask, GetTask, ListTasks, UpdateTask,
 };
 
 use crate::service::{Caller, TasksService};
@@ -32,7 +32,8 @@ pub static SERVICE: ServiceDefinition<TasksService> = ServiceDefinition {
     ops_addr: "127.0.0.1:9101",
     state: |_, parts| TasksService::new(parts.pool.clone(), parts.relay()),
     endpoints,
-    consumers: Vec::new,
+    consumers: |_| Vec::new(),
+    actors: Vec::new,
 };
 
 /// Each command calls the method of its name as the user who sent it.
@@ -48,6 +49,7 @@ macro_rules! as_caller {
 fn endpoints() -> Endpoints<TasksService> {
     Endpoints::<TasksService>::new()
         .on::<CreateTask, _, _, _>(as_caller!(create))
+        .on::<CreateNextOccurrence, _, _, _>(as_caller!(create_next_occurrence))
         .on::<GetTask, _, _, _>(as_caller!(get))
         .on::<ListTasks, _, _, _>(as_caller!(list))
         .on::<UpdateTask, _, _, _>(as_caller!(update))

@@ -67,6 +67,45 @@ pub fn new_task(
     Ok(to_stored_precision(task))
 }
 
+/// The next task of `previous`'s series, due at `due`: the same title,
+/// people, labels, priority, project and recurrence, pending, with the
+/// reminder the same time before its due date (an absolute reminder becomes
+/// that offset).
+pub fn next_occurrence(
+    id: Uuid,
+    previous: &Task,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Task, ErrorBody> {
+    if previous.recurrence.is_none() || previous.series_id.is_none() {
+        return Err(ErrorBody::refused(
+            "previous_task_id",
+            "is not a recurring task",
+        ));
+    }
+    let carried_offset = previous.reminder_offset_minutes.or_else(|| {
+        let before = previous.due_date? - previous.reminder_time?;
+        let minutes = before.num_minutes();
+        (0..=i64::from(MAX_REMINDER_OFFSET))
+            .contains(&minutes)
+            .then_some(minutes as i32)
+    });
+    let task = Task {
+        id,
+        status: TaskStatus::Pending,
+        due_date: Some(due),
+        reminder_time: None,
+        reminder_offset_minutes: carried_offset,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        completed_at: None,
+        ..previous.clone()
+    };
+    validate(&task)?;
+    Ok(to_stored_precision(task))
+}
+
 /// What can be checked of a patch on its own, before the task is read: a
 /// malformed patch is a 400 whatever state the task is in (a stale
 /// `If-Match` included).

@@ -11,7 +11,9 @@ use taskflow_runtime::bus::CommandContext;
 use taskflow_runtime::outbox::{self, OutboxRecord, RelayHandle};
 use taskflow_runtime::store::postgres;
 use taskflow_schemas::access::Participants;
-use taskflow_schemas::commands::{NewTask, Page, Principal, TaskQuery, TaskRef, TaskUpdate};
+use taskflow_schemas::commands::{
+    NewTask, NextOccurrence, Page, Principal, TaskQuery, TaskRef, TaskUpdate,
+};
 use taskflow_schemas::events::{self, Changes, TaskEventPayload};
 use taskflow_schemas::limits;
 use taskflow_schemas::subjects::{IDEMPOTENCY_KEY_HEADER, task_event_subject};
@@ -39,6 +41,9 @@ pub struct Caller {
     pub deadline: Option<SystemTime>,
     /// `Idempotency-Key`: a create retried with it returns the first reply.
     pub idempotency_key: Option<String>,
+    /// The event this command follows from (a completion, for the next
+    /// occurrence of a series); its events name it as their cause.
+    pub causation_id: Option<Uuid>,
 }
 
 impl Caller {
@@ -49,6 +54,7 @@ impl Caller {
             request_id: context.request_id,
             deadline: context.deadline,
             idempotency_key: context.idempotency_key,
+            causation_id: context.causation_id,
         }
     }
 
@@ -69,9 +75,45 @@ impl TasksService {
     }
 
     pub async fn create(&self, caller: &Caller, new: NewTask) -> Result<Task, TasksError> {
-        let task = rules::new_task(Uuid::now_v7(), caller.user_id, Utc::now(), new.clone())?;
+        let request = serde_json::to_value(&new).expect("a new task serializes");
+        let task = rules::new_task(Uuid::now_v7(), caller.user_id, Utc::now(), new)?;
+        self.create_once(caller, &task, request).await
+    }
+
+    /// The next task of a completed recurring task's series. The scheduler
+    /// names the occurrence in the `Idempotency-Key`, so however often it
+    /// asks, one task is made.
+    pub async fn create_next_occurrence(
+        &self,
+        caller: &Caller,
+        next: NextOccurrence,
+    ) -> Result<Task, TasksError> {
+        if caller.idempotency_key.is_none() {
+            return Err(ErrorBody::invalid(
+                IDEMPOTENCY_KEY_HEADER,
+                "an occurrence is made once: name it with an Idempotency-Key",
+            )
+            .into());
+        }
+        let previous = match store::find(&self.pool, next.previous_task_id).await? {
+            Some(task) if Participants::of(&task).may_write(caller.user_id) => task,
+            _ => return Err(TasksError::not_found()),
+        };
+        let request = serde_json::to_value(&next).expect("an occurrence serializes");
+        let task = rules::next_occurrence(Uuid::now_v7(), &previous, next.due_date, Utc::now())?;
+        self.create_once(caller, &task, request).await
+    }
+
+    /// Inserts `task`, once per `Idempotency-Key` when the caller gave one
+    /// (`request` is what the key must come with again).
+    async fn create_once(
+        &self,
+        caller: &Caller,
+        task: &Task,
+        request: serde_json::Value,
+    ) -> Result<Task, TasksError> {
         let Some(key) = caller.idempotency_key.as_deref() else {
-            return self.insert(caller, &task, None).await;
+            return self.insert(caller, task, None).await;
         };
         // Checked where it entered (HTTP or NATS); again for callers in the process.
         if !limits::is_valid_idempotency_key(key.as_bytes()) {
@@ -79,7 +121,6 @@ impl TasksService {
                 ErrorBody::invalid(IDEMPOTENCY_KEY_HEADER, limits::IDEMPOTENCY_KEY_RULE).into(),
             );
         }
-        let request = serde_json::to_value(&new).expect("a new task serializes");
         match store::claim_key(&self.pool, caller.user_id, key, &request).await? {
             KeyClaim::Claimed => {}
             KeyClaim::Replay(Some(first)) => {
@@ -102,7 +143,7 @@ impl TasksService {
                 .into());
             }
         }
-        let created = self.insert(caller, &task, Some(key)).await;
+        let created = self.insert(caller, task, Some(key)).await;
         if created.is_err() {
             store::release_key(&self.pool, caller.user_id, key).await?;
         }
@@ -248,13 +289,14 @@ fn event_record(
         task: task.clone(),
         changes,
     };
-    let event = EventEnvelope::new(
+    let mut event = EventEnvelope::new(
         event_type,
         Some(task.id),
         Some(caller.user_id),
         caller.request_id.clone(),
         serde_json::to_value(payload).expect("a payload serializes"),
     );
+    event.causation_id = caller.causation_id;
     let record = OutboxRecord::new(task_event_subject(event_type, task.id), &event)?;
     Ok((event, record))
 }

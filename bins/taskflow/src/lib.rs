@@ -4,8 +4,9 @@
 
 use taskflow_runtime::service::Service;
 
-pub static SERVICES: [&dyn Service; 3] = [
+pub static SERVICES: [&dyn Service; 4] = [
     &taskflow_identity::SERVICE,
     &taskflow_tasks::SERVICE,
     &taskflow_audit::SERVICE,
+    &taskflow_scheduler::SERVICE,
 ];

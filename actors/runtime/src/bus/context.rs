@@ -8,7 +8,9 @@ use taskflow_schemas::ErrorBody;
 use taskflow_schemas::limits::{
     IDEMPOTENCY_KEY_RULE, REQUEST_ID_RULE, is_valid_idempotency_key, is_valid_request_id,
 };
-use taskflow_schemas::subjects::{DEADLINE_HEADER, IDEMPOTENCY_KEY_HEADER, REQUEST_ID_HEADER};
+use taskflow_schemas::subjects::{
+    CAUSATION_ID_HEADER, DEADLINE_HEADER, IDEMPOTENCY_KEY_HEADER, REQUEST_ID_HEADER,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandContext {
@@ -20,6 +22,9 @@ pub struct CommandContext {
     pub deadline: Option<SystemTime>,
     /// `Idempotency-Key`, for the commands that honour one.
     pub idempotency_key: Option<String>,
+    /// `Taskflow-Causation-Id`: the event that made a service send this
+    /// command (the scheduler's completion); the events it writes name it.
+    pub causation_id: Option<uuid::Uuid>,
 }
 
 impl CommandContext {
@@ -28,7 +33,13 @@ impl CommandContext {
             request_id: request_id.into(),
             deadline: None,
             idempotency_key: None,
+            causation_id: None,
         }
+    }
+
+    pub fn caused_by(mut self, event_id: uuid::Uuid) -> Self {
+        self.causation_id = Some(event_id);
+        self
     }
 
     pub fn with_idempotency_key(mut self, key: Option<String>) -> Self {
@@ -69,10 +80,18 @@ impl CommandContext {
                 ));
             }
         };
+        let causation_id = match header(CAUSATION_ID_HEADER) {
+            None => None,
+            Some(value) => match value.as_str().parse() {
+                Ok(id) => Some(id),
+                Err(_) => return Err(ErrorBody::invalid(CAUSATION_ID_HEADER, "must be a UUID")),
+            },
+        };
         Ok(Self {
             request_id,
             deadline,
             idempotency_key,
+            causation_id,
         })
     }
 
@@ -89,6 +108,9 @@ impl CommandContext {
         if let Some(key) = &self.idempotency_key {
             headers.insert(IDEMPOTENCY_KEY_HEADER, key.as_str());
         }
+        if let Some(cause) = self.causation_id {
+            headers.insert(CAUSATION_ID_HEADER, cause.to_string().as_str());
+        }
         headers
     }
 }
@@ -103,6 +125,7 @@ mod tests {
             request_id: "req-1".into(),
             deadline: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
             idempotency_key: Some("key-1".into()),
+            causation_id: Some(uuid::Uuid::now_v7()),
         };
         let read = CommandContext::from_headers(Some(&sent.to_headers())).unwrap();
         assert_eq!(read, sent);

@@ -24,5 +24,5 @@ mod parking;
 mod record;
 mod relay;
 
-pub use record::{OutboxRecord, enqueue, enqueue_record};
+pub use record::{OutboxRecord, enqueue, enqueue_record, enqueue_records};
 pub use relay::{OutboxRelay, RelayHandle, RelayMessage};

@@ -90,6 +90,35 @@ pub async fn enqueue_record(
     Ok(())
 }
 
+/// Adds many records in one statement, inside the caller's transaction.
+pub async fn enqueue_records(
+    tx: &mut PgConnection,
+    records: &[OutboxRecord],
+) -> Result<(), sqlx::Error> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let column = |value: fn(&OutboxRecord) -> &str| records.iter().map(value).collect::<Vec<_>>();
+    let event_ids: Vec<uuid::Uuid> = records.iter().map(|record| record.event_id).collect();
+    let bodies: Vec<&[u8]> = records
+        .iter()
+        .map(|record| record.body.as_slice())
+        .collect();
+    let created: Vec<DateTime<Utc>> = records.iter().map(|record| record.created_at).collect();
+    sqlx::query(concat!(
+        "INSERT INTO outbox (event_id, subject, body, request_id, created_at) ",
+        "SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::text[], $5::timestamptz[])"
+    ))
+    .bind(&event_ids)
+    .bind(column(|record| record.subject.as_str()))
+    .bind(&bodies)
+    .bind(column(|record| record.request_id.as_str()))
+    .bind(&created)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

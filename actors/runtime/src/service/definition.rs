@@ -36,7 +36,10 @@ pub struct ServiceDefinition<S> {
     /// The commands it answers.
     pub endpoints: fn() -> Endpoints<S>,
     /// The streams it consumes.
-    pub consumers: fn() -> Vec<ConsumerStarter>,
+    pub consumers: fn(&Platform) -> Vec<ConsumerStarter>,
+    /// Actors of its own beside consumers and commands (the scheduler's
+    /// timer), started under its supervisor after the relay.
+    pub actors: fn() -> Vec<ActorStarter>,
 }
 
 /// What a service's command state is made from.
@@ -90,6 +93,29 @@ impl<S: Send + Sync + 'static> Service for ServiceDefinition<S> {
 }
 
 type SpawnedConsumer = BoxFuture<'static, Result<ActorRef<ConsumerMessage>, SpawnErr>>;
+type SpawnedActor = BoxFuture<'static, Result<ActorCell, SpawnErr>>;
+type StartActor = dyn FnOnce(ActorCell, &Platform, &ServiceParts) -> SpawnedActor + Send;
+
+/// Starts one of a service's own actors under its supervisor, which watches
+/// it as it watches the rest: if it dies, the service stops (crash-only).
+pub struct ActorStarter(pub(crate) Box<StartActor>);
+
+impl ActorStarter {
+    /// `actor`, started with the arguments `arguments` makes from the
+    /// platform and the service's database and relay.
+    pub fn new<A: Actor>(
+        actor: A,
+        arguments: impl FnOnce(&Platform, &ServiceParts) -> A::Arguments + Send + 'static,
+    ) -> Self {
+        Self(Box::new(move |supervisor, platform, parts| {
+            let args = arguments(platform, parts);
+            Box::pin(async move {
+                let (actor, _) = Actor::spawn_linked(None, actor, args, supervisor).await?;
+                Ok(actor.get_cell())
+            })
+        }))
+    }
+}
 
 /// Starts one stream consumer under the service's supervisor.
 pub struct ConsumerStarter(

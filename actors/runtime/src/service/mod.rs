@@ -14,6 +14,6 @@ mod running;
 mod supervisor;
 mod workers;
 
-pub use definition::{ConsumerStarter, Service, ServiceDefinition, ServiceParts};
+pub use definition::{ActorStarter, ConsumerStarter, Service, ServiceDefinition, ServiceParts};
 pub use running::RunningService;
 pub use supervisor::{SupervisorMessage, crash_only};

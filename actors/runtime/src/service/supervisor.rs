@@ -82,7 +82,7 @@ impl<S: Send + Sync + 'static> Actor for ServiceSupervisor<S> {
             false => None,
         };
         let mut consumers = Vec::new();
-        for starter in (definition.consumers)() {
+        for starter in (definition.consumers)(&args.platform) {
             consumers.push(
                 (starter.0)(myself.get_cell(), args.platform.clone(), args.pool.clone()).await?,
             );
@@ -91,6 +91,9 @@ impl<S: Send + Sync + 'static> Actor for ServiceSupervisor<S> {
             pool: args.pool,
             relay: relay.clone(),
         };
+        for starter in (definition.actors)() {
+            (starter.0)(myself.get_cell(), &args.platform, &parts).await?;
+        }
         let state = Arc::new((definition.state)(&args.platform, parts));
         let endpoints = Arc::new((definition.endpoints)());
         let mut workers = Vec::with_capacity(definition.workers);

@@ -1,0 +1,74 @@
+//! The scheduler service: owns the `taskflow_scheduler` database, where every
+//! pending reminder and every recurrence series is kept, and acts on time.
+//!
+//! Consumes: `TASKS` (durable `scheduler-tasks`, keyed by task): sets, moves
+//! and cancels each task's reminder, and plans the next task of a recurring
+//! one when it is completed; `AUDIT` `audit.user.>` (durable
+//! `scheduler-users`): each user's time zone.
+//! Calls: `CreateNextOccurrence` on the tasks service, once per occurrence.
+//! Publishes: `reminder.due` on `REMINDERS` (`reminders.due.<task_id>`),
+//! through its outbox, caused by the task event that set the reminder.
+
+pub mod planner;
+pub mod recurrence;
+pub mod reminders;
+pub mod series;
+pub mod timer;
+pub mod users;
+
+use sqlx::migrate::Migrator;
+use taskflow_runtime::Platform;
+use taskflow_runtime::bus::{CommandClient, Endpoints};
+use taskflow_runtime::consumer::ConsumerSpec;
+use taskflow_runtime::service::{ActorStarter, ConsumerStarter, ServiceDefinition};
+use taskflow_schemas::subjects::{AUDIT_STREAM, TASKS_STREAM};
+
+use crate::planner::TaskPlanner;
+use crate::timer::{ReminderTimer, TimerArgs};
+use crate::users::TimezoneProjection;
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/scheduler");
+
+pub static SERVICE: ServiceDefinition<()> = ServiceDefinition {
+    name: "scheduler",
+    description: "Scheduler: reminders on time and the next task of each series",
+    migrator: &MIGRATOR,
+    workers: 4,
+    outbox: true,
+    ops_addr: "127.0.0.1:9104",
+    state: |_, _| (),
+    endpoints: Endpoints::new,
+    consumers,
+    actors,
+};
+
+fn consumers(platform: &Platform) -> Vec<ConsumerStarter> {
+    let tasks = ConsumerSpec {
+        service: "scheduler",
+        durable: "scheduler-tasks".into(),
+        stream: TASKS_STREAM,
+        subjects: vec!["tasks.>".into()],
+        workers: 4,
+    };
+    let users = ConsumerSpec {
+        service: "scheduler",
+        durable: "scheduler-users".into(),
+        stream: AUDIT_STREAM,
+        subjects: vec!["audit.user.>".into()],
+        workers: 1,
+    };
+    let planner = TaskPlanner {
+        tasks: CommandClient::new(platform.nats.clone(), Vec::new()),
+    };
+    vec![
+        ConsumerStarter::effector(tasks, planner),
+        ConsumerStarter::new(users, TimezoneProjection),
+    ]
+}
+
+fn actors() -> Vec<ActorStarter> {
+    vec![ActorStarter::new(ReminderTimer, |_, parts| TimerArgs {
+        pool: parts.pool.clone(),
+        relay: parts.relay(),
+    })]
+}

@@ -31,6 +31,7 @@ CREATE INDEX reminders_by_reader ON reminders USING GIN (readers);
 CREATE TABLE series (
     id              UUID PRIMARY KEY,
     current_task_id UUID NOT NULL,
+    title           TEXT NOT NULL,
     recurrence      JSONB NOT NULL,
     anchor_day      SMALLINT NOT NULL CHECK (anchor_day BETWEEN 1 AND 31),
     anchor_time     TIME NOT NULL,

@@ -19,6 +19,7 @@ use crate::commands::{
     TaskQuery, TaskRef, TaskUpdate, UserRef,
 };
 use crate::error::ErrorBody;
+use crate::schedule::{Schedule, ScheduleQuery, ScheduleRef};
 use crate::task::Task;
 use crate::user::{PublicProfile, UserProfile};
 
@@ -125,6 +126,10 @@ commands! {
     /// The audit records the user may read, in recording order.
     ListAuditRecords = "taskflow.audit.list", AsUser<AuditQuery> => Page<AuditRecord>;
     GetAuditRecord = "taskflow.audit.get", AsUser<AuditRef> => AuditRecord;
+
+    /// Reminders and series of the tasks the user may read, newest first.
+    ListSchedules = "taskflow.scheduler.list", AsUser<ScheduleQuery> => Page<Schedule>;
+    GetSchedule = "taskflow.scheduler.get", AsUser<ScheduleRef> => Schedule;
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod feed;
 pub mod json_schema;
 pub mod limits;
 pub mod patch;
+pub mod schedule;
 pub mod subjects;
 pub mod task;
 pub mod user;

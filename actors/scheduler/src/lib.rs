@@ -5,11 +5,14 @@
 //! and cancels each task's reminder, and plans the next task of a recurring
 //! one when it is completed; `AUDIT` `audit.user.>` (durable
 //! `scheduler-users`): each user's time zone.
+//! Answers: `ListSchedules`, `GetSchedule` (`taskflow.scheduler.*`): the
+//! reminders and series of the tasks the user may read; admins see all.
 //! Calls: `CreateNextOccurrence` on the tasks service, once per occurrence.
 //! Publishes: `reminder.due` on `REMINDERS` (`reminders.due.<task_id>`),
 //! through its outbox, caused by the task event that set the reminder.
 
 pub mod planner;
+pub mod queries;
 pub mod recurrence;
 pub mod reminders;
 pub mod series;
@@ -21,26 +24,38 @@ use taskflow_runtime::Platform;
 use taskflow_runtime::bus::{CommandClient, Endpoints};
 use taskflow_runtime::consumer::ConsumerSpec;
 use taskflow_runtime::service::{ActorStarter, ConsumerStarter, ServiceDefinition};
+use taskflow_schemas::catalogue::{GetSchedule, ListSchedules};
 use taskflow_schemas::subjects::{AUDIT_STREAM, TASKS_STREAM};
 
 use crate::planner::TaskPlanner;
+use crate::queries::ScheduleQueries;
 use crate::timer::{ReminderTimer, TimerArgs};
 use crate::users::TimezoneProjection;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/scheduler");
 
-pub static SERVICE: ServiceDefinition<()> = ServiceDefinition {
+pub static SERVICE: ServiceDefinition<ScheduleQueries> = ServiceDefinition {
     name: "scheduler",
     description: "Scheduler: reminders on time and the next task of each series",
     migrator: &MIGRATOR,
     workers: 4,
     outbox: true,
     ops_addr: "127.0.0.1:9104",
-    state: |_, _| (),
-    endpoints: Endpoints::new,
+    state: |_, parts| ScheduleQueries::new(parts.pool),
+    endpoints,
     consumers,
     actors,
 };
+
+fn endpoints() -> Endpoints<ScheduleQueries> {
+    Endpoints::<ScheduleQueries>::new()
+        .on::<ListSchedules, _, _, _>(|schedules, _, request| async move {
+            schedules.list(request.user(), request.body).await
+        })
+        .on::<GetSchedule, _, _, _>(|schedules, _, request| async move {
+            schedules.get(request.user(), request.body).await
+        })
+}
 
 fn consumers(platform: &Platform) -> Vec<ConsumerStarter> {
     let tasks = ConsumerSpec {

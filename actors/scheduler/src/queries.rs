@@ -1,0 +1,222 @@
+//! The scheduler's commands: `ListSchedules` and `GetSchedule`, over its
+//! reminders and series, for the users who may read their tasks.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, NaiveTime, Utc};
+use sqlx::PgPool;
+use taskflow_schemas::commands::{Page, Principal};
+use taskflow_schemas::schedule::{Schedule, ScheduleKind, ScheduleQuery, ScheduleRef};
+use taskflow_schemas::task::{Recurrence, RecurrenceAnchor};
+use taskflow_schemas::{ErrorBody, ErrorCode};
+use uuid::Uuid;
+
+use crate::recurrence::{self, Anchor};
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+
+/// Reminders and series as one list, newest first. `$1` a reader (null for
+/// an admin), `$2` is_active, `$3` task, `$4`/`$5` the cursor, `$6` the limit,
+/// `$7` one id.
+const SCHEDULES: &str = "\
+    SELECT * FROM ( \
+      SELECT id, 'reminder' AS kind, task_id, task->>'title' AS title, \
+             status = 'pending' AS is_active, status, \
+             CASE WHEN status = 'pending' THEN fire_at END AS next_fire_at, fired_at, \
+             NULL::jsonb AS recurrence, NULL::text AS timezone, NULL::timestamptz AS current_due, \
+             NULL::smallint AS anchor_day, NULL::time AS anchor_time, \
+             created_at, updated_at, readers \
+      FROM reminders \
+      UNION ALL \
+      SELECT id, 'series', current_task_id, title, is_active, \
+             CASE WHEN is_active THEN 'active' ELSE 'ended' END, \
+             CASE WHEN is_active THEN next_due END, NULL, \
+             recurrence, timezone, current_due, anchor_day, anchor_time, \
+             created_at, updated_at, readers \
+      FROM series \
+    ) schedules \
+    WHERE ($1::uuid IS NULL OR $1 = ANY(readers)) \
+      AND ($2::bool IS NULL OR is_active = $2) \
+      AND ($3::uuid IS NULL OR task_id = $3) \
+      AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
+      AND ($7::uuid IS NULL OR id = $7) \
+    ORDER BY created_at DESC, id DESC LIMIT $6";
+
+#[derive(sqlx::FromRow)]
+struct ScheduleRow {
+    id: Uuid,
+    kind: String,
+    task_id: Uuid,
+    title: Option<String>,
+    is_active: bool,
+    status: String,
+    next_fire_at: Option<DateTime<Utc>>,
+    fired_at: Option<DateTime<Utc>>,
+    recurrence: Option<serde_json::Value>,
+    timezone: Option<String>,
+    current_due: Option<DateTime<Utc>>,
+    anchor_day: Option<i16>,
+    anchor_time: Option<NaiveTime>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl ScheduleRow {
+    fn into_schedule(mut self) -> Schedule {
+        let recurrence: Option<Recurrence> = self
+            .recurrence
+            .take()
+            .and_then(|value| serde_json::from_value(value).ok());
+        let next_fire_at = self
+            .next_fire_at
+            .or_else(|| self.preview(recurrence.as_ref()));
+        Schedule {
+            id: self.id,
+            kind: if self.kind == "series" {
+                ScheduleKind::Series
+            } else {
+                ScheduleKind::Reminder
+            },
+            task_id: self.task_id,
+            title: self.title.unwrap_or_default(),
+            is_active: self.is_active,
+            status: self.status,
+            next_fire_at,
+            fired_at: self.fired_at,
+            recurrence,
+            timezone: self.timezone,
+            current_due: self.current_due,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
+    /// A going series counted from its due date knows its next due date
+    /// before the completion: the same arithmetic the completion will do.
+    fn preview(&self, rule: Option<&Recurrence>) -> Option<DateTime<Utc>> {
+        let rule = rule.filter(|rule| rule.anchor == RecurrenceAnchor::Due)?;
+        if !self.is_active {
+            return None;
+        }
+        let zone = self.timezone.as_deref()?.parse().ok()?;
+        let anchor = Anchor {
+            day: self.anchor_day? as u32,
+            time: self.anchor_time?,
+        };
+        let due = self.current_due?;
+        recurrence::next_due(rule, zone, anchor, Some(due), due)
+    }
+}
+
+pub struct ScheduleQueries {
+    pool: PgPool,
+}
+
+impl ScheduleQueries {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub async fn list(
+        &self,
+        actor: Principal,
+        query: ScheduleQuery,
+    ) -> Result<Page<Schedule>, ErrorBody> {
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ErrorBody::invalid(
+                "limit",
+                format!("between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+        let rows = self
+            .fetch(
+                actor,
+                query.is_active,
+                query.task_id,
+                after,
+                None,
+                i64::from(limit) + 1,
+            )
+            .await?;
+        let schedules = rows.into_iter().map(ScheduleRow::into_schedule).collect();
+        Ok(Page::cut(schedules, limit as usize, |schedule| {
+            encode_cursor(schedule.created_at, schedule.id)
+        }))
+    }
+
+    pub async fn get(
+        &self,
+        actor: Principal,
+        reference: ScheduleRef,
+    ) -> Result<Schedule, ErrorBody> {
+        let mut rows = self
+            .fetch(actor, None, None, None, Some(reference.schedule_id), 1)
+            .await?;
+        rows.pop()
+            .map(ScheduleRow::into_schedule)
+            .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "schedule not found"))
+    }
+
+    async fn fetch(
+        &self,
+        actor: Principal,
+        is_active: Option<bool>,
+        task_id: Option<Uuid>,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        id: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<ScheduleRow>, ErrorBody> {
+        let reader = (!actor.is_admin()).then_some(actor.id);
+        sqlx::query_as(SCHEDULES)
+            .bind(reader)
+            .bind(is_active)
+            .bind(task_id)
+            .bind(after.map(|(at, _)| at))
+            .bind(after.map(|(_, id)| id))
+            .bind(limit)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| taskflow_runtime::store::postgres::error_body("scheduler", &error))
+    }
+}
+
+fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
+    let mut bytes = created_at.timestamp_micros().to_be_bytes().to_vec();
+    bytes.extend_from_slice(id.as_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ErrorBody> {
+    let refused = || ErrorBody::refused("cursor", "is not a cursor this API gave out");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| refused())?;
+    let (micros, id) = bytes.split_at_checked(8).ok_or_else(refused)?;
+    let micros = i64::from_be_bytes(micros.try_into().map_err(|_| refused())?);
+    let id = Uuid::from_slice(id).map_err(|_| refused())?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or_else(refused)?;
+    Ok((at, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused_by_name() {
+        let at = DateTime::from_timestamp_micros(1_800_000_000_123_456).unwrap();
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(at, id)).unwrap(), (at, id));
+        for garbage in [
+            "",
+            "AAAA",
+            "not base64!",
+            &URL_SAFE_NO_PAD.encode([0u8; 25]),
+        ] {
+            let refused = decode_cursor(garbage).unwrap_err();
+            assert_eq!(refused.field.as_deref(), Some("cursor"), "{garbage}");
+        }
+    }
+}

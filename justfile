@@ -15,11 +15,13 @@ default:
 up:
     cargo build --release --bin taskflow
     scripts/nats.sh up
-    scripts/up.sh
+    scripts/smtp-catcher.sh up
+    TASKFLOW_SMTP_URL="${TASKFLOW_SMTP_URL:-smtp://127.0.0.1:1025}" scripts/up.sh
 
 # Stop what `just up` started
 down:
     scripts/down.sh
+    scripts/smtp-catcher.sh down
     scripts/nats.sh down
 
 # Follow the services' JSON logs
@@ -31,6 +33,7 @@ test:
     scripts/drop-test-databases.sh
     cargo build --bins
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" SCHEMATHESIS_BIN="$(scripts/schemathesis.sh)" \
+        SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
         cargo nextest run --workspace --no-fail-fast
 
 # Print throughput and latency figures (release build)
@@ -85,6 +88,14 @@ audit TOKEN TASK:
 # Watch every task event on the TASKS stream
 watch-events:
     nats --server "$NATS_URL" sub 'tasks.>'
+
+# The mails the local SMTP catcher received (`just up` starts it), newest last
+mails:
+    @ls -tr .data/mail/new 2>/dev/null | while read -r mail; do echo "== $mail"; cat ".data/mail/new/$mail"; done
+
+# Inject a reminder.due for a task with the nats CLI: its actor (as creator) is notified
+inject-reminder TASK ACTOR:
+    nats --server "$NATS_URL" pub "reminders.due.{{TASK}}" "$(scripts/envelope.py reminder.due {{TASK}} {{ACTOR}})" -H "Nats-Msg-Id:$(date +%s%N)"
 
 # Watch reminders fire: every reminder.due on the REMINDERS stream
 watch-reminders:

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Prints an event envelope for `nats pub`: envelope.py EVENT_TYPE TASK_ID ACTOR_ID.
 
-The payload names the actor as the task's creator, so the actor sees the
-event in the live feed and its audit record.
+EVENT_TYPE is a task event (`task.updated`, ...) or `reminder.due`. The
+payload carries a whole task whose creator is the actor, so the actor sees
+the event in the live feed and its audit record, and a reminder notifies
+them.
 """
 import datetime
 import json
@@ -22,6 +24,18 @@ def uuid7() -> str:
 
 event_type, task_id, actor_id = sys.argv[1:4]
 now = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+task = {
+    "id": task_id, "project_id": None, "title": "injected with the nats CLI",
+    "description": None, "status": "pending", "priority": "medium", "labels": [],
+    "creator_id": actor_id, "assignee_id": None, "observer_ids": [],
+    "due_date": None, "reminder_time": None, "reminder_offset_minutes": None,
+    "recurrence": None, "series_id": None, "version": 1,
+    "created_at": now, "updated_at": now, "completed_at": None,
+}
+if event_type == "reminder.due":
+    payload = {"reminder_id": str(uuid.uuid4()), "fire_at": now, "task": task}
+else:
+    payload = {"task": task, "changes": {"note": {"old": None, "new": "injected with the nats CLI"}}}
 print(json.dumps({
     "event_id": uuid7(),
     "event_type": event_type,
@@ -31,8 +45,5 @@ print(json.dumps({
     "actor_id": actor_id,
     "correlation_id": "nats-cli",
     "causation_id": None,
-    "payload": {
-        "task": {"id": task_id, "creator_id": actor_id, "assignee_id": None, "observer_ids": [], "version": 1},
-        "changes": {"note": {"old": None, "new": "injected with the nats CLI"}},
-    },
+    "payload": payload,
 }))

@@ -34,6 +34,7 @@ TaskFlow is up.
   metrics    http://$HTTP_ADDR/metrics
   NATS       ${NATS_URL:-nats://127.0.0.1:4333}  (nats-server monitoring http://127.0.0.1:8333)
   logs       $DATA/taskflow.log  (\`just logs\`)
+  mail       ${TASKFLOW_SMTP_URL:-none}  (caught mails: \`just mails\`)
 MSG
     exit 0
   fi

@@ -19,6 +19,7 @@ use crate::commands::{
     TaskQuery, TaskRef, TaskUpdate, UserRef,
 };
 use crate::error::ErrorBody;
+use crate::notification::{Notification, NotificationQuery, NotificationRef};
 use crate::schedule::{Schedule, ScheduleQuery, ScheduleRef};
 use crate::task::Task;
 use crate::user::{PublicProfile, UserProfile};
@@ -130,6 +131,11 @@ commands! {
     /// Reminders and series of the tasks the user may read, newest first.
     ListSchedules = "taskflow.scheduler.list", AsUser<ScheduleQuery> => Page<Schedule>;
     GetSchedule = "taskflow.scheduler.get", AsUser<ScheduleRef> => Schedule;
+
+    /// The user's own notifications, newest first.
+    ListNotifications = "taskflow.notifier.list", AsUser<NotificationQuery> => Page<Notification>;
+    /// Marks one of the user's notifications read; reading it again changes nothing.
+    MarkNotificationRead = "taskflow.notifier.read", AsUser<NotificationRef> => Notification;
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@ use crate::commands::{
 use crate::envelope::EventEnvelope;
 use crate::error::{ErrorBody, ErrorCode};
 use crate::events::{FieldChange, ReminderDuePayload, TaskEventPayload, UserEventPayload};
+use crate::notification::{
+    Channel, Notification, NotificationEventPayload, NotificationKind, NotificationStatus,
+};
 use crate::task::{Frequency, Priority, Recurrence, RecurrenceAnchor, Task, TaskStatus};
 use crate::user::{PublicProfile, Role, UserProfile};
 
@@ -22,6 +25,11 @@ use crate::user::{PublicProfile, Role, UserProfile};
     TaskEventPayload,
     UserEventPayload,
     ReminderDuePayload,
+    NotificationEventPayload,
+    Notification,
+    NotificationKind,
+    NotificationStatus,
+    Channel,
     FieldChange,
     Task,
     TaskStatus,
@@ -48,11 +56,13 @@ use crate::user::{PublicProfile, Role, UserProfile};
 struct WireTypes;
 
 /// The types that get a file of their own under `schemas/json/`.
-pub const DOCUMENTS: [&str; 13] = [
+pub const DOCUMENTS: [&str; 15] = [
     "EventEnvelope",
     "TaskEventPayload",
     "UserEventPayload",
     "ReminderDuePayload",
+    "NotificationEventPayload",
+    "Notification",
     "Task",
     "NewTask",
     "TaskPatch",

@@ -18,6 +18,7 @@ pub mod events;
 pub mod feed;
 pub mod json_schema;
 pub mod limits;
+pub mod notification;
 pub mod patch;
 pub mod schedule;
 pub mod subjects;

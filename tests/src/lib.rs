@@ -5,11 +5,13 @@
 pub mod fixtures;
 pub mod nats_server;
 pub mod postgres_server;
+pub mod smtp;
 pub mod system;
 pub mod ws;
 
 pub use nats_server::NatsServer;
 pub use postgres_server::PostgresServer;
+pub use smtp::SmtpCatcher;
 pub use system::{Reply, StoredEvent, TestSystem, Transport, User, id_of};
 
 use std::time::Duration;

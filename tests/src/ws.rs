@@ -7,8 +7,12 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// Notification frames arrive whenever the notifier makes one; the helpers
+/// set them aside so that tests of task events read those alone, and
+/// `until("notification")` hands them out in order.
 pub struct FeedClient {
     socket: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+    notifications: Vec<Value>,
 }
 
 /// How a session ended, as the client saw it.
@@ -27,7 +31,10 @@ impl FeedClient {
         let (socket, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("the feed accepts the connection");
-        Self { socket }
+        Self {
+            socket,
+            notifications: Vec::new(),
+        }
     }
 
     /// Connects with a tiny receive buffer, so that a client that stops
@@ -46,7 +53,10 @@ impl FeedClient {
         let (socket, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
             .await
             .expect("the feed accepts the connection");
-        Self { socket }
+        Self {
+            socket,
+            notifications: Vec::new(),
+        }
     }
 
     /// Sends a text frame as it is, telling whether the server took it.
@@ -72,8 +82,21 @@ impl FeedClient {
         }
     }
 
-    /// The next JSON frame, or how the connection closed.
+    /// The next JSON frame other than a notification, or how the
+    /// connection closed.
     pub async fn next_or_close(&mut self, limit: Duration) -> Result<Value, Closed> {
+        loop {
+            let frame = self.read(limit).await?;
+            if frame["type"] == "notification" {
+                self.notifications.push(frame);
+                continue;
+            }
+            return Ok(frame);
+        }
+    }
+
+    /// The next JSON frame of any type, skipping pings.
+    async fn read(&mut self, limit: Duration) -> Result<Value, Closed> {
         loop {
             let message = tokio::time::timeout(limit, self.socket.next())
                 .await
@@ -96,9 +119,19 @@ impl FeedClient {
 
     /// Frames until one of type `kind` (returned), collecting the others.
     pub async fn until(&mut self, kind: &str, limit: Duration) -> (Vec<Value>, Value) {
+        if kind == "notification" && !self.notifications.is_empty() {
+            return (Vec::new(), self.notifications.remove(0));
+        }
         let mut before = Vec::new();
         loop {
-            let frame = self.next_frame(limit).await;
+            let frame = match self.read(limit).await {
+                Ok(frame) => frame,
+                Err(closed) => panic!("the feed closed: {closed:?}"),
+            };
+            if frame["type"] == "notification" && kind != "notification" {
+                self.notifications.push(frame);
+                continue;
+            }
             if frame["type"] == kind {
                 return (before, frame);
             }
@@ -106,13 +139,25 @@ impl FeedClient {
         }
     }
 
-    /// Asserts that no frame arrives within `quiet`.
+    /// Asserts that no frame other than a notification arrives within
+    /// `quiet`.
     pub async fn assert_silent(&mut self, quiet: Duration) {
-        if let Ok(Some(Ok(Message::Text(text)))) =
-            tokio::time::timeout(quiet, self.socket.next()).await
-        {
-            panic!("expected silence, got {text}");
+        let until = tokio::time::Instant::now() + quiet;
+        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(until, self.socket.next()).await {
+            let Message::Text(text) = message else {
+                continue;
+            };
+            let frame: Value = serde_json::from_str(&text).expect("a JSON frame");
+            if frame["type"] != "notification" {
+                panic!("expected silence, got {text}");
+            }
+            self.notifications.push(frame);
         }
+    }
+
+    /// Notification frames received and not yet handed out by `until`.
+    pub fn set_aside_notifications(&self) -> &[Value] {
+        &self.notifications
     }
 
     pub async fn close(mut self) {

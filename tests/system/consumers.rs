@@ -34,7 +34,7 @@ static EFFECTS: ServiceDefinition<()> = ServiceDefinition {
     state: |_, _| (),
     endpoints: Endpoints::new,
     actors: Vec::new,
-    consumers: |_| {
+    consumers: |_, _| {
         let spec = ConsumerSpec {
             service: "effects",
             durable: "effects-tasks".into(),

@@ -9,6 +9,7 @@ mod hostile;
 mod identity;
 mod livefeed;
 mod nats_commands;
+mod notifications;
 mod openapi;
 mod outbox;
 mod scheduler;

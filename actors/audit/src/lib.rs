@@ -35,7 +35,7 @@ pub static SERVICE: ServiceDefinition<AuditQueries> = ServiceDefinition {
     ops_addr: "127.0.0.1:9103",
     state: |_, parts| AuditQueries::new(parts.pool),
     endpoints,
-    consumers: |_| consumers(),
+    consumers: |_, _| consumers(),
     actors: Vec::new,
 };
 

@@ -39,7 +39,7 @@ pub static SERVICE: ServiceDefinition<IdentityService> = ServiceDefinition {
         )
     },
     endpoints,
-    consumers: |_| Vec::new(),
+    consumers: |_, _| Vec::new(),
     actors: Vec::new,
 };
 

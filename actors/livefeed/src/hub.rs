@@ -20,9 +20,13 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use taskflow_runtime::Platform;
+use taskflow_schemas::EventEnvelope;
 use taskflow_schemas::access::Participants;
 use taskflow_schemas::envelope::SCHEMA_VERSION;
-use taskflow_schemas::subjects::TASKS_STREAM;
+use taskflow_schemas::events::NOTIFICATION_SENT;
+use taskflow_schemas::feed::ServerFrame;
+use taskflow_schemas::notification::{Channel, NotificationEventPayload};
+use taskflow_schemas::subjects::{AUDIT_STREAM, TASKS_STREAM, audit_subject};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -88,6 +92,27 @@ impl LiveEvent {
             Delivery::Nothing
         }
     }
+}
+
+/// The recipient of an in-app `notification.sent` envelope and its
+/// `{"type":"notification","notification":{...}}` frame; `None` for
+/// anything else.
+pub fn notification_frame(payload: &[u8]) -> Option<(Uuid, Utf8Bytes)> {
+    let envelope: EventEnvelope = serde_json::from_slice(payload).ok()?;
+    if envelope.schema_version != SCHEMA_VERSION {
+        return None;
+    }
+    let event: NotificationEventPayload = serde_json::from_value(envelope.payload).ok()?;
+    let notification = event.notification;
+    if notification.channel != Channel::InApp {
+        return None;
+    }
+    let recipient = notification.recipient_id;
+    let frame = ServerFrame::Notification {
+        notification: serde_json::to_value(notification).ok()?,
+    };
+    let text = serde_json::to_string(&frame).ok()?;
+    Some((recipient, Utf8Bytes::from(text)))
 }
 
 /// `{"type":"revoked","task_id":...}`.
@@ -195,7 +220,9 @@ pub enum HubMessage {
     Register(Viewer, RpcReplyPort<Registration>),
     Unregister(u64),
     Count(RpcReplyPort<usize>),
-    /// The stream follower stopped: the feed would freeze, so the hub fails.
+    /// A `notification.sent` from `AUDIT`, as stored.
+    Notification(bytes::Bytes),
+    /// A stream follower stopped: the feed would freeze, so the hub fails.
     FollowerEnded,
 }
 
@@ -211,7 +238,7 @@ pub struct HubState {
     head: u64,
     next_client: u64,
     clients: HashMap<u64, Client>,
-    follower: tokio::task::JoinHandle<()>,
+    followers: [tokio::task::JoinHandle<()>; 2],
 }
 
 impl Actor for FeedHub {
@@ -228,37 +255,37 @@ impl Actor for FeedHub {
         let head = stream.info().await?.state.last_sequence;
         // An ordered consumer recreates itself after a gap or a reconnection,
         // and starts right after the head, so nothing falls in between.
-        let consumer = stream
-            .create_consumer(OrderedConfig {
-                deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: head + 1,
-                },
-                filter_subject: "tasks.>".into(),
-                ..Default::default()
-            })
-            .await?;
-        let mut messages = consumer.messages().await?;
-        let hub = myself.clone();
-        let follower = tokio::spawn(async move {
-            while let Some(message) = messages.next().await {
-                let Ok(message) = message else { continue };
-                let Ok(info) = message.info() else { continue };
-                let seq = info.stream_sequence;
-                if hub
-                    .cast(HubMessage::Message(seq, message.payload.clone()))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            let _ = hub.cast(HubMessage::FollowerEnded);
-        });
-        tracing::info!(service = "livefeed", head, "following TASKS");
+        let events = follow(
+            &platform,
+            TASKS_STREAM,
+            "tasks.>",
+            DeliverPolicy::ByStartSequence {
+                start_sequence: head + 1,
+            },
+            myself.clone(),
+            HubMessage::Message,
+        )
+        .await?;
+        // Notifications are live only: their history is the REST API's.
+        let notifications = follow(
+            &platform,
+            AUDIT_STREAM,
+            &audit_subject(NOTIFICATION_SENT),
+            DeliverPolicy::New,
+            myself.clone(),
+            |_, payload| HubMessage::Notification(payload),
+        )
+        .await?;
+        tracing::info!(
+            service = "livefeed",
+            head,
+            "following TASKS and notifications"
+        );
         Ok(HubState {
             head,
             next_client: 0,
             clients: HashMap::new(),
-            follower,
+            followers: [events, notifications],
         })
     }
 
@@ -298,7 +325,8 @@ impl Actor for FeedHub {
             HubMessage::Count(reply) => {
                 let _ = reply.send(state.clients.len());
             }
-            HubMessage::FollowerEnded => return Err("the TASKS follower ended".into()),
+            HubMessage::Notification(payload) => state.push_notification(&payload),
+            HubMessage::FollowerEnded => return Err("a stream follower ended".into()),
         }
         Ok(())
     }
@@ -308,14 +336,68 @@ impl Actor for FeedHub {
         _: ActorRef<HubMessage>,
         state: &mut HubState,
     ) -> Result<(), ActorProcessingErr> {
-        state.follower.abort();
+        for follower in &state.followers {
+            follower.abort();
+        }
         // Dropping the clients' senders tells each session the hub is gone.
         state.clients.clear();
         Ok(())
     }
 }
 
+/// Follows `subject` of `stream` with an ordered consumer from `from`,
+/// handing each message to the hub as `message(seq, payload)`; tells the hub
+/// if it ever stops.
+async fn follow(
+    platform: &Platform,
+    stream: &str,
+    subject: &str,
+    from: DeliverPolicy,
+    hub: ActorRef<HubMessage>,
+    message: fn(u64, bytes::Bytes) -> HubMessage,
+) -> Result<tokio::task::JoinHandle<()>, ActorProcessingErr> {
+    let consumer = platform
+        .jetstream
+        .get_stream(stream)
+        .await?
+        .create_consumer(OrderedConfig {
+            deliver_policy: from,
+            filter_subject: subject.into(),
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    Ok(tokio::spawn(async move {
+        while let Some(next) = messages.next().await {
+            let Ok(next) = next else { continue };
+            let Ok(info) = next.info() else { continue };
+            let seq = info.stream_sequence;
+            if hub.cast(message(seq, next.payload.clone())).is_err() {
+                return;
+            }
+        }
+        let _ = hub.cast(HubMessage::FollowerEnded);
+    }))
+}
+
 impl HubState {
+    /// Sends an in-app notification to its recipient's connections.
+    fn push_notification(&mut self, payload: &[u8]) {
+        let Some((recipient, frame)) = notification_frame(payload) else {
+            return;
+        };
+        let mut too_slow = Vec::new();
+        for (id, client) in &self.clients {
+            if client.viewer.user != recipient {
+                continue;
+            }
+            if let Err(mpsc::error::TrySendError::Full(_)) = client.frames.try_send(frame.clone()) {
+                too_slow.push(*id);
+            }
+        }
+        self.evict(too_slow);
+    }
+
     fn fan_out(&mut self, seq: u64, payload: &[u8]) {
         self.head = self.head.max(seq);
         // With nobody connected there is nothing to decode.
@@ -339,6 +421,11 @@ impl HubState {
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
+        self.evict(too_slow);
+    }
+
+    /// Drops clients whose buffer is full; their sessions close them.
+    fn evict(&mut self, too_slow: Vec<u64>) {
         if too_slow.is_empty() {
             return;
         }

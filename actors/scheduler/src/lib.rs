@@ -23,7 +23,7 @@ use sqlx::migrate::Migrator;
 use taskflow_runtime::Platform;
 use taskflow_runtime::bus::{CommandClient, Endpoints};
 use taskflow_runtime::consumer::ConsumerSpec;
-use taskflow_runtime::service::{ActorStarter, ConsumerStarter, ServiceDefinition};
+use taskflow_runtime::service::{ActorStarter, ConsumerStarter, ServiceDefinition, ServiceParts};
 use taskflow_schemas::catalogue::{GetSchedule, ListSchedules};
 use taskflow_schemas::subjects::{AUDIT_STREAM, TASKS_STREAM};
 
@@ -57,7 +57,7 @@ fn endpoints() -> Endpoints<ScheduleQueries> {
         })
 }
 
-fn consumers(platform: &Platform) -> Vec<ConsumerStarter> {
+fn consumers(platform: &Platform, _: &ServiceParts) -> Vec<ConsumerStarter> {
     let tasks = ConsumerSpec {
         service: "scheduler",
         durable: "scheduler-tasks".into(),

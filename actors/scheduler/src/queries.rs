@@ -1,10 +1,9 @@
 //! The scheduler's commands: `ListSchedules` and `GetSchedule`, over its
 //! reminders and series, for the users who may read their tasks.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveTime, Utc};
 use sqlx::PgPool;
+use taskflow_runtime::store::cursor;
 use taskflow_schemas::commands::{Page, Principal};
 use taskflow_schemas::schedule::{Schedule, ScheduleKind, ScheduleQuery, ScheduleRef};
 use taskflow_schemas::task::{Recurrence, RecurrenceAnchor};
@@ -130,7 +129,7 @@ impl ScheduleQueries {
                 format!("between 1 and {MAX_PAGE}"),
             ));
         }
-        let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+        let after = query.cursor.as_deref().map(cursor::decode).transpose()?;
         let rows = self
             .fetch(
                 actor,
@@ -143,7 +142,7 @@ impl ScheduleQueries {
             .await?;
         let schedules = rows.into_iter().map(ScheduleRow::into_schedule).collect();
         Ok(Page::cut(schedules, limit as usize, |schedule| {
-            encode_cursor(schedule.created_at, schedule.id)
+            cursor::encode(schedule.created_at, schedule.id)
         }))
     }
 
@@ -181,42 +180,5 @@ impl ScheduleQueries {
             .fetch_all(&self.pool)
             .await
             .map_err(|error| taskflow_runtime::store::postgres::error_body("scheduler", &error))
-    }
-}
-
-fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
-    let mut bytes = created_at.timestamp_micros().to_be_bytes().to_vec();
-    bytes.extend_from_slice(id.as_bytes());
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ErrorBody> {
-    let refused = || ErrorBody::refused("cursor", "is not a cursor this API gave out");
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| refused())?;
-    let (micros, id) = bytes.split_at_checked(8).ok_or_else(refused)?;
-    let micros = i64::from_be_bytes(micros.try_into().map_err(|_| refused())?);
-    let id = Uuid::from_slice(id).map_err(|_| refused())?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or_else(refused)?;
-    Ok((at, id))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused_by_name() {
-        let at = DateTime::from_timestamp_micros(1_800_000_000_123_456).unwrap();
-        let id = Uuid::now_v7();
-        assert_eq!(decode_cursor(&encode_cursor(at, id)).unwrap(), (at, id));
-        for garbage in [
-            "",
-            "AAAA",
-            "not base64!",
-            &URL_SAFE_NO_PAD.encode([0u8; 25]),
-        ] {
-            let refused = decode_cursor(garbage).unwrap_err();
-            assert_eq!(refused.field.as_deref(), Some("cursor"), "{garbage}");
-        }
     }
 }

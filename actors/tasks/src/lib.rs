@@ -32,7 +32,7 @@ pub static SERVICE: ServiceDefinition<TasksService> = ServiceDefinition {
     ops_addr: "127.0.0.1:9101",
     state: |_, parts| TasksService::new(parts.pool.clone(), parts.relay()),
     endpoints,
-    consumers: |_| Vec::new(),
+    consumers: |_, _| Vec::new(),
     actors: Vec::new,
 };
 

@@ -4,9 +4,10 @@
 
 use taskflow_runtime::service::Service;
 
-pub static SERVICES: [&dyn Service; 4] = [
+pub static SERVICES: [&dyn Service; 5] = [
     &taskflow_identity::SERVICE,
     &taskflow_tasks::SERVICE,
     &taskflow_audit::SERVICE,
     &taskflow_scheduler::SERVICE,
+    &taskflow_notifier::SERVICE,
 ];

@@ -1,6 +1,7 @@
 pub mod audit;
 pub mod auth;
 pub mod connections;
+pub mod notifications;
 pub mod schedules;
 pub mod tasks;
 pub mod users;

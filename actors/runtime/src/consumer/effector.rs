@@ -61,6 +61,40 @@ pub trait Effector: Send + Sync + 'static {
         delivery: i64,
         effect: &Self::Effect,
     ) -> impl Future<Output = Result<(), EffectError>> + Send;
+
+    /// In the transaction that records how an attempt ended (`attempts`
+    /// counts it): the effector may keep a status of its own (a
+    /// notification's) and add events to its outbox. None by default.
+    fn settled(
+        &self,
+        tx: &mut PgConnection,
+        effect: &Self::Effect,
+        attempts: i32,
+        settlement: Settlement<'_>,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        let _ = (tx, effect, attempts, settlement);
+        async { Ok(()) }
+    }
+
+    /// After that transaction committed (to wake the service's relay).
+    fn after_settled(&self) {}
+
+    /// After a transaction that planned effects committed (the same).
+    fn committed(&self) {}
+}
+
+/// How an attempt at an effect ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement<'a> {
+    Done,
+    /// It failed and is tried again later.
+    Retrying {
+        reason: &'a str,
+    },
+    /// It failed for good: a permanent error, or [`MAX_ATTEMPTS`] tries.
+    Failed {
+        reason: &'a str,
+    },
 }
 
 /// The delay before retry `attempt` (1-based): 200 ms, doubling, at most 5 minutes.
@@ -103,6 +137,7 @@ impl<E: Effector> EventHandler for Recorder<E> {
     }
 
     fn committed(&self) {
+        self.effector.committed();
         self.deliveries.wake();
     }
 }
@@ -231,18 +266,23 @@ impl<E: Effector> DeliveriesState<E> {
         .await?;
         let outcomes =
             futures::future::join_all(claimed.iter().map(|delivery| self.perform(delivery))).await;
-        for (delivery, outcome) in claimed.iter().zip(outcomes) {
-            self.record(delivery, outcome).await?;
+        for (delivery, (outcome, effect)) in claimed.iter().zip(outcomes) {
+            self.record(delivery, outcome, effect.as_ref()).await?;
         }
         Ok(claimed.len())
     }
 
-    async fn perform(&self, delivery: &Claimed) -> Outcome {
+    async fn perform(&self, delivery: &Claimed) -> (Outcome, Option<E::Effect>) {
         let effect: E::Effect = match serde_json::from_value(delivery.effect.clone()) {
             Ok(effect) => effect,
-            Err(error) => return Outcome::Failed(format!("unreadable effect: {error}")),
+            Err(error) => return (Outcome::Failed(format!("unreadable effect: {error}")), None),
         };
-        match self.effector.perform(delivery.id, &effect).await {
+        let outcome = self.attempt(delivery, &effect).await;
+        (outcome, Some(effect))
+    }
+
+    async fn attempt(&self, delivery: &Claimed, effect: &E::Effect) -> Outcome {
+        match self.effector.perform(delivery.id, effect).await {
             Ok(()) => Outcome::Done,
             Err(EffectError::Permanent(reason)) => Outcome::Failed(reason),
             Err(EffectError::Retry(reason)) if delivery.attempts >= MAX_ATTEMPTS => {
@@ -254,7 +294,12 @@ impl<E: Effector> DeliveriesState<E> {
         }
     }
 
-    async fn record(&self, delivery: &Claimed, outcome: Outcome) -> Result<(), sqlx::Error> {
+    async fn record(
+        &self,
+        delivery: &Claimed,
+        outcome: Outcome,
+        effect: Option<&E::Effect>,
+    ) -> Result<(), sqlx::Error> {
         let consumer = self.consumer.clone();
         let (label, query) = match &outcome {
             Outcome::Done => (
@@ -297,7 +342,20 @@ impl<E: Effector> DeliveriesState<E> {
         }
         metrics::counter!("taskflow_effects_total", "consumer" => consumer, "outcome" => label)
             .increment(1);
-        query.execute(&self.pool).await?;
+        let mut tx = self.pool.begin().await?;
+        query.execute(&mut *tx).await?;
+        if let Some(effect) = effect {
+            let settlement = match &outcome {
+                Outcome::Done => Settlement::Done,
+                Outcome::RetryAfter(_, reason) => Settlement::Retrying { reason },
+                Outcome::Failed(reason) => Settlement::Failed { reason },
+            };
+            self.effector
+                .settled(&mut tx, effect, delivery.attempts, settlement)
+                .await?;
+        }
+        tx.commit().await?;
+        self.effector.after_settled();
         Ok(())
     }
 }

@@ -35,6 +35,8 @@ pub struct Settings {
     pub jwt_secret_is_default: bool,
     /// `TASKFLOW_SMTP_URL`, e.g. `smtp://127.0.0.1:1025`; none disables email.
     pub smtp_url: Option<String>,
+    /// `TASKFLOW_SMTP_FROM`: the sender of notification emails.
+    pub smtp_from: String,
     /// `TASKFLOW_CORS_ORIGINS`: comma-separated origins, or `*`.
     pub cors_origins: Vec<String>,
     /// `TASKFLOW_RATE_LIMIT_*`: what the edge lets through per client.
@@ -146,6 +148,7 @@ impl std::fmt::Debug for Settings {
             .field("database_prefix", &self.database_prefix)
             .field("jwt_secret", &"<redacted>")
             .field("smtp_url", &self.smtp_url)
+            .field("smtp_from", &self.smtp_from)
             .field("cors_origins", &self.cors_origins)
             .field("rate_limits", &self.rate_limits)
             .field("ws_max_per_user", &self.ws_max_per_user)
@@ -226,6 +229,17 @@ impl Settings {
                     "",
                     &["smtp://", "smtps://"],
                 )?),
+            },
+            smtp_from: match get("TASKFLOW_SMTP_FROM") {
+                None => "TaskFlow <taskflow@localhost>".into(),
+                Some(from) if from.contains('@') && !from.chars().any(char::is_control) => from,
+                Some(_) => {
+                    return Err(RuntimeError::Setting {
+                        name: "TASKFLOW_SMTP_FROM",
+                        problem: "must be an address, e.g. `TaskFlow <taskflow@example.com>`"
+                            .into(),
+                    });
+                }
             },
             cors_origins: get("TASKFLOW_CORS_ORIGINS")
                 .map(|text| {

@@ -36,7 +36,7 @@ pub struct ServiceDefinition<S> {
     /// The commands it answers.
     pub endpoints: fn() -> Endpoints<S>,
     /// The streams it consumes.
-    pub consumers: fn(&Platform) -> Vec<ConsumerStarter>,
+    pub consumers: fn(&Platform, &ServiceParts) -> Vec<ConsumerStarter>,
     /// Actors of its own beside consumers and commands (the scheduler's
     /// timer), started under its supervisor after the relay.
     pub actors: fn() -> Vec<ActorStarter>,

@@ -81,16 +81,16 @@ impl<S: Send + Sync + 'static> Actor for ServiceSupervisor<S> {
             ),
             false => None,
         };
+        let parts = ServiceParts {
+            pool: args.pool.clone(),
+            relay: relay.clone(),
+        };
         let mut consumers = Vec::new();
-        for starter in (definition.consumers)(&args.platform) {
+        for starter in (definition.consumers)(&args.platform, &parts) {
             consumers.push(
                 (starter.0)(myself.get_cell(), args.platform.clone(), args.pool.clone()).await?,
             );
         }
-        let parts = ServiceParts {
-            pool: args.pool,
-            relay: relay.clone(),
-        };
         for starter in (definition.actors)() {
             (starter.0)(myself.get_cell(), &args.platform, &parts).await?;
         }

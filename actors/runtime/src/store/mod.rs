@@ -2,5 +2,6 @@
 //! (the runtime's tables first, then the service's), pooled; and what a
 //! database error means, decided once.
 
+pub mod cursor;
 pub mod migrations;
 pub mod postgres;

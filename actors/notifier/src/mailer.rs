@@ -1,0 +1,72 @@
+//! Email over SMTP with lettre: one pooled transport per process.
+
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use taskflow_runtime::consumer::effector::EffectError;
+
+/// How long one SMTP conversation may take before it counts as failed.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    #[error("TASKFLOW_SMTP_URL: {0}")]
+    Url(#[from] lettre::transport::smtp::Error),
+    #[error("TASKFLOW_SMTP_FROM: {0}")]
+    From(#[from] lettre::address::AddressError),
+}
+
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+/// One email to send.
+pub struct Mail<'a> {
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub body: String,
+    /// The `Message-ID`, stable across retries: a receiver can tell a
+    /// retried email from a new one.
+    pub message_id: String,
+}
+
+impl Mailer {
+    /// `url` as `smtp://host:port` (plain, for a local catcher) or
+    /// `smtps://host:port` (TLS).
+    pub fn new(url: &str, from: &str) -> Result<Self, MailerError> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
+            .timeout(Some(SMTP_TIMEOUT))
+            .build();
+        Ok(Self {
+            transport,
+            from: from.parse()?,
+        })
+    }
+
+    /// Sends `mail`: an address or message the server refuses for good is
+    /// `Permanent`; a server that is down or busy is `Retry`.
+    pub async fn send(&self, mail: Mail<'_>) -> Result<(), EffectError> {
+        let to: Mailbox = mail
+            .to
+            .parse()
+            .map_err(|error| EffectError::Permanent(format!("recipient {}: {error}", mail.to)))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(mail.subject)
+            .message_id(Some(mail.message_id))
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.body)
+            .map_err(|error| EffectError::Permanent(format!("message: {error}")))?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(error) if error.is_permanent() => {
+                Err(EffectError::Permanent(format!("smtp: {error}")))
+            }
+            Err(error) => Err(EffectError::Retry(format!("smtp: {error}"))),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! The notifier's commands: `ListNotifications` and `MarkNotificationRead`,
+//! each over the user's own notifications.
+
+use sqlx::PgPool;
+use taskflow_runtime::store::cursor;
+use taskflow_schemas::commands::{Page, Principal};
+use taskflow_schemas::notification::{Notification, NotificationQuery, NotificationRef};
+use taskflow_schemas::{ErrorBody, ErrorCode};
+
+use crate::store;
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+
+pub struct NotificationQueries {
+    pool: PgPool,
+}
+
+impl NotificationQueries {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub async fn list(
+        &self,
+        user: Principal,
+        query: NotificationQuery,
+    ) -> Result<Page<Notification>, ErrorBody> {
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ErrorBody::invalid(
+                "limit",
+                format!("between 1 and {MAX_PAGE}"),
+            ));
+        }
+        let after = query.cursor.as_deref().map(cursor::decode).transpose()?;
+        let listed = store::list(&self.pool, user.id, &query, after, i64::from(limit) + 1)
+            .await
+            .map_err(database_error)?;
+        Ok(Page::cut(listed, limit as usize, |notification| {
+            cursor::encode(notification.created_at, notification.id)
+        }))
+    }
+
+    pub async fn mark_read(
+        &self,
+        user: Principal,
+        reference: NotificationRef,
+    ) -> Result<Notification, ErrorBody> {
+        store::mark_read(&self.pool, user.id, reference.notification_id)
+            .await
+            .map_err(database_error)?
+            .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "notification not found"))
+    }
+}
+
+fn database_error(error: sqlx::Error) -> ErrorBody {
+    taskflow_runtime::store::postgres::error_body("notifier", &error)
+}

@@ -38,7 +38,8 @@ test:
 
 # Print throughput and latency figures (release build)
 bench:
-    NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo run --release -p taskflow-system-tests --bin bench
+    NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
+        cargo run --release -p taskflow-system-tests --bin bench
 
 # Fuzz the running API (`just up`) against its OpenAPI document: just api-fuzz 200
 api-fuzz EXAMPLES="100":

@@ -20,7 +20,8 @@ case "${1:-}" in
     ;;
   up)
     ensure
-    mkdir -p .data/mail
+    # aiosmtpd makes the Maildir (tmp, new, cur) when the folder is missing.
+    mkdir -p .data
     if [ -f .data/smtp.pid ] && kill -0 "$(cat .data/smtp.pid)" 2>/dev/null; then
       echo "SMTP catcher already running"
       exit 0

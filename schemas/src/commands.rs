@@ -47,6 +47,25 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// Items on a page when the request names no `limit`.
+pub const DEFAULT_PAGE: u32 = 50;
+/// The largest `limit` a list takes.
+pub const MAX_PAGE: u32 = 200;
+
+/// The page size a list's `limit` asks for: 1 to [`MAX_PAGE`], by default
+/// [`DEFAULT_PAGE`]; anything else is refused by name.
+pub fn page_size(limit: Option<u32>) -> Result<u32, ErrorBody> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ErrorBody::invalid(
+            "limit",
+            format!("between 1 and {MAX_PAGE}"),
+        ))
+    }
+}
+
 /// The most a page's items may weigh as JSON: a reply must fit in one NATS
 /// message (1 MiB by default) with room to spare, whatever the items hold.
 pub const PAGE_BYTES: usize = 512 * 1024;

@@ -70,6 +70,15 @@ pub struct UserEventPayload {
     pub changes: Changes,
 }
 
+impl UserEventPayload {
+    /// The profile a `user.registered` or `user.updated` event carries;
+    /// `None` for any other event type.
+    pub fn of(envelope: &crate::EventEnvelope) -> Option<Result<Self, serde_json::Error>> {
+        (envelope.event_type == USER_REGISTERED || envelope.event_type == USER_UPDATED)
+            .then(|| serde_json::from_value(envelope.payload.clone()))
+    }
+}
+
 fn utc() -> String {
     "UTC".into()
 }

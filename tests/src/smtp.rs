@@ -38,14 +38,23 @@ impl SmtpCatcher {
 
     /// Every message accepted so far, as received (headers and body).
     pub fn messages(&self) -> Vec<String> {
+        self.message_times()
+            .into_iter()
+            .map(|(text, _)| text)
+            .collect()
+    }
+
+    /// Every message accepted so far, with when the catcher stored it.
+    pub fn message_times(&self) -> Vec<(String, std::time::SystemTime)> {
         let mut messages = Vec::new();
         for folder in ["new", "cur"] {
             let Ok(entries) = std::fs::read_dir(self.maildir.join(folder)) else {
                 continue;
             };
             for entry in entries.flatten() {
-                if let Ok(text) = std::fs::read_to_string(entry.path()) {
-                    messages.push(text);
+                let stored = entry.metadata().and_then(|meta| meta.modified());
+                if let (Ok(text), Ok(stored)) = (std::fs::read_to_string(entry.path()), stored) {
+                    messages.push((text, stored));
                 }
             }
         }

@@ -709,3 +709,43 @@ async fn schedules_list_reminders_and_series_to_those_who_may_read_their_tasks()
     assert_eq!(bad.body["field"], "cursor");
     system.stop().await;
 }
+
+#[tokio::test]
+async fn a_reminder_due_while_nats_is_down_fires_on_time_and_is_published_once_when_it_is_back() {
+    let mut system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let at = in_ms(1_000);
+    let task = id_of(
+        &system
+            .create_task(&ada, json!({"title": "offline", "reminder_time": at}))
+            .await,
+    );
+    wait_for_pending(&system, task).await;
+    system.nats.kill();
+    // The timer needs only its database: the reminder fires into the outbox.
+    wait_until("the reminder fires", Duration::from_secs(10), || async {
+        let rows = reminder_rows(&system, task).await;
+        (rows[0].0 == "fired").then_some(())
+    })
+    .await;
+    assert!(system.service("scheduler").outbox_backlog().await >= 1);
+
+    system.nats.resume().await;
+    let events = fired(&system, 1, Duration::from_secs(20)).await;
+    assert_eq!(events[0].envelope.task_id, Some(task));
+    assert!(events[0].envelope.occurred_at >= at);
+    // Once: a later marker comes after it, with no second copy between.
+    system
+        .create_task(
+            &ada,
+            json!({"title": "marker", "reminder_time": in_ms(300)}),
+        )
+        .await;
+    let events = fired(&system, 2, Duration::from_secs(10)).await;
+    let for_task = events
+        .iter()
+        .filter(|e| e.envelope.task_id == Some(task))
+        .count();
+    assert_eq!(for_task, 1);
+    system.stop().await;
+}

@@ -4,13 +4,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sqlx::PgPool;
 use taskflow_schemas::audit::{AuditQuery, AuditRecord, AuditRef};
-use taskflow_schemas::commands::{Page, Principal};
+use taskflow_schemas::commands::{Page, Principal, page_size};
 use taskflow_schemas::{ErrorBody, ErrorCode};
 
 use crate::store;
-
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
 
 pub struct AuditQueries {
     pool: PgPool,
@@ -26,13 +23,7 @@ impl AuditQueries {
         actor: Principal,
         query: AuditQuery,
     ) -> Result<Page<AuditRecord>, ErrorBody> {
-        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ErrorBody::invalid(
-                "limit",
-                format!("between 1 and {MAX_PAGE}"),
-            ));
-        }
+        let limit = page_size(query.limit)?;
         for (field, value, most) in [
             ("event_type", &query.event_type, 64),
             ("correlation_id", &query.correlation_id, 128),

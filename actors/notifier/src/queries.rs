@@ -3,14 +3,11 @@
 
 use sqlx::PgPool;
 use taskflow_runtime::store::cursor;
-use taskflow_schemas::commands::{Page, Principal};
+use taskflow_schemas::commands::{Page, Principal, page_size};
 use taskflow_schemas::notification::{Notification, NotificationQuery, NotificationRef};
 use taskflow_schemas::{ErrorBody, ErrorCode};
 
 use crate::store;
-
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
 
 pub struct NotificationQueries {
     pool: PgPool,
@@ -26,13 +23,7 @@ impl NotificationQueries {
         user: Principal,
         query: NotificationQuery,
     ) -> Result<Page<Notification>, ErrorBody> {
-        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ErrorBody::invalid(
-                "limit",
-                format!("between 1 and {MAX_PAGE}"),
-            ));
-        }
+        let limit = page_size(query.limit)?;
         let after = query.cursor.as_deref().map(cursor::decode).transpose()?;
         let listed = store::list(&self.pool, user.id, &query, after, i64::from(limit) + 1)
             .await

@@ -4,16 +4,13 @@
 use chrono::{DateTime, NaiveTime, Utc};
 use sqlx::PgPool;
 use taskflow_runtime::store::cursor;
-use taskflow_schemas::commands::{Page, Principal};
+use taskflow_schemas::commands::{Page, Principal, page_size};
 use taskflow_schemas::schedule::{Schedule, ScheduleKind, ScheduleQuery, ScheduleRef};
 use taskflow_schemas::task::{Recurrence, RecurrenceAnchor};
 use taskflow_schemas::{ErrorBody, ErrorCode};
 use uuid::Uuid;
 
 use crate::recurrence::{self, Anchor};
-
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
 
 /// Reminders and series as one list, newest first. `$1` a reader (null for
 /// an admin), `$2` is_active, `$3` task, `$4`/`$5` the cursor, `$6` the limit,
@@ -122,13 +119,7 @@ impl ScheduleQueries {
         actor: Principal,
         query: ScheduleQuery,
     ) -> Result<Page<Schedule>, ErrorBody> {
-        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ErrorBody::invalid(
-                "limit",
-                format!("between 1 and {MAX_PAGE}"),
-            ));
-        }
+        let limit = page_size(query.limit)?;
         let after = query.cursor.as_deref().map(cursor::decode).transpose()?;
         let rows = self
             .fetch(

@@ -160,13 +160,19 @@ fn due_event(reminder: &Fired) -> Result<OutboxRecord, ErrorBody> {
     OutboxRecord::new(reminder_subject(reminder.task_id), &event)
 }
 
-/// When the next pending reminder is due, if any is.
-pub async fn next_fire_at(
+/// Whether a pending reminder is due at `now`, and when the first one after
+/// `now` is.
+pub async fn due_and_next(
     connection: &mut PgConnection,
-) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT min(fire_at) FROM reminders WHERE status = 'pending'")
-        .fetch_one(connection)
-        .await
+    now: DateTime<Utc>,
+) -> Result<(bool, Option<DateTime<Utc>>), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM reminders WHERE status = 'pending' AND fire_at <= $1), \
+                (SELECT min(fire_at) FROM reminders WHERE status = 'pending' AND fire_at > $1)",
+    )
+    .bind(now)
+    .fetch_one(connection)
+    .await
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use sqlx::PgConnection;
 use taskflow_runtime::consumer::{ConsumedEvent, EventHandler, HandlerError};
-use taskflow_schemas::events::{USER_REGISTERED, USER_UPDATED, UserEventPayload};
+use taskflow_schemas::events::UserEventPayload;
 
 use crate::series;
 
@@ -15,11 +15,10 @@ impl EventHandler for TimezoneProjection {
         tx: &mut PgConnection,
         event: &ConsumedEvent,
     ) -> Result<(), HandlerError> {
-        let envelope = &event.envelope;
-        if envelope.event_type != USER_REGISTERED && envelope.event_type != USER_UPDATED {
+        let Some(user) = UserEventPayload::of(&event.envelope) else {
             return Ok(());
-        }
-        let user: UserEventPayload = serde_json::from_value(envelope.payload.clone())
+        };
+        let user = user
             .map_err(|error| HandlerError::Reject(format!("not a user event payload: {error}")))?;
         if user.timezone.parse::<chrono_tz::Tz>().is_err() {
             return Err(HandlerError::Reject(format!(

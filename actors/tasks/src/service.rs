@@ -12,7 +12,7 @@ use taskflow_runtime::outbox::{self, OutboxRecord, RelayHandle};
 use taskflow_runtime::store::postgres;
 use taskflow_schemas::access::Participants;
 use taskflow_schemas::commands::{
-    NewTask, NextOccurrence, Page, Principal, TaskQuery, TaskRef, TaskUpdate,
+    NewTask, NextOccurrence, Page, Principal, TaskQuery, TaskRef, TaskUpdate, page_size,
 };
 use taskflow_schemas::events::{self, Changes, TaskEventPayload};
 use taskflow_schemas::limits;
@@ -25,8 +25,6 @@ use crate::error::TasksError;
 use crate::rules;
 use crate::store::{self, KeyClaim};
 
-pub const DEFAULT_PAGE: u32 = 50;
-pub const MAX_PAGE: u32 = 200;
 /// The longest search text (`?q=`).
 const MAX_QUERY: usize = 200;
 
@@ -174,10 +172,7 @@ impl TasksService {
     }
 
     pub async fn list(&self, caller: &Caller, query: TaskQuery) -> Result<Page<Task>, TasksError> {
-        let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ErrorBody::invalid("limit", format!("between 1 and {MAX_PAGE}")).into());
-        }
+        let limit = page_size(query.limit)?;
         if query
             .q
             .as_deref()

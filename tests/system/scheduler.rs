@@ -276,6 +276,20 @@ async fn five_hundred_reminders_due_in_the_same_second_each_fire_once() {
         "500 reminders due at once: the last fired {} ms after their time",
         (latest - at).num_milliseconds()
     );
+    // And each is delivered once: one in-app notification per reminder.
+    let notifier = &system.service("notifier").pool;
+    let (told, tasks): (i64, i64) =
+        wait_until("500 notifications", Duration::from_secs(30), || async {
+            let counts: (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(DISTINCT task_id) FROM notifications WHERE kind = 'reminder'",
+        )
+        .fetch_one(notifier)
+        .await
+        .unwrap();
+            (counts.0 >= 500).then_some(counts)
+        })
+        .await;
+    assert_eq!((told, tasks), (500, 500));
     system.stop().await;
 }
 

@@ -47,6 +47,24 @@ pub async fn wait_for_no_lag(system: &TestSystem) -> Duration {
     started.elapsed()
 }
 
+/// Waits until every service's consumers have caught up, so that one
+/// figure's backlog does not load the next.
+pub async fn wait_for_every_consumer(system: &TestSystem) {
+    taskflow_system_tests::wait_until(
+        "every consumer to catch up",
+        Duration::from_secs(300),
+        || async {
+            for service in &system.services {
+                if service.consumer_lag().await != 0 {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+}
+
 /// Records/s of the audit consumer catching up on `count` events.
 pub async fn catch_up_rate(
     system: &mut TestSystem,

@@ -10,7 +10,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /src/target/release/taskflow /src/target/release/taskflow-edge \
     /src/target/release/taskflow-identity /src/target/release/taskflow-tasks \
     /src/target/release/taskflow-audit /src/target/release/taskflow-scheduler \
-    /src/target/release/taskflow-notifier \
+    /src/target/release/taskflow-notifier /src/target/release/taskflow-projects \
     /src/target/release/taskflow-livefeed /usr/local/bin/
 USER nobody
 CMD ["taskflow"]

@@ -20,6 +20,10 @@ use crate::commands::{
 };
 use crate::error::ErrorBody;
 use crate::notification::{Notification, NotificationQuery, NotificationRef};
+use crate::project::{
+    MemberChange, MemberRef, NewProject, Project, ProjectMember, ProjectQuery, ProjectRef,
+    ProjectUpdate,
+};
 use crate::schedule::{Schedule, ScheduleQuery, ScheduleRef};
 use crate::task::Task;
 use crate::user::{PublicProfile, UserProfile};
@@ -131,6 +135,26 @@ commands! {
     /// Reminders and series of the tasks the user may read, newest first.
     ListSchedules = "taskflow.scheduler.list", AsUser<ScheduleQuery> => Page<Schedule>;
     GetSchedule = "taskflow.scheduler.get", AsUser<ScheduleRef> => Schedule;
+
+    /// Create a project; its creator becomes its owner.
+    CreateProject = "taskflow.projects.create", AsUser<NewProject> => Project;
+    /// The projects the user is a member of (admins: all), newest first.
+    ListProjects = "taskflow.projects.list", AsUser<ProjectQuery> => Page<Project>;
+    GetProject = "taskflow.projects.get", AsUser<ProjectRef> => Project,
+        ordered by |request| request.body.project_id;
+    UpdateProject = "taskflow.projects.update", AsUser<ProjectUpdate> => Project,
+        ordered by |request| request.body.project_id;
+    /// Replies with the project as it was when deleted.
+    DeleteProject = "taskflow.projects.delete", AsUser<ProjectRef> => Project,
+        ordered by |request| request.body.project_id;
+    /// Adds a member, or changes the role of one.
+    AddMember = "taskflow.projects.add_member", AsUser<MemberChange> => ProjectMember,
+        ordered by |request| request.body.project_id;
+    ListMembers = "taskflow.projects.members", AsUser<ProjectRef> => Vec<ProjectMember>,
+        ordered by |request| request.body.project_id;
+    /// Replies with the member as it was when removed.
+    RemoveMember = "taskflow.projects.remove_member", AsUser<MemberRef> => ProjectMember,
+        ordered by |request| request.body.project_id;
 
     /// The user's own notifications, newest first.
     ListNotifications = "taskflow.notifier.list", AsUser<NotificationQuery> => Page<Notification>;

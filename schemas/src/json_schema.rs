@@ -16,6 +16,7 @@ use crate::events::{FieldChange, ReminderDuePayload, TaskEventPayload, UserEvent
 use crate::notification::{
     Channel, Notification, NotificationEventPayload, NotificationKind, NotificationStatus,
 };
+use crate::project::{Project, ProjectEventPayload, ProjectMember, ProjectRole};
 use crate::task::{Frequency, Priority, Recurrence, RecurrenceAnchor, Task, TaskStatus};
 use crate::user::{PublicProfile, Role, UserProfile};
 
@@ -26,6 +27,10 @@ use crate::user::{PublicProfile, Role, UserProfile};
     UserEventPayload,
     ReminderDuePayload,
     NotificationEventPayload,
+    ProjectEventPayload,
+    Project,
+    ProjectMember,
+    ProjectRole,
     Notification,
     NotificationKind,
     NotificationStatus,
@@ -56,12 +61,13 @@ use crate::user::{PublicProfile, Role, UserProfile};
 struct WireTypes;
 
 /// The types that get a file of their own under `schemas/json/`.
-pub const DOCUMENTS: [&str; 15] = [
+pub const DOCUMENTS: [&str; 16] = [
     "EventEnvelope",
     "TaskEventPayload",
     "UserEventPayload",
     "ReminderDuePayload",
     "NotificationEventPayload",
+    "ProjectEventPayload",
     "Notification",
     "Task",
     "NewTask",

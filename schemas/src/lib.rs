@@ -20,6 +20,7 @@ pub mod json_schema;
 pub mod limits;
 pub mod notification;
 pub mod patch;
+pub mod project;
 pub mod schedule;
 pub mod subjects;
 pub mod task;

@@ -12,5 +12,6 @@ mod nats_commands;
 mod notifications;
 mod openapi;
 mod outbox;
+mod projects;
 mod scheduler;
 mod tasks_api;

@@ -80,6 +80,25 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
+/// The `{id}` and `{user_id}` of a member's path, as UUIDs.
+pub struct MemberPath(pub Uuid, pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for MemberPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path((project, user)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::invalid("id", "missing from the path"))?;
+        let parse = |field: &str, raw: &str| {
+            raw.parse::<Uuid>()
+                .map_err(|_| ApiError::invalid(field, format!("`{raw}` is not a UUID")))
+        };
+        Ok(MemberPath(parse("id", &project)?, parse("user_id", &user)?))
+    }
+}
+
 /// What the command a request becomes carries besides its body: the
 /// client's `X-Request-Id` (or the one the edge gave it).
 pub struct Context(pub CommandContext);

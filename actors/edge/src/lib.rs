@@ -2,9 +2,9 @@
 //! and sends each one as a typed command to the service that owns it. It
 //! keeps no state of its own; any number of edges may run.
 //!
-//! Serves: `/api/v1/{auth,users,tasks,audit,schedules,notifications}`, `/api/v1/openapi.json`,
+//! Serves: `/api/v1/{auth,users,tasks,projects,audit,schedules,notifications}`, `/api/v1/openapi.json`,
 //! `/health`, `/health/ready`, `/metrics`.
-//! Sends: the identity, tasks, audit, scheduler and notifier commands of the catalogue, with the
+//! Sends: the identity, tasks, projects, audit, scheduler and notifier commands of the catalogue, with the
 //! request's `X-Request-Id` (and `Idempotency-Key`) in headers.
 
 pub mod auth;
@@ -66,7 +66,7 @@ impl std::ops::Deref for EdgeState {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "TaskFlow", description = "Event-driven tasks: REST API of the edge."),
-    tags((name = "auth"), (name = "users"), (name = "tasks"), (name = "audit"), (name = "schedules"), (name = "notifications"), (name = "operations"))
+    tags((name = "auth"), (name = "users"), (name = "tasks"), (name = "projects"), (name = "audit"), (name = "schedules"), (name = "notifications"), (name = "operations"))
 )]
 struct ApiDoc;
 
@@ -76,6 +76,7 @@ pub fn api() -> (Router<EdgeState>, utoipa::openapi::OpenApi) {
         .merge(routes::auth::router())
         .merge(routes::users::router())
         .merge(routes::tasks::router())
+        .merge(routes::projects::router())
         .merge(routes::audit::router())
         .merge(routes::schedules::router())
         .merge(routes::notifications::router())

@@ -2,8 +2,7 @@
 //! and `user.updated`: an email address and whether the user wants email.
 
 use sqlx::PgConnection;
-use taskflow_runtime::consumer::{ConsumedEvent, EventHandler, HandlerError};
-use taskflow_schemas::events::UserEventPayload;
+use taskflow_runtime::consumer::{ConsumedEvent, EventHandler, HandlerError, user_profile};
 
 use crate::store::{self, Recipient};
 
@@ -15,11 +14,9 @@ impl EventHandler for RecipientProjection {
         tx: &mut PgConnection,
         event: &ConsumedEvent,
     ) -> Result<(), HandlerError> {
-        let Some(user) = UserEventPayload::of(&event.envelope) else {
+        let Some(user) = user_profile(event)? else {
             return Ok(());
         };
-        let user = user
-            .map_err(|error| HandlerError::Reject(format!("not a user event payload: {error}")))?;
         let recipient = Recipient {
             email: user.email,
             name: user.name,

@@ -2,8 +2,7 @@
 //! out in the creator's zone without asking identity.
 
 use sqlx::PgConnection;
-use taskflow_runtime::consumer::{ConsumedEvent, EventHandler, HandlerError};
-use taskflow_schemas::events::UserEventPayload;
+use taskflow_runtime::consumer::{ConsumedEvent, EventHandler, HandlerError, user_profile};
 
 use crate::series;
 
@@ -15,11 +14,9 @@ impl EventHandler for TimezoneProjection {
         tx: &mut PgConnection,
         event: &ConsumedEvent,
     ) -> Result<(), HandlerError> {
-        let Some(user) = UserEventPayload::of(&event.envelope) else {
+        let Some(user) = user_profile(event)? else {
             return Ok(());
         };
-        let user = user
-            .map_err(|error| HandlerError::Reject(format!("not a user event payload: {error}")))?;
         if user.timezone.parse::<chrono_tz::Tz>().is_err() {
             return Err(HandlerError::Reject(format!(
                 "`{}` is not an IANA time zone",

@@ -4,8 +4,9 @@
 
 use taskflow_runtime::service::Service;
 
-pub static SERVICES: [&dyn Service; 5] = [
+pub static SERVICES: [&dyn Service; 6] = [
     &taskflow_identity::SERVICE,
+    &taskflow_projects::SERVICE,
     &taskflow_tasks::SERVICE,
     &taskflow_audit::SERVICE,
     &taskflow_scheduler::SERVICE,

@@ -89,6 +89,17 @@ impl From<sqlx::Error> for HandlerError {
     }
 }
 
+/// The profile a `user.registered` or `user.updated` event carries, for the
+/// services that keep a projection of users; `None` for other events. A
+/// payload that is not a profile is rejected (the DLQ).
+pub fn user_profile(
+    event: &ConsumedEvent,
+) -> Result<Option<taskflow_schemas::events::UserEventPayload>, HandlerError> {
+    taskflow_schemas::events::UserEventPayload::of(&event.envelope)
+        .transpose()
+        .map_err(|error| HandlerError::Reject(format!("not a user event payload: {error}")))
+}
+
 /// What a service does with each event of one consumer.
 pub trait EventHandler: Send + Sync + 'static {
     /// Applies `event` inside `tx`; the runtime has recorded its id in the

@@ -1,0 +1,82 @@
+//! The projects service: owns the `taskflow_projects` database, where
+//! projects and their memberships (`owner`, `member`, `viewer`) live.
+//!
+//! Answers: `CreateProject`, `ListProjects`, `GetProject`, `UpdateProject`,
+//! `DeleteProject`, `AddMember`, `ListMembers`, `RemoveMember`
+//! (`taskflow.projects.*`). Members read a project; owners change it and
+//! its members; a project always keeps an owner (409); admins read all.
+//! Consumes: `AUDIT` `audit.user.>` (durable `projects-users`): which users
+//! exist, so that only they become members.
+//! Publishes: `project.created`, `project.updated`, `project.deleted`,
+//! `project.member_added`, `project.member_role_changed`,
+//! `project.member_removed` on `AUDIT`, through its outbox.
+
+pub mod rules;
+pub mod service;
+pub mod store;
+pub mod users;
+
+use sqlx::migrate::Migrator;
+use taskflow_runtime::bus::Endpoints;
+use taskflow_runtime::consumer::ConsumerSpec;
+use taskflow_runtime::service::{ConsumerStarter, ServiceDefinition};
+use taskflow_schemas::catalogue::{
+    AddMember, CreateProject, DeleteProject, GetProject, ListMembers, ListProjects, RemoveMember,
+    UpdateProject,
+};
+use taskflow_schemas::subjects::AUDIT_STREAM;
+
+use crate::service::ProjectsService;
+use crate::users::KnownUsers;
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/projects");
+
+pub static SERVICE: ServiceDefinition<ProjectsService> = ServiceDefinition {
+    name: "projects",
+    description: "Projects: projects, their members and roles",
+    migrator: &MIGRATOR,
+    workers: 8,
+    outbox: true,
+    ops_addr: "127.0.0.1:9106",
+    state: |_, parts| ProjectsService::new(parts.pool.clone(), parts.relay()),
+    endpoints,
+    consumers: |_, _| {
+        let spec = ConsumerSpec {
+            service: "projects",
+            durable: "projects-users".into(),
+            stream: AUDIT_STREAM,
+            subjects: vec!["audit.user.>".into()],
+            workers: 1,
+        };
+        vec![ConsumerStarter::new(spec, KnownUsers)]
+    },
+    actors: Vec::new,
+};
+
+/// Each command calls the method of its name as the user who sent it.
+macro_rules! as_user {
+    ($method:ident) => {
+        |projects, context, request| async move {
+            let user = request.user();
+            projects.$method(&context, user, request.body).await
+        }
+    };
+    (read $method:ident) => {
+        |projects, _, request| async move {
+            let user = request.user();
+            projects.$method(user, request.body).await
+        }
+    };
+}
+
+fn endpoints() -> Endpoints<ProjectsService> {
+    Endpoints::<ProjectsService>::new()
+        .on::<CreateProject, _, _, _>(as_user!(create))
+        .on::<ListProjects, _, _, _>(as_user!(read list))
+        .on::<GetProject, _, _, _>(as_user!(read get))
+        .on::<UpdateProject, _, _, _>(as_user!(update))
+        .on::<DeleteProject, _, _, _>(as_user!(delete))
+        .on::<AddMember, _, _, _>(as_user!(add_member))
+        .on::<ListMembers, _, _, _>(as_user!(read members))
+        .on::<RemoveMember, _, _, _>(as_user!(remove_member))
+}

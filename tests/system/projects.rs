@@ -1,0 +1,250 @@
+//! Projects and memberships: who may see and change a project, the
+//! last-owner rule, and the `project.*` events.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use taskflow_system_tests::{Reply, TestSystem, User, wait_until};
+
+async fn as_user(
+    system: &TestSystem,
+    user: &User,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
+    system.call(method, path, Some(&user.token), body).await
+}
+
+/// Waits until the projects service knows `users` exist.
+async fn known(system: &TestSystem, users: &[&User]) {
+    let ids: Vec<uuid::Uuid> = users.iter().map(|user| user.id).collect();
+    wait_until(
+        "the projects service knows the users",
+        Duration::from_secs(10),
+        || async {
+            let known: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM known_users WHERE user_id = ANY($1)")
+                    .bind(&ids)
+                    .fetch_one(&system.service("projects").pool)
+                    .await
+                    .unwrap();
+            (known == ids.len() as i64).then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn members_read_owners_manage_and_strangers_see_nothing() {
+    let system = TestSystem::spawn().await;
+    let (ada, bob, cy) = (
+        system.register("Ada").await,
+        system.register("Bob").await,
+        system.register("Cy").await,
+    );
+    let root = system.register("Root").await;
+    let root = system.make_admin(root).await;
+    known(&system, &[&ada, &bob, &cy]).await;
+
+    let created = as_user(
+        &system,
+        &ada,
+        Method::POST,
+        "/api/v1/projects",
+        Some(json!({"name": "  Launch  ", "description": "the big one"})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["name"], "Launch");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/projects/{id}");
+    let members = format!("{path}/members");
+
+    let added = as_user(
+        &system,
+        &ada,
+        Method::POST,
+        &members,
+        Some(json!({"user_id": bob.id, "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    assert_eq!(added.body["role"], "viewer");
+
+    assert_eq!(
+        as_user(&system, &bob, Method::GET, &path, None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        as_user(&system, &cy, Method::GET, &path, None).await.status,
+        404
+    );
+    assert_eq!(
+        as_user(&system, &root, Method::GET, &path, None)
+            .await
+            .status,
+        200
+    );
+    let rename = Some(json!({"name": "Renamed"}));
+    let refused = as_user(&system, &bob, Method::PATCH, &path, rename.clone()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let hidden = as_user(&system, &cy, Method::PATCH, &path, rename.clone()).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
+    let by_admin = as_user(&system, &root, Method::PATCH, &path, rename.clone()).await;
+    assert_eq!(
+        by_admin.status,
+        StatusCode::FORBIDDEN,
+        "admins write by the rules"
+    );
+    let renamed = as_user(&system, &ada, Method::PATCH, &path, rename).await;
+    assert_eq!(renamed.body["name"], "Renamed");
+    assert_eq!(renamed.body["version"], 2);
+
+    let listed = |user: &User| {
+        let token = user.token.clone();
+        let system = &system;
+        async move {
+            let reply = system
+                .call(Method::GET, "/api/v1/projects", Some(&token), None)
+                .await;
+            reply.body["items"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(
+        (listed(&ada).await, listed(&bob).await, listed(&cy).await),
+        (1, 1, 0)
+    );
+    let roster = as_user(&system, &bob, Method::GET, &members, None).await;
+    let roles: Vec<&str> = roster.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| member["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["owner", "viewer"]);
+
+    let stranger = as_user(
+        &system,
+        &ada,
+        Method::POST,
+        &members,
+        Some(json!({"user_id": uuid::Uuid::now_v7(), "role": "member"})),
+    )
+    .await;
+    assert_eq!(stranger.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(stranger.body["field"], "user_id");
+
+    // A member may leave; then the project is hidden from them.
+    let leave = format!("{members}/{}", bob.id);
+    assert_eq!(
+        as_user(&system, &bob, Method::DELETE, &leave, None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        as_user(&system, &bob, Method::GET, &path, None)
+            .await
+            .status,
+        404
+    );
+
+    let gone = as_user(&system, &ada, Method::DELETE, &path, None).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        as_user(&system, &ada, Method::GET, &path, None)
+            .await
+            .status,
+        404
+    );
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_project_always_keeps_an_owner_and_every_change_is_an_event() {
+    let system = TestSystem::spawn().await;
+    let (ada, bob) = (system.register("Ada").await, system.register("Bob").await);
+    known(&system, &[&ada, &bob]).await;
+    let project = as_user(
+        &system,
+        &ada,
+        Method::POST,
+        "/api/v1/projects",
+        Some(json!({"name": "Ops"})),
+    )
+    .await;
+    let id = project.body["id"].as_str().unwrap().to_owned();
+    let members = format!("/api/v1/projects/{id}/members");
+    let ada_member = format!("{members}/{}", ada.id);
+
+    let demote = as_user(
+        &system,
+        &ada,
+        Method::POST,
+        &members,
+        Some(json!({"user_id": ada.id, "role": "member"})),
+    )
+    .await;
+    assert_eq!(demote.status, StatusCode::CONFLICT, "{}", demote.body);
+    let remove = as_user(&system, &ada, Method::DELETE, &ada_member, None).await;
+    assert_eq!(remove.status, StatusCode::CONFLICT);
+
+    // With a second owner, the first may step down.
+    let promote = Some(json!({"user_id": bob.id, "role": "owner"}));
+    assert_eq!(
+        as_user(&system, &ada, Method::POST, &members, promote)
+            .await
+            .status,
+        200
+    );
+    let step_down = Some(json!({"user_id": ada.id, "role": "viewer"}));
+    let stepped = as_user(&system, &ada, Method::POST, &members, step_down).await;
+    assert_eq!(stepped.status, 200, "{}", stepped.body);
+    assert_eq!(
+        as_user(
+            &system,
+            &ada,
+            Method::DELETE,
+            &format!("/api/v1/projects/{id}"),
+            None
+        )
+        .await
+        .status,
+        StatusCode::FORBIDDEN,
+        "a viewer may not delete it"
+    );
+
+    let events = wait_until("the project events", Duration::from_secs(10), || async {
+        let events: Vec<_> = system
+            .stream_events("AUDIT")
+            .await
+            .into_iter()
+            .filter(|event| event.envelope.event_type.starts_with("project."))
+            .collect();
+        (events.len() >= 3).then_some(events)
+    })
+    .await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e.envelope.event_type.as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "project.created",
+            "project.member_added",
+            "project.member_role_changed"
+        ]
+    );
+    assert_eq!(events[0].subject, "audit.project.created");
+    let changed = &events[2].envelope;
+    assert_eq!(changed.payload["member"]["user_id"], ada.id.to_string());
+    assert_eq!(changed.payload["member"]["role"], "viewer");
+    assert_eq!(changed.payload["previous_role"], "owner");
+    assert_eq!(changed.actor_id, Some(ada.id));
+    system.stop().await;
+}

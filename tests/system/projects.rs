@@ -248,3 +248,77 @@ async fn a_project_always_keeps_an_owner_and_every_change_is_an_event() {
     assert_eq!(changed.actor_id, Some(ada.id));
     system.stop().await;
 }
+
+#[tokio::test]
+async fn hostile_project_input_is_refused_by_name_and_changes_nothing() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let create = |body: Value| {
+        let system = &system;
+        let token = ada.token.clone();
+        async move {
+            system
+                .call(Method::POST, "/api/v1/projects", Some(&token), Some(body))
+                .await
+        }
+    };
+    for (body, field) in [
+        (json!({"name": "a\u{0}b"}), "name"),
+        (json!({"name": "x".repeat(101)}), "name"),
+        (json!({"name": " \t\n"}), "name"),
+        (
+            json!({"name": "ok", "description": "d".repeat(2_001)}),
+            "description",
+        ),
+        (json!({"name": "ok", "owner": "me"}), "owner"),
+        (json!({"name": ["not", "text"]}), "name"),
+    ] {
+        let refused = create(body.clone()).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            refused.body
+        );
+        assert_eq!(refused.body["field"], field, "{body}: {}", refused.body);
+    }
+    let project = create(json!({"name": "kept"})).await;
+    let id = project.body["id"].as_str().unwrap();
+    let members = format!("/api/v1/projects/{id}/members");
+    for body in [
+        json!({"user_id": ada.id, "role": "emperor"}),
+        json!({"user_id": "not-a-uuid", "role": "owner"}),
+        json!({"role": "owner"}),
+    ] {
+        let refused = as_user(&system, &ada, Method::POST, &members, Some(body.clone())).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            refused.body
+        );
+    }
+    let bad_path = as_user(
+        &system,
+        &ada,
+        Method::DELETE,
+        &format!("{members}/not-a-uuid"),
+        None,
+    )
+    .await;
+    assert_eq!(bad_path.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_path.body["field"], "user_id");
+    let listed = as_user(&system, &ada, Method::GET, "/api/v1/projects", None).await;
+    assert_eq!(
+        listed.body["items"].as_array().unwrap().len(),
+        1,
+        "only the good one"
+    );
+    let roster = as_user(&system, &ada, Method::GET, &members, None).await;
+    assert_eq!(
+        roster.body["items"].as_array().unwrap().len(),
+        1,
+        "only its owner"
+    );
+    system.stop().await;
+}

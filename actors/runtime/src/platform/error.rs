@@ -44,7 +44,7 @@ impl fmt::Display for NatsStep {
         match self {
             Self::ReadUrl => f.write_str("reading NATS_URL"),
             Self::ReadCredentials => f.write_str("reading NATS_CREDS_FILE"),
-            Self::Connect => f.write_str("connecting"),
+            Self::Connect => f.write_str("connecting to NATS_URL"),
             Self::StartService => f.write_str("starting the command service"),
             Self::AddEndpoint => f.write_str("adding a command endpoint"),
             Self::EnsureStream(name) => write!(f, "creating or updating stream {name}"),

@@ -21,8 +21,8 @@ use crate::commands::{
 use crate::error::ErrorBody;
 use crate::notification::{Notification, NotificationQuery, NotificationRef};
 use crate::project::{
-    MemberChange, MemberRef, NewProject, Project, ProjectMember, ProjectQuery, ProjectRef,
-    ProjectUpdate,
+    MemberChange, MemberRef, MembersOf, NewProject, Project, ProjectMember, ProjectQuery,
+    ProjectRef, ProjectUpdate,
 };
 use crate::schedule::{Schedule, ScheduleQuery, ScheduleRef};
 use crate::task::Task;
@@ -150,7 +150,8 @@ commands! {
     /// Adds a member, or changes the role of one.
     AddMember = "taskflow.projects.add_member", AsUser<MemberChange> => ProjectMember,
         ordered by |request| request.body.project_id;
-    ListMembers = "taskflow.projects.members", AsUser<ProjectRef> => Vec<ProjectMember>,
+    /// A project's members, oldest first.
+    ListMembers = "taskflow.projects.members", AsUser<MembersOf> => Page<ProjectMember>,
         ordered by |request| request.body.project_id;
     /// Replies with the member as it was when removed.
     RemoveMember = "taskflow.projects.remove_member", AsUser<MemberRef> => ProjectMember,

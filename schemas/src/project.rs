@@ -127,6 +127,32 @@ pub struct ProjectQuery {
     pub cursor: Option<String>,
 }
 
+/// `GET /api/v1/projects/{id}/members`: oldest member first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MemberQuery {
+    /// 1..=200, default 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page (422 for one this API did not give out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
+}
+
+/// `taskflow.projects.members`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembersOf {
+    pub project_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
 /// `POST /api/v1/projects/{id}/members`: adds the user, or changes the
 /// role of one who is a member already.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -126,6 +126,20 @@ async fn members_read_owners_manage_and_strangers_see_nothing() {
         .map(|member| member["role"].as_str().unwrap())
         .collect();
     assert_eq!(roles, ["owner", "viewer"]);
+    let first = as_user(
+        &system,
+        &bob,
+        Method::GET,
+        &format!("{members}?limit=1"),
+        None,
+    )
+    .await;
+    assert_eq!(first.body["items"][0]["role"], "owner");
+    let cursor = first.body["next_cursor"].as_str().unwrap();
+    let rest = format!("{members}?limit=1&cursor={cursor}");
+    let second = as_user(&system, &bob, Method::GET, &rest, None).await;
+    assert_eq!(second.body["items"][0]["user_id"], bob.id.to_string());
+    assert_eq!(second.body["next_cursor"], Value::Null);
 
     let stranger = as_user(
         &system,
@@ -320,5 +334,8 @@ async fn hostile_project_input_is_refused_by_name_and_changes_nothing() {
         1,
         "only its owner"
     );
+    let bad_cursor = format!("{members}?cursor=AAAA");
+    let refused = as_user(&system, &ada, Method::GET, &bad_cursor, None).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     system.stop().await;
 }

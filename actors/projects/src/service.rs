@@ -12,8 +12,8 @@ use taskflow_schemas::events::{
     PROJECT_MEMBER_ROLE_CHANGED, PROJECT_UPDATED,
 };
 use taskflow_schemas::project::{
-    MemberChange, MemberRef, NewProject, Project, ProjectEventPayload, ProjectMember, ProjectQuery,
-    ProjectRef, ProjectRole, ProjectUpdate,
+    MemberChange, MemberRef, MembersOf, NewProject, Project, ProjectEventPayload, ProjectMember,
+    ProjectQuery, ProjectRef, ProjectRole, ProjectUpdate,
 };
 use taskflow_schemas::subjects::audit_subject;
 use taskflow_schemas::{ErrorBody, EventEnvelope};
@@ -104,12 +104,18 @@ impl ProjectsService {
     pub async fn members(
         &self,
         user: Principal,
-        reference: ProjectRef,
-    ) -> Result<Vec<ProjectMember>, ErrorBody> {
-        self.get(user, reference.clone()).await?;
-        store::members(&self.pool, reference.project_id)
+        of: MembersOf,
+    ) -> Result<Page<ProjectMember>, ErrorBody> {
+        let limit = page_size(of.limit)?;
+        let after = of.cursor.as_deref().map(cursor::decode).transpose()?;
+        let project_id = of.project_id;
+        self.get(user, ProjectRef { project_id }).await?;
+        let listed = store::members(&self.pool, project_id, after, i64::from(limit) + 1)
             .await
-            .map_err(db)
+            .map_err(db)?;
+        Ok(Page::cut(listed, limit as usize, |member| {
+            cursor::encode(member.added_at, member.user_id)
+        }))
     }
 
     pub async fn update(

@@ -163,12 +163,22 @@ pub async fn member(
     Ok(row.map(ProjectMember::from))
 }
 
-pub async fn members(pool: &PgPool, project: Uuid) -> Result<Vec<ProjectMember>, sqlx::Error> {
+/// A project's members, oldest first, after the cursor `(added_at, user_id)`.
+pub async fn members(
+    pool: &PgPool,
+    project: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<ProjectMember>, sqlx::Error> {
     let rows: Vec<MemberRow> = sqlx::query_as(
         "SELECT project_id, user_id, role, added_at FROM memberships \
-         WHERE project_id = $1 ORDER BY added_at, user_id",
+         WHERE project_id = $1 AND ($2::timestamptz IS NULL OR (added_at, user_id) > ($2, $3)) \
+         ORDER BY added_at, user_id LIMIT $4",
     )
     .bind(project)
+    .bind(after.map(|(at, _)| at))
+    .bind(after.map(|(_, id)| id))
+    .bind(limit)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(ProjectMember::from).collect())

@@ -11,8 +11,8 @@ use taskflow_schemas::catalogue::{
 };
 use taskflow_schemas::commands::Page;
 use taskflow_schemas::project::{
-    MemberChange, MemberRef, NewMember, NewProject, Project, ProjectMember, ProjectPatch,
-    ProjectQuery, ProjectRef, ProjectUpdate,
+    MemberChange, MemberQuery, MemberRef, MembersOf, NewMember, NewProject, Project, ProjectMember,
+    ProjectPatch, ProjectQuery, ProjectRef, ProjectUpdate,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -187,14 +187,16 @@ async fn add_member(
     Ok(Json(member))
 }
 
-/// The project's members, all in one page, oldest first.
+/// The project's members, oldest first.
 #[utoipa::path(
     get, path = "/api/v1/projects/{id}/members", tag = "projects",
-    params(("id" = uuid::Uuid, Path)),
+    params(("id" = uuid::Uuid, Path), MemberQuery),
     responses(
         (status = 200, body = Page<ProjectMember>),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "a cursor this API did not give out"),
+        (status = 503, body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -203,15 +205,18 @@ async fn list_members(
     user: AuthUser,
     Context(context): Context,
     PathId(project_id): PathId,
+    QueryParams(query): QueryParams<MemberQuery>,
 ) -> Result<Json<Page<ProjectMember>>, ApiError> {
-    let items = state
+    let of = MembersOf {
+        project_id,
+        limit: query.limit,
+        cursor: query.cursor,
+    };
+    let page = state
         .commands
-        .call::<ListMembers>(&context, user.acting(ProjectRef { project_id }))
+        .call::<ListMembers>(&context, user.acting(of))
         .await?;
-    Ok(Json(Page {
-        items,
-        next_cursor: None,
-    }))
+    Ok(Json(page))
 }
 
 /// Remove a member (owners; a member may remove themselves). Removing the

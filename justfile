@@ -36,6 +36,10 @@ test:
         SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
         cargo nextest run --workspace --no-fail-fast
 
+# The property tests with more cases than `just test` runs (256): just props 20000
+props CASES="10000":
+    PROPTEST_CASES={{CASES}} cargo nextest run --workspace -E 'test(properties::)'
+
 # Print throughput and latency figures (release build)
 bench:
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \

@@ -267,4 +267,113 @@ mod tests {
         let dues = series(&rule(Frequency::Daily, 1), New_York, first, 2);
         assert_eq!(dues[1], utc("2026-11-01T05:30:00Z"));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Zones with DST gaps and overlaps on both hemispheres, and none.
+        const ZONES: [Tz; 6] = [
+            chrono_tz::America::New_York,
+            chrono_tz::Europe::Berlin,
+            chrono_tz::Australia::Sydney,
+            chrono_tz::America::Sao_Paulo,
+            chrono_tz::Asia::Kolkata,
+            chrono_tz::UTC,
+        ];
+
+        fn zone() -> impl Strategy<Value = Tz> {
+            (0..ZONES.len()).prop_map(|index| ZONES[index])
+        }
+
+        /// Instants between 2000 and 2060, to the second.
+        fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+            (946_684_800i64..2_871_763_200)
+                .prop_map(|seconds| DateTime::from_timestamp(seconds, 0).expect("in range"))
+        }
+
+        fn frequency() -> impl Strategy<Value = Frequency> {
+            prop_oneof![
+                Just(Frequency::Daily),
+                Just(Frequency::Weekly),
+                Just(Frequency::Monthly)
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn the_next_due_date_is_always_after_the_previous(
+                frequency in frequency(),
+                interval in 1u32..=365,
+                zone in zone(),
+                first in instant(),
+            ) {
+                let rule = Recurrence { frequency, interval, until: None, anchor: RecurrenceAnchor::Due };
+                let anchor = Anchor::of(first, zone);
+                let mut due = first;
+                for _ in 0..3 {
+                    let next = next_due(&rule, zone, anchor, Some(due), due).expect("no until");
+                    prop_assert!(next > due, "{next} after {due} in {zone}");
+                    due = next;
+                }
+            }
+
+            #[test]
+            fn monthly_keeps_its_anchor_day_whenever_the_month_has_it(
+                zone in zone(),
+                first in instant(),
+                steps in 1usize..40,
+            ) {
+                let rule = Recurrence {
+                    frequency: Frequency::Monthly,
+                    interval: 1,
+                    until: None,
+                    anchor: RecurrenceAnchor::Due,
+                };
+                let anchor = Anchor::of(first, zone);
+                let mut due = first;
+                for _ in 0..steps {
+                    due = next_due(&rule, zone, anchor, Some(due), due).expect("no until");
+                    let local = due.with_timezone(&zone);
+                    let last = add_months_on_day(local.date_naive(), 0, 31).expect("a day").day();
+                    // A DST gap moves the time, never the day.
+                    prop_assert_eq!(local.day(), anchor.day.min(last), "{}", local);
+                }
+            }
+
+            #[test]
+            fn a_local_time_always_resolves_never_earlier_and_within_a_day(
+                zone in zone(),
+                at in instant(),
+                minutes in 0i64..1440,
+            ) {
+                let local = at.with_timezone(&zone).date_naive().and_hms_opt(0, 0, 0).unwrap()
+                    + Duration::minutes(minutes);
+                let resolved = resolve_local(zone, local).expect("every local time resolves");
+                let shown = resolved.with_timezone(&zone).naive_local();
+                prop_assert!(shown >= local, "{shown} is before {local}");
+                prop_assert!(shown - local < Duration::hours(24));
+                if zone.from_local_datetime(&local).single().is_some() {
+                    prop_assert_eq!(shown, local, "a plain local time is kept exactly");
+                }
+            }
+
+            #[test]
+            fn until_is_never_passed(
+                frequency in frequency(),
+                zone in zone(),
+                first in instant(),
+                days in 0i64..400,
+            ) {
+                let until = first + Duration::days(days);
+                let rule = Recurrence { frequency, interval: 1, until: Some(until), anchor: RecurrenceAnchor::Due };
+                let anchor = Anchor::of(first, zone);
+                let mut due = first;
+                while let Some(next) = next_due(&rule, zone, anchor, Some(due), due) {
+                    prop_assert!(next <= until);
+                    due = next;
+                }
+            }
+        }
+    }
 }

@@ -97,4 +97,63 @@ mod tests {
         assert_eq!(retry_delay(2), Duration::from_millis(400));
         assert_eq!(retry_delay(50), Duration::from_secs(60));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use taskflow_schemas::limits::MAX_REQUEST_ID;
+
+        proptest! {
+            #[test]
+            fn any_bytes_decode_to_an_envelope_or_a_reason_never_a_panic(
+                bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+            ) {
+                let _ = decode_envelope(&bytes);
+            }
+
+            #[test]
+            fn any_json_value_is_taken_or_refused_with_a_reason(
+                text in "\\PC{0,200}",
+                number in any::<i64>(),
+            ) {
+                for candidate in [
+                    serde_json::json!({"event_id": text, "event_type": number}),
+                    serde_json::json!([text, number]),
+                    serde_json::json!(text),
+                ] {
+                    let bytes = serde_json::to_vec(&candidate).unwrap();
+                    prop_assert!(decode_envelope(&bytes).is_err());
+                }
+            }
+
+            #[test]
+            fn an_envelope_reads_back_as_written_unless_its_correlation_id_breaks_the_bounds(
+                event_type in "[a-z]{1,10}\\.[a-z_]{1,20}",
+                correlation in "\\PC{0,200}",
+                title in "\\PC{0,100}",
+            ) {
+                let envelope = EventEnvelope::new(
+                    event_type,
+                    Some(uuid::Uuid::now_v7()),
+                    None,
+                    correlation.clone(),
+                    serde_json::json!({"task": {"title": title}}),
+                );
+                let bytes = serde_json::to_vec(&envelope).unwrap();
+                let in_bounds = !correlation.is_empty()
+                    && correlation.len() <= MAX_REQUEST_ID
+                    && correlation.bytes().all(|byte| byte.is_ascii_graphic());
+                match decode_envelope(&bytes) {
+                    Ok(read) => {
+                        prop_assert!(in_bounds, "{correlation:?} was taken");
+                        prop_assert_eq!(read, envelope);
+                    }
+                    Err(reason) => {
+                        prop_assert!(!in_bounds, "{correlation:?} refused: {reason}");
+                        prop_assert!(reason.starts_with("correlation_id"), "{reason}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -28,7 +28,13 @@ async fn every_route_answers_as_its_openapi_document_says() {
     let run = tokio::process::Command::new(&schemathesis)
         .args(["--config-file", config, "run"])
         .arg(format!("{}/api/v1/openapi.json", system.base_url))
+        // Not the stateful phase: its inferred links carry a task's null
+        // `project_id` into `/projects/{id}` as the text `None`, a request
+        // the document forbids, and report our 400 as a failure.
+        // `just api-fuzz` still runs every phase.
         .args([
+            "--phases",
+            "examples,coverage,fuzzing",
             "--checks",
             "all",
             "--max-examples",

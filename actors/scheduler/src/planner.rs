@@ -24,6 +24,10 @@ pub struct TaskPlanner {
 impl Effector for TaskPlanner {
     type Effect = NextTask;
 
+    // A completed occurrence must get its next task, however long the tasks
+    // service or NATS is away: only a refusal ends the delivery.
+    const MAX_ATTEMPTS: i32 = i32::MAX;
+
     async fn plan(
         &self,
         tx: &mut PgConnection,

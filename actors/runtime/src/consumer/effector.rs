@@ -46,6 +46,13 @@ pub trait Effector: Send + Sync + 'static {
     /// What is recorded per delivery (JSON), and handed back to perform it.
     type Effect: Serialize + DeserializeOwned + Send + Sync;
 
+    /// Tries before a delivery that keeps failing with retryable errors is
+    /// `failed`: [`MAX_ATTEMPTS`] for an effect that may be given up (an
+    /// email), `i32::MAX` for one that must happen once its cause is
+    /// committed (the next task of a series), retried every 5 minutes at
+    /// most once the backoff is spent.
+    const MAX_ATTEMPTS: i32 = MAX_ATTEMPTS;
+
     /// Inside the event's transaction: the effects it asks for (often none
     /// or one). It may write the service's own rows in `tx` too.
     fn plan(
@@ -91,7 +98,7 @@ pub enum Settlement<'a> {
     Retrying {
         reason: &'a str,
     },
-    /// It failed for good: a permanent error, or [`MAX_ATTEMPTS`] tries.
+    /// It failed for good: a permanent error, or [`Effector::MAX_ATTEMPTS`] tries.
     Failed {
         reason: &'a str,
     },
@@ -285,7 +292,7 @@ impl<E: Effector> DeliveriesState<E> {
         match self.effector.perform(delivery.id, effect).await {
             Ok(()) => Outcome::Done,
             Err(EffectError::Permanent(reason)) => Outcome::Failed(reason),
-            Err(EffectError::Retry(reason)) if delivery.attempts >= MAX_ATTEMPTS => {
+            Err(EffectError::Retry(reason)) if delivery.attempts >= E::MAX_ATTEMPTS => {
                 Outcome::Failed(format!("failed {} attempts: {reason}", delivery.attempts))
             }
             Err(EffectError::Retry(reason)) => {

@@ -56,6 +56,23 @@ async fn wait_for_pending(system: &TestSystem, task: Uuid) {
     .await;
 }
 
+/// After `task`'s reminder fired: a later marker reminder fires too, and
+/// `task`'s never fired a second time in between.
+async fn assert_fired_once(system: &TestSystem, user: &User, task: Uuid) {
+    system
+        .create_task(
+            user,
+            json!({"title": "marker", "reminder_time": in_ms(300)}),
+        )
+        .await;
+    let events = fired(system, 2, Duration::from_secs(10)).await;
+    let for_task = events
+        .iter()
+        .filter(|e| e.envelope.task_id == Some(task))
+        .count();
+    assert_eq!(for_task, 1, "{task}'s reminder fired once");
+}
+
 async fn patch(system: &TestSystem, user: &User, task: Uuid, body: Value) -> Value {
     let reply = system
         .call(
@@ -313,19 +330,7 @@ async fn a_reminder_that_fell_due_while_the_scheduler_was_down_fires_once_at_res
     system.start_service("scheduler").await;
     let events = fired(&system, 1, Duration::from_secs(10)).await;
     assert_eq!(events[0].envelope.task_id, Some(task));
-    // Once only: a later marker fires, and still one event for `task`.
-    system
-        .create_task(
-            &ada,
-            json!({"title": "marker", "reminder_time": in_ms(300)}),
-        )
-        .await;
-    let events = fired(&system, 2, Duration::from_secs(10)).await;
-    let for_task = events
-        .iter()
-        .filter(|e| e.envelope.task_id == Some(task))
-        .count();
-    assert_eq!(for_task, 1);
+    assert_fired_once(&system, &ada, task).await;
     system.stop().await;
 }
 
@@ -748,18 +753,6 @@ async fn a_reminder_due_while_nats_is_down_fires_on_time_and_is_published_once_w
     let events = fired(&system, 1, Duration::from_secs(20)).await;
     assert_eq!(events[0].envelope.task_id, Some(task));
     assert!(events[0].envelope.occurred_at >= at);
-    // Once: a later marker comes after it, with no second copy between.
-    system
-        .create_task(
-            &ada,
-            json!({"title": "marker", "reminder_time": in_ms(300)}),
-        )
-        .await;
-    let events = fired(&system, 2, Duration::from_secs(10)).await;
-    let for_task = events
-        .iter()
-        .filter(|e| e.envelope.task_id == Some(task))
-        .count();
-    assert_eq!(for_task, 1);
+    assert_fired_once(&system, &ada, task).await;
     system.stop().await;
 }

@@ -66,9 +66,13 @@ lint:
 schemas:
     cargo run -q -p taskflow-schemas --example write_json_schemas
 
-# Give a user the admin role (takes effect at their next login)
+# Give a user the admin role (every service follows within a moment; their token stays valid)
 make-admin EMAIL:
     cargo run -q --release --bin taskflow-identity -- make-admin {{EMAIL}}
+
+# Take the admin role back (a token signed while they were admin acts as a member from then on)
+revoke-admin EMAIL:
+    cargo run -q --release --bin taskflow-identity -- revoke-admin {{EMAIL}}
 
 # Create a task by NATS request (needs the nats CLI): just inject-create <user-id> "title"
 inject-create ACTOR TITLE:

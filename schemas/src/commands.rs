@@ -167,9 +167,10 @@ pub struct NewTask {
     #[serde(default)]
     #[schema(max_length = 10000, pattern = r"^[^\u0000]*$")]
     pub description: Option<String>,
-    /// Not yet: projects come with their own service (422 until then).
+    /// The project it belongs to: you must be one of its owners or members
+    /// (403 for a viewer, 422 for a project you are not in). Without one,
+    /// the task is yours alone.
     #[serde(default)]
-    #[schema(ignore)]
     pub project_id: Option<Uuid>,
     /// `pending` (the default) or `in_progress`; `complete` is refused (422).
     #[serde(default)]
@@ -180,9 +181,11 @@ pub struct NewTask {
     #[serde(default)]
     #[schema(value_type = Vec<Label>, max_items = 20)]
     pub labels: Vec<String>,
+    /// An existing user; in a project, one of its members (422 otherwise).
     #[serde(default)]
     pub assignee_id: Option<Uuid>,
-    /// At most 50, repeats dropped.
+    /// At most 50, repeats dropped; existing users and, in a project, its
+    /// members (422 otherwise).
     #[serde(default)]
     #[schema(max_items = 50)]
     pub observer_ids: Vec<Uuid>,
@@ -250,11 +253,22 @@ pub struct TaskPatch {
         deserialize_with = "patch::nullable",
         skip_serializing_if = "Option::is_none"
     )]
+    /// An existing user; in a project, one of its members (422 otherwise).
     #[schema(value_type = Option<Uuid>)]
     pub assignee_id: Option<Option<Uuid>>,
+    /// Existing users; in a project, its members (422 otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_items = 50)]
     pub observer_ids: Option<Vec<Uuid>>,
+    /// Moves the task to another project (`null`: out of any, to its
+    /// creator): you must write in both.
+    #[serde(
+        default,
+        deserialize_with = "patch::nullable",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Uuid>)]
+    pub project_id: Option<Option<Uuid>>,
     #[serde(
         default,
         deserialize_with = "patch::nullable",

@@ -92,3 +92,11 @@ fn utc() -> String {
 fn enabled() -> bool {
     true
 }
+
+/// Payload of `user.role_changed` (on `AUDIT`): the role a user holds from
+/// now on, granted by `make-admin` or taken back by `revoke-admin`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RoleChangePayload {
+    pub user_id: Uuid,
+    pub role: crate::user::Role,
+}

@@ -12,7 +12,9 @@ use crate::commands::{
 };
 use crate::envelope::EventEnvelope;
 use crate::error::{ErrorBody, ErrorCode};
-use crate::events::{FieldChange, ReminderDuePayload, TaskEventPayload, UserEventPayload};
+use crate::events::{
+    FieldChange, ReminderDuePayload, RoleChangePayload, TaskEventPayload, UserEventPayload,
+};
 use crate::notification::{
     Channel, Notification, NotificationEventPayload, NotificationKind, NotificationStatus,
 };
@@ -25,6 +27,7 @@ use crate::user::{PublicProfile, Role, UserProfile};
     EventEnvelope,
     TaskEventPayload,
     UserEventPayload,
+    RoleChangePayload,
     ReminderDuePayload,
     NotificationEventPayload,
     ProjectEventPayload,
@@ -61,10 +64,11 @@ use crate::user::{PublicProfile, Role, UserProfile};
 struct WireTypes;
 
 /// The types that get a file of their own under `schemas/json/`.
-pub const DOCUMENTS: [&str; 16] = [
+pub const DOCUMENTS: [&str; 17] = [
     "EventEnvelope",
     "TaskEventPayload",
     "UserEventPayload",
+    "RoleChangePayload",
     "ReminderDuePayload",
     "NotificationEventPayload",
     "ProjectEventPayload",

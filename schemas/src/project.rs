@@ -27,6 +27,11 @@ impl ProjectRole {
         }
     }
 
+    /// Owners and members write a project's tasks; viewers only read them.
+    pub fn writes(self) -> bool {
+        matches!(self, Self::Owner | Self::Member)
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "owner" => Some(Self::Owner),

@@ -124,10 +124,3 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
 }
-
-impl Task {
-    /// Creator, assignee and observers may read it (see [`crate::access`]).
-    pub fn is_readable_by(&self, user: Uuid) -> bool {
-        crate::access::Participants::of(self).may_read(user, false)
-    }
-}

@@ -11,6 +11,7 @@ use taskflow_runtime::http::ops::Readiness;
 use taskflow_runtime::service::RunningService;
 use taskflow_runtime::{Platform, Settings, Shutdown};
 use taskflow_schemas::EventEnvelope;
+use taskflow_schemas::user::Role;
 use uuid::Uuid;
 
 use crate::NatsServer;
@@ -375,17 +376,64 @@ impl TestSystem {
         reply.body["token"].as_str().expect("a token").to_owned()
     }
 
-    /// Grants the user the admin role (`make-admin`) and returns them with
-    /// the token of a fresh login, which carries the role.
+    /// Grants the user the admin role (`make-admin`), waits until every
+    /// service knows, and returns them with the token of a fresh login,
+    /// which carries the role.
     pub async fn make_admin(&self, user: User) -> User {
-        let identity = &self.service("identity").pool;
-        taskflow_identity::service::make_admin(identity, &user.email)
-            .await
-            .expect("the user exists");
+        self.set_role(&user, Role::Admin).await;
         User {
             token: self.login(&user).await,
             ..user
         }
+    }
+
+    /// Takes the admin role back (`revoke-admin`) and waits until every
+    /// service knows; the user keeps the token they had.
+    pub async fn revoke_admin(&self, user: &User) {
+        self.set_role(user, Role::Member).await;
+    }
+
+    async fn set_role(&self, user: &User, role: Role) {
+        let identity = &self.service("identity").pool;
+        taskflow_identity::service::set_role(identity, &user.email, role)
+            .await
+            .expect("the user exists");
+        self.settle_directories().await;
+    }
+
+    /// Waits until every user, role and project change made so far reached
+    /// the directory of every running service: identity's and projects'
+    /// outboxes are published, and no `<service>-directory` consumer has
+    /// anything pending.
+    pub async fn settle_directories(&self) {
+        crate::wait_until("the directories to settle", Duration::from_secs(10), || async {
+            for service in &self.services {
+                let unpublished: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                        .fetch_one(&service.pool)
+                        .await
+                        .ok()?;
+                if unpublished > 0 && matches!(service.name, "identity" | "projects") {
+                    return None;
+                }
+            }
+            let audit = self.platform.jetstream.get_stream("AUDIT").await.ok()?;
+            for service in &self.services {
+                let durable = format!("{}-directory", service.name);
+                let Ok(mut consumer) = audit
+                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&durable)
+                    .await
+                else {
+                    continue;
+                };
+                let info = consumer.info().await.ok()?;
+                if info.num_pending > 0 || info.num_ack_pending > 0 {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await;
     }
 
     /// The edge's `/metrics` text.

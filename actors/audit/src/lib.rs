@@ -3,11 +3,13 @@
 //! TRUNCATE on them).
 //!
 //! Consumes: `TASKS` (durable `audit-tasks`) and `AUDIT` (durable
-//! `audit-domain`), through the runtime's stream consumer.
+//! `audit-domain`), through the runtime's stream consumer; `audit.user.>`
+//! and `audit.project.>` again for its directory (`audit-directory`).
 //! Answers: `ListAuditRecords`, `GetAuditRecord` (`taskflow.audit.*`, NATS
 //! service `taskflow-audit`):
-//! members see the records of the tasks they can read and their own records
-//! that concern no task; admins see all.
+//! members see the records of the tasks they can read now (by the access
+//! rule, with its directory's memberships) and their own records that
+//! concern no task; admins see all.
 //! Publishes: nothing.
 
 pub mod queries;
@@ -17,7 +19,8 @@ pub mod store;
 use sqlx::migrate::Migrator;
 use taskflow_runtime::bus::Endpoints;
 use taskflow_runtime::consumer::ConsumerSpec;
-use taskflow_runtime::service::{ConsumerStarter, ServiceDefinition};
+use taskflow_runtime::directory;
+use taskflow_runtime::service::{ConsumerStarter, ServiceDefinition, ServiceParts};
 use taskflow_schemas::catalogue::{GetAuditRecord, ListAuditRecords};
 use taskflow_schemas::subjects::{AUDIT_STREAM, TASKS_STREAM};
 
@@ -35,7 +38,7 @@ pub static SERVICE: ServiceDefinition<AuditQueries> = ServiceDefinition {
     ops_addr: "127.0.0.1:9103",
     state: |_, parts| AuditQueries::new(parts.pool),
     endpoints,
-    consumers: |_, _| consumers(),
+    consumers: |_, parts| consumers(parts),
     actors: Vec::new,
 };
 
@@ -50,9 +53,10 @@ fn endpoints() -> Endpoints<AuditQueries> {
 }
 
 /// The durable consumers of the audit service: every task event and every
-/// event of the other domains becomes a record.
-fn consumers() -> Vec<ConsumerStarter> {
-    [
+/// event of the other domains becomes a record; users and memberships also
+/// keep its directory.
+fn consumers(parts: &ServiceParts) -> Vec<ConsumerStarter> {
+    let recorders = [
         ("audit-tasks", TASKS_STREAM, "tasks.>"),
         ("audit-domain", AUDIT_STREAM, "audit.>"),
     ]
@@ -66,6 +70,8 @@ fn consumers() -> Vec<ConsumerStarter> {
             workers: 1,
         };
         ConsumerStarter::new(spec, AuditRecorder)
-    })
-    .collect()
+    });
+    recorders
+        .chain([directory::consumer("audit", &parts.directory)])
+        .collect()
 }

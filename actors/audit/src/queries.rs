@@ -7,6 +7,9 @@ use taskflow_schemas::audit::{AuditQuery, AuditRecord, AuditRef};
 use taskflow_schemas::commands::{Page, Principal, page_size};
 use taskflow_schemas::{ErrorBody, ErrorCode};
 
+use taskflow_runtime::directory;
+use uuid::Uuid;
+
 use crate::store;
 
 pub struct AuditQueries {
@@ -16,6 +19,14 @@ pub struct AuditQueries {
 impl AuditQueries {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
+    }
+
+    /// Whose records `actor` sees: their own reading, or all for an admin
+    /// (as the directory says now, whatever role their token was signed with).
+    async fn reader(&self, actor: Principal) -> Result<Option<Uuid>, ErrorBody> {
+        directory::reader(&self.pool, actor.id)
+            .await
+            .map_err(database_error)
     }
 
     pub async fn list(
@@ -39,7 +50,7 @@ impl AuditQueries {
             }
         }
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-        let reader = (!actor.is_admin()).then_some(actor.id);
+        let reader = self.reader(actor).await?;
         let listed = store::list(&self.pool, reader, &query, after, i64::from(limit) + 1)
             .await
             .map_err(database_error)?;
@@ -57,7 +68,7 @@ impl AuditQueries {
         actor: Principal,
         reference: AuditRef,
     ) -> Result<AuditRecord, ErrorBody> {
-        let reader = (!actor.is_admin()).then_some(actor.id);
+        let reader = self.reader(actor).await?;
         store::get(&self.pool, reader, reference.record_id)
             .await
             .map_err(database_error)?

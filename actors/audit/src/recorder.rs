@@ -12,7 +12,7 @@ use taskflow_schemas::audit::AuditChange;
 use taskflow_schemas::events::Changes;
 use uuid::Uuid;
 
-use crate::store;
+use crate::store::{self, TaskAccess};
 
 pub struct AuditRecorder;
 
@@ -27,6 +27,8 @@ struct TaskPayload {
 #[derive(Deserialize)]
 struct TaskReaders {
     creator_id: Uuid,
+    #[serde(default)]
+    project_id: Option<Uuid>,
     assignee_id: Option<Uuid>,
     #[serde(default)]
     observer_ids: Vec<Uuid>,
@@ -51,14 +53,14 @@ impl EventHandler for AuditRecorder {
     ) -> Result<(), HandlerError> {
         let mut records = Vec::with_capacity(events.len());
         // The newest readers of each task in the batch.
-        let mut access: HashMap<Uuid, (Vec<Uuid>, i64)> = HashMap::new();
+        let mut access: HashMap<Uuid, TaskAccess> = HashMap::new();
         for event in events {
             let (changes, readers) = examine(event)?;
-            if let Some((task_id, readers, version)) = readers {
+            if let Some((task_id, readers)) = readers {
                 match access.get(&task_id) {
-                    Some((_, newest)) if *newest > version => {}
+                    Some(newest) if newest.version > readers.version => {}
                     _ => {
-                        access.insert(task_id, (readers, version));
+                        access.insert(task_id, readers);
                     }
                 }
             }
@@ -70,8 +72,8 @@ impl EventHandler for AuditRecorder {
     }
 }
 
-/// The changes an event reports, and for a task event its task's readers and version.
-type Examined = (Vec<AuditChange>, Option<(Uuid, Vec<Uuid>, i64)>);
+/// The changes an event reports, and for a task event who may read its task.
+type Examined = (Vec<AuditChange>, Option<(Uuid, TaskAccess)>);
 
 fn examine(event: &ConsumedEvent) -> Result<Examined, HandlerError> {
     let envelope = &event.envelope;
@@ -92,18 +94,21 @@ fn examine(event: &ConsumedEvent) -> Result<Examined, HandlerError> {
             new: change.new,
         })
         .collect();
-    Ok((
-        changes,
-        Some((task_id, readers_of(&payload.task), payload.task.version)),
-    ))
+    Ok((changes, Some((task_id, access_of(&payload.task)))))
 }
 
-/// Who may read the task's records: the access rule's readers.
-fn readers_of(task: &TaskReaders) -> Vec<Uuid> {
-    Participants {
+/// Who may read the task's records: the access rule's readers, and the
+/// members of its project.
+fn access_of(task: &TaskReaders) -> TaskAccess {
+    let participants = Participants {
         creator: task.creator_id,
+        project: task.project_id,
         assignee: task.assignee_id,
         observers: &task.observer_ids,
+    };
+    TaskAccess {
+        readers: participants.readers(),
+        project: task.project_id,
+        version: task.version,
     }
-    .readers()
 }

@@ -10,9 +10,9 @@ use taskflow_runtime::http::tokens::Tokens;
 use taskflow_runtime::outbox::{self, RelayHandle};
 use taskflow_runtime::store::postgres;
 use taskflow_schemas::commands::{Credentials, ProfilePatch, Registration, Session, UserRef};
-use taskflow_schemas::events::{self, Changes, FieldChange, UserEventPayload};
+use taskflow_schemas::events::{self, Changes, FieldChange, RoleChangePayload, UserEventPayload};
 use taskflow_schemas::subjects::audit_subject;
-use taskflow_schemas::user::{PublicProfile, UserProfile};
+use taskflow_schemas::user::{PublicProfile, Role, UserProfile};
 use taskflow_schemas::{ErrorBody, ErrorCode, EventEnvelope};
 use uuid::Uuid;
 
@@ -207,20 +207,31 @@ fn email_taken() -> IdentityError {
     })
 }
 
-/// `taskflow-identity make-admin EMAIL`: grants the admin role and records
-/// `user.role_changed` in the outbox (a running relay publishes it).
-pub async fn make_admin(pool: &PgPool, email: &str) -> Result<Uuid, IdentityError> {
+/// `taskflow-identity make-admin EMAIL` (`Role::Admin`) and `revoke-admin
+/// EMAIL` (`Role::Member`): sets the role and records `user.role_changed`
+/// in the outbox (a running relay publishes it). Every service decides who
+/// is an admin from that event, not from the role a token was signed with,
+/// so the change takes effect as soon as it is processed.
+pub async fn set_role(pool: &PgPool, email: &str, role: Role) -> Result<Uuid, IdentityError> {
     let email = rules::email(email)?;
     let mut tx = pool.begin().await?;
-    let user = store::make_admin(&mut tx, &email)
+    let user = store::set_role(&mut tx, &email, role)
         .await?
         .ok_or_else(IdentityError::user_not_found)?;
+    let command = match role {
+        Role::Admin => "make-admin",
+        Role::Member => "revoke-admin",
+    };
     let event = EventEnvelope::new(
         events::USER_ROLE_CHANGED,
         None,
         None,
-        format!("make-admin-{}", Uuid::now_v7()),
-        json!({"user_id": user, "role": "admin"}),
+        format!("{command}-{}", Uuid::now_v7()),
+        serde_json::to_value(RoleChangePayload {
+            user_id: user,
+            role,
+        })
+        .expect("a role change serializes"),
     );
     outbox::enqueue::<IdentityError>(&mut tx, &audit_subject(events::USER_ROLE_CHANGED), &event)
         .await?;

@@ -114,12 +114,21 @@ pub async fn by_id_for_update(
         .await
 }
 
-/// Makes the user with this email an admin; `None` when there is none.
-pub async fn make_admin(conn: &mut PgConnection, email: &str) -> Result<Option<Uuid>, sqlx::Error> {
+/// Gives the user with this email `role`; `None` when there is none.
+pub async fn set_role(
+    conn: &mut PgConnection,
+    email: &str,
+    role: Role,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    let role = match role {
+        Role::Admin => "admin",
+        Role::Member => "member",
+    };
     sqlx::query_scalar(
-        "UPDATE users SET role = 'admin', updated_at = now() WHERE email = $1 RETURNING id",
+        "UPDATE users SET role = $2, updated_at = now() WHERE email = $1 RETURNING id",
     )
     .bind(email)
+    .bind(role)
     .fetch_optional(conn)
     .await
 }

@@ -148,6 +148,7 @@ struct PayloadPeek {
 #[derive(Deserialize, Default)]
 struct TaskPeek {
     creator_id: Option<Uuid>,
+    project_id: Option<Uuid>,
     assignee_id: Option<Uuid>,
     #[serde(default)]
     observer_ids: Vec<Uuid>,
@@ -172,6 +173,7 @@ impl PayloadPeek {
         let readers = match self.task.creator_id {
             Some(creator) => Participants {
                 creator,
+                project: self.task.project_id,
                 assignee: self.task.assignee_id,
                 observers: &self.task.observer_ids,
             }

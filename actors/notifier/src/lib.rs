@@ -5,7 +5,10 @@
 //! (`notifier-tasks`): a reminder that fell due, a task assigned to someone
 //! by somebody else, a task completed by someone other than its creator or
 //! observers (see [`notices`]); `AUDIT` `audit.user.>` (`notifier-users`):
-//! each user's email address and email setting.
+//! each user's email address and email setting; `audit.user.>` and
+//! `audit.project.>` (`notifier-directory`): who may read what. Only those
+//! who may read a task are told of it, and a notification is listed while
+//! its recipient may still read its task.
 //! Answers: `ListNotifications`, `MarkNotificationRead`
 //! (`taskflow.notifier.*`), each over the user's own notifications.
 //! Publishes: `notification.sent` and `notification.failed` on `AUDIT`
@@ -25,6 +28,7 @@ use sqlx::migrate::Migrator;
 use taskflow_runtime::Platform;
 use taskflow_runtime::bus::Endpoints;
 use taskflow_runtime::consumer::ConsumerSpec;
+use taskflow_runtime::directory;
 use taskflow_runtime::service::{ConsumerStarter, ServiceDefinition, ServiceParts};
 use taskflow_schemas::catalogue::{ListNotifications, MarkNotificationRead};
 use taskflow_schemas::subjects::{AUDIT_STREAM, REMINDERS_STREAM, TASKS_STREAM};
@@ -84,6 +88,7 @@ fn consumers(platform: &Platform, parts: &ServiceParts) -> Vec<ConsumerStarter> 
             spec("notifier-users", AUDIT_STREAM, "audit.user.>", 1),
             RecipientProjection,
         ),
+        directory::consumer("notifier", &parts.directory),
     ]
 }
 

@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use taskflow_runtime::consumer::effector::{EffectError, Effector, Settlement};
 use taskflow_runtime::consumer::{ConsumedEvent, HandlerError};
+use taskflow_runtime::directory;
 use taskflow_runtime::outbox::{self, RelayHandle};
 use taskflow_schemas::EventEnvelope;
+use taskflow_schemas::access::Participants;
 use taskflow_schemas::events::{
     NOTIFICATION_FAILED, NOTIFICATION_SENT, REMINDER_DUE, ReminderDuePayload, TaskEventPayload,
 };
@@ -19,6 +21,7 @@ use taskflow_schemas::notification::{
     Channel, Notification, NotificationEventPayload, NotificationStatus,
 };
 use taskflow_schemas::subjects::audit_subject;
+use taskflow_schemas::task::Task;
 use uuid::Uuid;
 
 use crate::mailer::{Mail, Mailer};
@@ -49,7 +52,11 @@ impl Effector for Notifier {
         event: &ConsumedEvent,
     ) -> Result<Vec<Email>, HandlerError> {
         let envelope = &event.envelope;
-        let notices = notices_of(envelope)?;
+        let Some((task, notices)) = notices_of(envelope)? else {
+            return Ok(Vec::new());
+        };
+        store::set_task_access(tx, &task).await?;
+        let notices = readers_only(tx, &task, notices).await?;
         let mut emails = Vec::new();
         for notice in notices {
             let mut new = NewNotification {
@@ -139,7 +146,32 @@ impl Effector for Notifier {
 
 /// What `envelope` means to whom; a payload that is not what its type says
 /// is refused (the DLQ).
-fn notices_of(envelope: &EventEnvelope) -> Result<Vec<Notice>, HandlerError> {
+/// Only the notices whose recipient may read the task now, by the access
+/// rule: a creator who left the task's project is not told of it.
+async fn readers_only(
+    tx: &mut PgConnection,
+    task: &Task,
+    notices: Vec<Notice>,
+) -> Result<Vec<Notice>, sqlx::Error> {
+    let named = Participants::of(task).readers();
+    let unnamed: Vec<Uuid> = notices
+        .iter()
+        .map(|notice| notice.recipient)
+        .filter(|recipient| !named.contains(recipient))
+        .collect();
+    let outsiders = match task.project_id {
+        Some(project) => directory::outsiders(tx, project, &unnamed).await?,
+        None => unnamed,
+    };
+    Ok(notices
+        .into_iter()
+        .filter(|notice| !outsiders.contains(&notice.recipient))
+        .collect())
+}
+
+/// The task an event is about and the notices it makes; `None` for events
+/// that concern no task.
+fn notices_of(envelope: &EventEnvelope) -> Result<Option<(Task, Vec<Notice>)>, HandlerError> {
     let unreadable = |error: serde_json::Error| {
         HandlerError::Reject(format!("not a {} payload: {error}", envelope.event_type))
     };
@@ -151,18 +183,16 @@ fn notices_of(envelope: &EventEnvelope) -> Result<Vec<Notice>, HandlerError> {
                 "the envelope's task_id is not the reminder's task".into(),
             ));
         }
-        return Ok(notices::for_reminder(&reminder));
+        let notices = notices::for_reminder(&reminder);
+        return Ok(Some((reminder.task, notices)));
     }
     if envelope.event_type.starts_with("task.") {
         let task: TaskEventPayload =
             serde_json::from_value(envelope.payload.clone()).map_err(unreadable)?;
-        return Ok(notices::for_task_event(
-            &envelope.event_type,
-            envelope.actor_id,
-            &task,
-        ));
+        let notices = notices::for_task_event(&envelope.event_type, envelope.actor_id, &task);
+        return Ok(Some((task.task, notices)));
     }
-    Ok(Vec::new())
+    Ok(None)
 }
 
 /// `notification.sent` for an in-app notification, caused by its source.

@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
+use taskflow_schemas::access::Participants;
+use taskflow_schemas::task::Task;
 use taskflow_schemas::notification::{
     Channel, Notification, NotificationKind, NotificationQuery, NotificationStatus,
 };
@@ -146,6 +148,31 @@ pub async fn settle(
 }
 
 /// A user's notifications, newest first, after the cursor `(created_at, id)`.
+/// The recipient `$1` may still read the notification's task.
+const READABLE: &str = concat!(
+    "(task_id IS NULL OR task_id IN (SELECT task_id FROM task_access \
+       WHERE $1 = ANY(readers) OR project_id IN (",
+    taskflow_runtime::member_projects!(),
+    ")))"
+);
+
+/// Who may read `task`, unless a newer version of it was seen already.
+pub async fn set_task_access(conn: &mut PgConnection, task: &Task) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO task_access (task_id, readers, project_id, version) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (task_id) DO UPDATE SET readers = EXCLUDED.readers, \
+         project_id = EXCLUDED.project_id, version = EXCLUDED.version \
+         WHERE task_access.version < EXCLUDED.version",
+    )
+    .bind(task.id)
+    .bind(Participants::of(task).readers())
+    .bind(task.project_id)
+    .bind(task.version)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub async fn list(
     pool: &PgPool,
     recipient: Uuid,
@@ -154,7 +181,7 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Notification>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM notifications WHERE recipient_id = $1 \
+        "SELECT {COLUMNS} FROM notifications WHERE recipient_id = $1 AND {READABLE} \
            AND ($2::text IS NULL OR status = $2) \
            AND ($3::uuid IS NULL OR task_id = $3) \
            AND ($4::bool IS NULL OR (read_at IS NULL) = $4) \

@@ -19,6 +19,7 @@ pub mod users;
 use sqlx::migrate::Migrator;
 use taskflow_runtime::bus::Endpoints;
 use taskflow_runtime::consumer::ConsumerSpec;
+use taskflow_runtime::directory;
 use taskflow_runtime::service::{ConsumerStarter, ServiceDefinition};
 use taskflow_schemas::catalogue::{
     AddMember, CreateProject, DeleteProject, GetProject, ListMembers, ListProjects, RemoveMember,
@@ -40,7 +41,7 @@ pub static SERVICE: ServiceDefinition<ProjectsService> = ServiceDefinition {
     ops_addr: "127.0.0.1:9106",
     state: |_, parts| ProjectsService::new(parts.pool.clone(), parts.relay()),
     endpoints,
-    consumers: |_, _| {
+    consumers: |_, parts| {
         let spec = ConsumerSpec {
             service: "projects",
             durable: "projects-users".into(),
@@ -48,7 +49,10 @@ pub static SERVICE: ServiceDefinition<ProjectsService> = ServiceDefinition {
             subjects: vec!["audit.user.>".into()],
             workers: 1,
         };
-        vec![ConsumerStarter::new(spec, KnownUsers)]
+        vec![
+            ConsumerStarter::new(spec, KnownUsers),
+            directory::consumer("projects", &parts.directory),
+        ]
     },
     actors: Vec::new,
 };
@@ -57,7 +61,7 @@ pub static SERVICE: ServiceDefinition<ProjectsService> = ServiceDefinition {
 macro_rules! as_user {
     ($method:ident) => {
         |projects, context, request| async move {
-            let user = request.user();
+            let user = projects.recheck(request.user()).await?;
             projects.$method(&context, user, request.body).await
         }
     };

@@ -4,6 +4,7 @@
 use chrono::{SubsecRound, Utc};
 use sqlx::{PgConnection, PgPool};
 use taskflow_runtime::bus::CommandContext;
+use taskflow_runtime::directory;
 use taskflow_runtime::outbox::{self, OutboxRecord, RelayHandle};
 use taskflow_runtime::store::{cursor, postgres};
 use taskflow_schemas::commands::{Page, Principal, page_size};
@@ -71,6 +72,11 @@ impl ProjectsService {
         self.commit(tx, context, user, PROJECT_CREATED, &project, about)
             .await?;
         Ok(project)
+    }
+
+    /// `user` as an admin only if the directory says they are one now.
+    pub async fn recheck(&self, user: Principal) -> Result<Principal, ErrorBody> {
+        directory::recheck(&self.pool, user).await.map_err(db)
     }
 
     pub async fn list(

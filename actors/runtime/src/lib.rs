@@ -9,11 +9,14 @@
 //!   runtime's own (outbox and inbox tables), and what a database error means;
 //! - [`outbox`]: the transactional outbox and the relay that publishes it;
 //! - [`consumer`]: durable stream consumers, their handlers and the DLQ;
+//! - [`directory`]: each service's copy of users, admins and project
+//!   memberships, which access is decided from;
 //! - [`service`]: a service's definition and the supervised actors that run it;
 //! - [`http`]: the health, readiness and metrics endpoints, access tokens.
 
 pub mod bus;
 pub mod consumer;
+pub mod directory;
 pub mod http;
 pub mod outbox;
 pub mod platform;

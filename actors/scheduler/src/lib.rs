@@ -4,7 +4,8 @@
 //! Consumes: `TASKS` (durable `scheduler-tasks`, keyed by task): sets, moves
 //! and cancels each task's reminder, and plans the next task of a recurring
 //! one when it is completed; `AUDIT` `audit.user.>` (durable
-//! `scheduler-users`): each user's time zone.
+//! `scheduler-users`): each user's time zone; `audit.user.>` and
+//! `audit.project.>` (`scheduler-directory`): who may read what.
 //! Answers: `ListSchedules`, `GetSchedule` (`taskflow.scheduler.*`): the
 //! reminders and series of the tasks the user may read; admins see all.
 //! Calls: `CreateNextOccurrence` on the tasks service, once per occurrence.
@@ -23,6 +24,7 @@ use sqlx::migrate::Migrator;
 use taskflow_runtime::Platform;
 use taskflow_runtime::bus::{CommandClient, Endpoints};
 use taskflow_runtime::consumer::ConsumerSpec;
+use taskflow_runtime::directory;
 use taskflow_runtime::service::{ActorStarter, ConsumerStarter, ServiceDefinition, ServiceParts};
 use taskflow_schemas::catalogue::{GetSchedule, ListSchedules};
 use taskflow_schemas::subjects::{AUDIT_STREAM, TASKS_STREAM};
@@ -57,7 +59,7 @@ fn endpoints() -> Endpoints<ScheduleQueries> {
         })
 }
 
-fn consumers(platform: &Platform, _: &ServiceParts) -> Vec<ConsumerStarter> {
+fn consumers(platform: &Platform, parts: &ServiceParts) -> Vec<ConsumerStarter> {
     let tasks = ConsumerSpec {
         service: "scheduler",
         durable: "scheduler-tasks".into(),
@@ -78,6 +80,7 @@ fn consumers(platform: &Platform, _: &ServiceParts) -> Vec<ConsumerStarter> {
     vec![
         ConsumerStarter::effector(tasks, planner),
         ConsumerStarter::new(users, TimezoneProjection),
+        directory::consumer("scheduler", &parts.directory),
     ]
 }
 

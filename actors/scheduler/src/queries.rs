@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveTime, Utc};
 use sqlx::PgPool;
+use taskflow_runtime::directory;
 use taskflow_runtime::store::cursor;
 use taskflow_schemas::commands::{Page, Principal, page_size};
 use taskflow_schemas::schedule::{Schedule, ScheduleKind, ScheduleQuery, ScheduleRef};
@@ -14,30 +15,34 @@ use crate::recurrence::{self, Anchor};
 
 /// Reminders and series as one list, newest first. `$1` a reader (null for
 /// an admin), `$2` is_active, `$3` task, `$4`/`$5` the cursor, `$6` the limit,
-/// `$7` one id.
-const SCHEDULES: &str = "\
+/// `$7` one id. A reader sees what their task's access rule lets them read:
+/// named in it, or a member of its project.
+const SCHEDULES: &str = concat!("\
     SELECT * FROM ( \
       SELECT id, 'reminder' AS kind, task_id, task->>'title' AS title, \
              status = 'pending' AS is_active, status, \
              CASE WHEN status = 'pending' THEN fire_at END AS next_fire_at, fired_at, \
              NULL::jsonb AS recurrence, NULL::text AS timezone, NULL::timestamptz AS current_due, \
              NULL::smallint AS anchor_day, NULL::time AS anchor_time, \
-             created_at, updated_at, readers \
+             created_at, updated_at, readers, project_id \
       FROM reminders \
       UNION ALL \
       SELECT id, 'series', current_task_id, title, is_active, \
              CASE WHEN is_active THEN 'active' ELSE 'ended' END, \
              CASE WHEN is_active THEN next_due END, NULL, \
              recurrence, timezone, current_due, anchor_day, anchor_time, \
-             created_at, updated_at, readers \
+             created_at, updated_at, readers, project_id \
       FROM series \
     ) schedules \
-    WHERE ($1::uuid IS NULL OR $1 = ANY(readers)) \
+    WHERE ($1::uuid IS NULL OR $1 = ANY(readers) OR project_id IN (",
+    taskflow_runtime::member_projects!(),
+    ")) \
       AND ($2::bool IS NULL OR is_active = $2) \
       AND ($3::uuid IS NULL OR task_id = $3) \
       AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
       AND ($7::uuid IS NULL OR id = $7) \
-    ORDER BY created_at DESC, id DESC LIMIT $6";
+    ORDER BY created_at DESC, id DESC LIMIT $6"
+);
 
 #[derive(sqlx::FromRow)]
 struct ScheduleRow {
@@ -159,7 +164,10 @@ impl ScheduleQueries {
         id: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<ScheduleRow>, ErrorBody> {
-        let reader = (!actor.is_admin()).then_some(actor.id);
+        let database = |error| taskflow_runtime::store::postgres::error_body("scheduler", &error);
+        let reader = directory::reader(&self.pool, actor.id)
+            .await
+            .map_err(database)?;
         sqlx::query_as(SCHEDULES)
             .bind(reader)
             .bind(is_active)
@@ -170,6 +178,6 @@ impl ScheduleQueries {
             .bind(id)
             .fetch_all(&self.pool)
             .await
-            .map_err(|error| taskflow_runtime::store::postgres::error_body("scheduler", &error))
+            .map_err(database)
     }
 }

@@ -59,10 +59,12 @@ pub async fn reconcile(
     // A pending or fired reminder keeps the event that set it as its cause;
     // its copy of the task (title, readers) follows the task.
     let pending: Option<bool> = sqlx::query_scalar(
-        "INSERT INTO reminders (id, task_id, fire_at, status, task, readers, cause_event_id, correlation_id) \
-         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7) \
+        "INSERT INTO reminders (id, task_id, fire_at, status, task, readers, project_id, \
+           cause_event_id, correlation_id) \
+         VALUES ($1, $2, $3, 'pending', $4, $5, $8, $6, $7) \
          ON CONFLICT (id) DO UPDATE SET \
-           task = EXCLUDED.task, readers = EXCLUDED.readers, updated_at = now(), \
+           task = EXCLUDED.task, readers = EXCLUDED.readers, project_id = EXCLUDED.project_id, \
+           updated_at = now(), \
            status = CASE WHEN reminders.status = 'cancelled' THEN 'pending' ELSE reminders.status END, \
            cause_event_id = CASE WHEN reminders.status = 'cancelled' \
              THEN EXCLUDED.cause_event_id ELSE reminders.cause_event_id END, \
@@ -77,6 +79,7 @@ pub async fn reconcile(
     .bind(&readers)
     .bind(cause.event_id)
     .bind(&cause.correlation_id)
+    .bind(task.project_id)
     .fetch_optional(&mut *tx)
     .await?;
     if pending == Some(true) {

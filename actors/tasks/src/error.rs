@@ -6,6 +6,12 @@ pub enum TasksError {
     /// The caller's mistake or a rule of the product; goes back as it is.
     #[error("{0}")]
     Rejected(ErrorBody),
+    /// Refused by what the directory knows of users and memberships, which
+    /// may be a moment behind a change just made in another service: the
+    /// command is tried again as the directory changes, for a moment, before
+    /// this goes back as it is.
+    #[error("{0}")]
+    Unsettled(ErrorBody),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -28,10 +34,11 @@ impl TasksError {
     }
 
     pub fn forbidden(what: &str) -> Self {
-        Self::Rejected(ErrorBody::new(
-            ErrorCode::Forbidden,
-            format!("you may not {what} this task"),
-        ))
+        Self::Rejected(Self::forbidden_body(&format!("{what} this task")))
+    }
+
+    pub fn forbidden_body(what: &str) -> ErrorBody {
+        ErrorBody::new(ErrorCode::Forbidden, format!("you may not {what}"))
     }
 
     pub fn stale(current: i64) -> Self {
@@ -44,7 +51,7 @@ impl TasksError {
     /// The reply for the caller; internal details stay in the log.
     pub fn into_body(self) -> ErrorBody {
         match self {
-            Self::Rejected(body) => body,
+            Self::Rejected(body) | Self::Unsettled(body) => body,
             Self::Database(error) => taskflow_runtime::store::postgres::error_body("tasks", &error),
         }
     }

@@ -3,21 +3,28 @@
 //! Answers: `CreateTask`, `GetTask`, `ListTasks`, `UpdateTask`,
 //! `CompleteTask`, `DeleteTask`, and the scheduler's `CreateNextOccurrence`
 //! (`taskflow.tasks.*`, NATS service `taskflow-tasks`).
+//! Consumes: `AUDIT` `audit.user.>` and `audit.project.>` (durable
+//! `tasks-directory`): its directory of users and memberships, which access
+//! is decided from; a deleted project's tasks are deleted.
 //! Publishes: `task.created`, `task.updated`, `task.completed`, `task.deleted`
 //! on `TASKS` as `tasks.<verb>.<task_id>`, through its transactional outbox.
 
+pub mod access;
 pub mod error;
+pub mod projects;
 pub mod rules;
 pub mod service;
 pub mod store;
 
 use sqlx::migrate::Migrator;
 use taskflow_runtime::bus::Endpoints;
-use taskflow_runtime::service::ServiceDefinition;
+use taskflow_runtime::directory;
+use taskflow_runtime::service::{ConsumerStarter, ServiceDefinition};
 use taskflow_schemas::catalogue::{
     CompleteTask, CreateNextOccurrence, CreateTask, DeleteTask, GetTask, ListTasks, UpdateTask,
 };
 
+use crate::projects::TaskDirectory;
 use crate::service::{Caller, TasksService};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/tasks");
@@ -30,9 +37,15 @@ pub static SERVICE: ServiceDefinition<TasksService> = ServiceDefinition {
     workers: 16,
     outbox: true,
     ops_addr: "127.0.0.1:9101",
-    state: |_, parts| TasksService::new(parts.pool.clone(), parts.relay()),
+    state: |_, parts| TasksService::new(parts.pool.clone(), parts.relay(), parts.directory),
     endpoints,
-    consumers: |_, _| Vec::new(),
+    consumers: |_, parts| {
+        let directory = TaskDirectory {
+            relay: parts.relay(),
+            updates: parts.directory.clone(),
+        };
+        vec![ConsumerStarter::new(directory::spec("tasks"), directory)]
+    },
     actors: Vec::new,
 };
 

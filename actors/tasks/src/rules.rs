@@ -4,7 +4,6 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::Value;
 use taskflow_schemas::ErrorBody;
-use taskflow_schemas::access::Participants;
 use taskflow_schemas::commands::{NewTask, TaskPatch};
 use taskflow_schemas::events::{Changes, FieldChange};
 use taskflow_schemas::limits::TRIMMED;
@@ -27,12 +26,6 @@ pub fn new_task(
     now: DateTime<Utc>,
     new: NewTask,
 ) -> Result<Task, ErrorBody> {
-    if new.project_id.is_some() {
-        return Err(ErrorBody::refused(
-            "project_id",
-            "projects are not available yet",
-        ));
-    }
     check_sizes(Some(&new.title), Some(&new.labels), Some(&new.observer_ids))?;
     let status = new.status.unwrap_or(TaskStatus::Pending);
     if status == TaskStatus::Complete {
@@ -44,7 +37,7 @@ pub fn new_task(
     let series_id = new.recurrence.as_ref().map(|_| id);
     let task = Task {
         id,
-        project_id: None,
+        project_id: new.project_id,
         title: trimmed(&new.title),
         description: new.description,
         status,
@@ -170,6 +163,9 @@ pub fn apply_patch(
     if let Some(observer_ids) = patch.observer_ids {
         next.observer_ids = dedup(observer_ids);
     }
+    if let Some(project_id) = patch.project_id {
+        next.project_id = project_id;
+    }
     if let Some(due_date) = patch.due_date {
         next.due_date = due_date;
     }
@@ -248,14 +244,21 @@ fn set_status(task: &mut Task, status: TaskStatus, now: DateTime<Utc>) {
     task.status = status;
 }
 
-/// Change or delete it (the access rule: see `taskflow_schemas::access`).
-pub fn can_write(task: &Task, actor: Uuid) -> bool {
-    Participants::of(task).may_write(actor)
-}
-
-/// Complete it (the access rule: see `taskflow_schemas::access`).
-pub fn can_complete(task: &Task, actor: Uuid) -> bool {
-    Participants::of(task).may_complete(actor)
+/// The people `next` names that `current` did not (all of them for a new
+/// task or one that changes project): each must exist and, in a project, be
+/// one of its members.
+pub fn newly_named(current: Option<&Task>, next: &Task) -> (Option<Uuid>, Vec<Uuid>) {
+    let before = current.filter(|current| current.project_id == next.project_id);
+    let assignee = next
+        .assignee_id
+        .filter(|user| before.is_none_or(|task| task.assignee_id != Some(*user)));
+    let observers = next
+        .observer_ids
+        .iter()
+        .copied()
+        .filter(|user| before.is_none_or(|task| !task.observer_ids.contains(user)))
+        .collect();
+    (assignee, observers)
 }
 
 /// Each field whose value differs, bookkeeping fields aside.

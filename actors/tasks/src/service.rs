@@ -1,16 +1,18 @@
 //! The tasks service's commands: each write commits the task and its event together
 //! (the outbox), then wakes the relay.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use sqlx::{PgConnection, PgPool};
 use taskflow_runtime::bus::CommandContext;
+use taskflow_runtime::directory::{self, DirectoryUpdates};
 use taskflow_runtime::outbox::{self, OutboxRecord, RelayHandle};
 use taskflow_runtime::store::postgres;
 use taskflow_schemas::access::Participants;
+use taskflow_schemas::project::ProjectRole;
 use taskflow_schemas::commands::{
     NewTask, NextOccurrence, Page, Principal, TaskQuery, TaskRef, TaskUpdate, page_size,
 };
@@ -21,6 +23,7 @@ use taskflow_schemas::task::{Task, TaskStatus};
 use taskflow_schemas::{ErrorBody, ErrorCode, EventEnvelope};
 use uuid::Uuid;
 
+use crate::access;
 use crate::error::TasksError;
 use crate::rules;
 use crate::store::{self, KeyClaim};
@@ -28,12 +31,16 @@ use crate::store::{self, KeyClaim};
 /// The longest search text (`?q=`).
 const MAX_QUERY: usize = 200;
 
+/// How long a command refused by the directory waits for it to change
+/// (a project or member added a moment ago in another service) before the
+/// refusal goes back.
+const DIRECTORY_GRACE: Duration = Duration::from_millis(500);
+
 /// Who asks, and under which request id (the events' correlation id).
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// Whether they are an admin is the directory's to say, not the token's.
     pub user_id: Uuid,
-    /// Admins read every task; what they may change follows the same rules.
-    pub is_admin: bool,
     pub request_id: String,
     /// When the caller stops waiting: a write still blocked then is cancelled.
     pub deadline: Option<SystemTime>,
@@ -48,7 +55,6 @@ impl Caller {
     pub fn new(context: CommandContext, user: Principal) -> Self {
         Self {
             user_id: user.id,
-            is_admin: user.is_admin(),
             request_id: context.request_id,
             deadline: context.deadline,
             idempotency_key: context.idempotency_key,
@@ -56,8 +62,16 @@ impl Caller {
         }
     }
 
-    fn can_read(&self, task: &Task) -> bool {
-        Participants::of(task).may_read(self.user_id, self.is_admin)
+    /// `actor`, acting through an event of another service (`cause`), whose
+    /// correlation id the consequences keep.
+    pub fn acting_on(actor: Uuid, correlation_id: String, cause: Uuid) -> Self {
+        Self {
+            user_id: actor,
+            request_id: correlation_id,
+            deadline: None,
+            idempotency_key: None,
+            causation_id: Some(cause),
+        }
     }
 }
 
@@ -65,22 +79,29 @@ impl Caller {
 pub struct TasksService {
     pool: PgPool,
     relay: RelayHandle,
+    directory: DirectoryUpdates,
 }
 
 impl TasksService {
-    pub fn new(pool: PgPool, relay: RelayHandle) -> Self {
-        Self { pool, relay }
+    pub fn new(pool: PgPool, relay: RelayHandle, directory: DirectoryUpdates) -> Self {
+        Self {
+            pool,
+            relay,
+            directory,
+        }
     }
 
     pub async fn create(&self, caller: &Caller, new: NewTask) -> Result<Task, TasksError> {
         let request = serde_json::to_value(&new).expect("a new task serializes");
         let task = rules::new_task(Uuid::now_v7(), caller.user_id, Utc::now(), new)?;
-        self.create_once(caller, &task, request).await
+        self.create_once(caller, &task, request, Placement::Checked)
+            .await
     }
 
     /// The next task of a completed recurring task's series. The scheduler
-    /// names the occurrence in the `Idempotency-Key`, so however often it
-    /// asks, one task is made.
+    /// asks as the series' creator and names the occurrence in the
+    /// `Idempotency-Key`, so however often it asks, one task is made. It
+    /// keeps the series' people and project as they are.
     pub async fn create_next_occurrence(
         &self,
         caller: &Caller,
@@ -94,12 +115,13 @@ impl TasksService {
             .into());
         }
         let previous = match store::find(&self.pool, next.previous_task_id).await? {
-            Some(task) if Participants::of(&task).may_write(caller.user_id) => task,
+            Some(task) if task.creator_id == caller.user_id => task,
             _ => return Err(TasksError::not_found()),
         };
         let request = serde_json::to_value(&next).expect("an occurrence serializes");
         let task = rules::next_occurrence(Uuid::now_v7(), &previous, next.due_date, Utc::now())?;
-        self.create_once(caller, &task, request).await
+        self.create_once(caller, &task, request, Placement::Inherited)
+            .await
     }
 
     /// Inserts `task`, once per `Idempotency-Key` when the caller gave one
@@ -109,9 +131,10 @@ impl TasksService {
         caller: &Caller,
         task: &Task,
         request: serde_json::Value,
+        placement: Placement,
     ) -> Result<Task, TasksError> {
         let Some(key) = caller.idempotency_key.as_deref() else {
-            return self.insert(caller, task, None).await;
+            return self.insert(caller, task, None, placement).await;
         };
         // Checked where it entered (HTTP or NATS); again for callers in the process.
         if !limits::is_valid_idempotency_key(key.as_bytes()) {
@@ -141,7 +164,7 @@ impl TasksService {
                 .into());
             }
         }
-        let created = self.insert(caller, task, Some(key)).await;
+        let created = self.insert(caller, task, Some(key), placement).await;
         if created.is_err() {
             store::release_key(&self.pool, caller.user_id, key).await?;
         }
@@ -153,21 +176,80 @@ impl TasksService {
         caller: &Caller,
         task: &Task,
         key: Option<&str>,
+        placement: Placement,
     ) -> Result<Task, TasksError> {
         let (event, record) = event_record(caller, events::TASK_CREATED, task, Changes::new())?;
         let response = key.map(|_| serde_json::to_value(task).expect("a task serializes"));
         let key = key
             .zip(response.as_ref())
             .map(|(key, response)| (caller.user_id, key, response));
-        store::insert_with_event(&self.pool, task, &record, key).await?;
+        let record = &record;
+        self.settled(|| async move {
+            let Some(project) = task.project_id else {
+                // Nothing to lock: users are never removed.
+                let mut conn = self.pool.acquire().await?;
+                if placement == Placement::Checked {
+                    access::check_placement(&mut conn, caller.user_id, None, task).await?;
+                }
+                return Ok(store::insert_with_event(&mut *conn, task, record, key).await?);
+            };
+            // Locks what the write relies on (the caller's membership, or
+            // the project), so it cannot cross the project's deletion.
+            let mut tx = postgres::begin_until(&self.pool, caller.deadline).await?;
+            match placement {
+                Placement::Checked => {
+                    access::check_placement(&mut tx, caller.user_id, None, task).await?
+                }
+                Placement::Inherited => {
+                    if !directory::project_open_locked(&mut tx, project).await? {
+                        return Err(ErrorBody::refused("project_id", "the project is gone").into());
+                    }
+                }
+            }
+            store::insert_with_event(&mut *tx, task, record, key).await?;
+            Ok(tx.commit().await?)
+        })
+        .await?;
         self.committed(&event);
         Ok(task.clone())
     }
 
+    /// Runs `command` again each time the directory changes, for up to
+    /// [`DIRECTORY_GRACE`], while the directory refuses it: a project made or
+    /// a member added a moment ago reaches this service's directory a few
+    /// milliseconds after its event.
+    async fn settled<T, F>(&self, command: impl Fn() -> F) -> Result<T, TasksError>
+    where
+        F: Future<Output = Result<T, TasksError>>,
+    {
+        let mut changes = self.directory.subscribe();
+        let grace = tokio::time::Instant::now() + DIRECTORY_GRACE;
+        loop {
+            changes.mark_unchanged();
+            match command().await {
+                Err(TasksError::Unsettled(body)) => {
+                    let changed = tokio::time::timeout_at(grace, changes.changed()).await;
+                    if !matches!(changed, Ok(Ok(()))) {
+                        return Err(TasksError::Rejected(body));
+                    }
+                }
+                done => return done,
+            }
+        }
+    }
+
     pub async fn get(&self, caller: &Caller, reference: TaskRef) -> Result<Task, TasksError> {
-        match store::find(&self.pool, reference.task_id).await? {
-            Some(task) if caller.can_read(&task) => Ok(task),
-            _ => Err(TasksError::not_found()),
+        let mut conn = self.pool.acquire().await?;
+        let Some(task) = store::find(&mut *conn, reference.task_id).await? else {
+            return Err(TasksError::not_found());
+        };
+        let role = match task.project_id {
+            Some(project) => directory::role_in(&mut *conn, project, caller.user_id).await?,
+            None => None,
+        };
+        match access::may_read(&mut conn, &task, caller.user_id, role).await? {
+            true => Ok(task),
+            false => Err(TasksError::not_found()),
         }
     }
 
@@ -181,7 +263,7 @@ impl TasksService {
             return Err(ErrorBody::invalid("q", format!("at most {MAX_QUERY} characters")).into());
         }
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-        let reader = (!caller.is_admin).then_some(caller.user_id);
+        let reader = directory::reader(&self.pool, caller.user_id).await?;
         let fetched = store::list(&self.pool, reader, &query, after, i64::from(limit) + 1).await?;
         Ok(Page::cut(fetched, limit as usize, |task| {
             encode_cursor(task.id)
@@ -190,14 +272,25 @@ impl TasksService {
 
     pub async fn update(&self, caller: &Caller, update: TaskUpdate) -> Result<Task, TasksError> {
         rules::check_patch(&update.patch)?;
+        self.settled(|| self.try_update(caller, &update)).await
+    }
+
+    async fn try_update(&self, caller: &Caller, update: &TaskUpdate) -> Result<Task, TasksError> {
         let mut tx = postgres::begin_until(&self.pool, caller.deadline).await?;
-        let current =
-            locked_for(&mut tx, caller, update.task_id, "change", rules::can_write).await?;
+        let current = locked_for(
+            &mut tx,
+            caller,
+            update.task_id,
+            "change",
+            |task, user, role| task.may_write(user, role),
+        )
+        .await?;
         check_version(&current, update.expected_version)?;
-        let (next, changes) = rules::apply_patch(&current, update.patch, Utc::now())?;
+        let (next, changes) = rules::apply_patch(&current, update.patch.clone(), Utc::now())?;
         if changes.is_empty() {
             return Ok(current);
         }
+        access::check_placement(&mut tx, caller.user_id, Some(&current), &next).await?;
         let event_type = if next.status == TaskStatus::Complete && changes.contains_key("status") {
             events::TASK_COMPLETED
         } else {
@@ -216,7 +309,7 @@ impl TasksService {
             caller,
             reference.task_id,
             "complete",
-            rules::can_complete,
+            |task, user, role| task.may_complete(user, role),
         )
         .await?;
         check_version(&current, reference.expected_version)?;
@@ -236,7 +329,7 @@ impl TasksService {
             caller,
             reference.task_id,
             "delete",
-            rules::can_write,
+            |task, user, role| task.may_write(user, role),
         )
         .await?;
         check_version(&current, reference.expected_version)?;
@@ -274,7 +367,7 @@ impl TasksService {
 }
 
 /// The event of a change, and its outbox row.
-fn event_record(
+pub(crate) fn event_record(
     caller: &Caller,
     event_type: &str,
     task: &Task,
@@ -303,19 +396,27 @@ async fn locked_for(
     caller: &Caller,
     id: Uuid,
     verb: &str,
-    allowed: fn(&Task, Uuid) -> bool,
+    allowed: fn(&Participants<'_>, Uuid, Option<ProjectRole>) -> bool,
 ) -> Result<Task, TasksError> {
-    let task = store::find_for_update(tx, id).await?;
-    match task {
-        Some(task) if caller.can_read(&task) => {
-            if allowed(&task, caller.user_id) {
-                Ok(task)
-            } else {
-                Err(TasksError::forbidden(verb))
-            }
-        }
-        _ => Err(TasksError::not_found()),
+    let Some(task) = store::find_for_update(&mut *tx, id).await? else {
+        return Err(TasksError::not_found());
+    };
+    let role = access::role_locked(tx, &task, caller.user_id).await?;
+    if !access::may_read(tx, &task, caller.user_id, role).await? {
+        return Err(TasksError::not_found());
     }
+    match allowed(&Participants::of(&task), caller.user_id, role) {
+        true => Ok(task),
+        false => Err(TasksError::forbidden(verb)),
+    }
+}
+
+/// Whether a new task's project and people are checked against the
+/// directory, or taken as they are from the series it continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    Checked,
+    Inherited,
 }
 
 fn check_version(task: &Task, expected: Option<i64>) -> Result<(), TasksError> {

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use taskflow_runtime::outbox::OutboxRecord;
 use taskflow_schemas::commands::TaskQuery;
 use taskflow_schemas::task::{Priority, Recurrence, Task, TaskStatus};
@@ -79,7 +79,7 @@ macro_rules! insert_task {
 /// Inserts the task and its event in one statement (one round trip, one
 /// commit), and with an `Idempotency-Key` stores the response beside them.
 pub async fn insert_with_event(
-    pool: &PgPool,
+    conn: impl PgExecutor<'_>,
     task: &Task,
     event: &OutboxRecord,
     key: Option<(Uuid, &str, &serde_json::Value)>,
@@ -106,7 +106,7 @@ pub async fn insert_with_event(
         None => query,
         Some((user, key, response)) => query.bind(user).bind(key).bind(Json(response)),
     };
-    query.execute(pool).await?;
+    query.execute(conn).await?;
     Ok(())
 }
 
@@ -156,11 +156,35 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error
     Ok(())
 }
 
-pub async fn find(pool: &PgPool, id: Uuid) -> Result<Option<Task>, sqlx::Error> {
+/// Locks every task of `project` until the transaction ends.
+pub async fn lock_project(conn: &mut PgConnection, project: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT id FROM tasks WHERE project_id = $1 FOR UPDATE")
+        .bind(project)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes every task of `project`, and returns them as they were.
+pub async fn delete_project(
+    conn: &mut PgConnection,
+    project: Uuid,
+) -> Result<Vec<Task>, sqlx::Error> {
+    let rows: Vec<TaskRow> = sqlx::query_as(concat!(
+        "DELETE FROM tasks WHERE project_id = $1 RETURNING ",
+        columns!()
+    ))
+    .bind(project)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(Task::from).collect())
+}
+
+pub async fn find(conn: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Task>, sqlx::Error> {
     let row: Option<TaskRow> =
         sqlx::query_as(concat!("SELECT ", columns!(), " FROM tasks WHERE id = $1"))
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?;
     Ok(row.map(Task::from))
 }
@@ -184,7 +208,8 @@ pub async fn find_for_update(
 
 /// The tasks `reader` may read (every task for `None`, an admin) that match
 /// `query`, newest first, after the task `after` (the cursor), at most `limit`.
-/// The reader filter is the access rule of `taskflow_schemas::access` in SQL.
+/// The reader filter is the access rule of `taskflow_schemas::access` in SQL:
+/// named in the task, its creator outside projects, or a member of its project.
 pub async fn list(
     pool: &PgPool,
     reader: Option<Uuid>,
@@ -195,7 +220,11 @@ pub async fn list(
     let rows: Vec<TaskRow> = sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
-        " FROM tasks WHERE ($1::uuid IS NULL OR creator_id = $1 OR assignee_id = $1 OR $1 = ANY(observer_ids)) \
+        " FROM tasks WHERE ($1::uuid IS NULL OR (creator_id = $1 AND project_id IS NULL) \
+               OR assignee_id = $1 OR $1 = ANY(observer_ids) \
+               OR project_id IN (",
+        taskflow_runtime::member_projects!(),
+        ")) \
           AND ($2::uuid IS NULL OR id < $2) \
           AND ($3::text IS NULL OR status = $3) \
           AND ($4::text IS NULL OR priority = $4) \

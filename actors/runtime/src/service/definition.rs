@@ -10,6 +10,7 @@ use sqlx::migrate::Migrator;
 use super::RunningService;
 use crate::bus::Endpoints;
 use crate::consumer::effector::{Deliveries, Effector, Recorder};
+use crate::directory::DirectoryUpdates;
 use crate::consumer::{ConsumerArgs, ConsumerMessage, ConsumerSpec, EventHandler, StreamConsumer};
 use crate::outbox::RelayHandle;
 use crate::{Platform, RuntimeError};
@@ -47,6 +48,9 @@ pub struct ServiceParts {
     pub pool: PgPool,
     /// Present when the definition says `outbox: true`.
     pub relay: Option<RelayHandle>,
+    /// Told by the service's directory consumer, if it has one, after each
+    /// change it commits.
+    pub directory: DirectoryUpdates,
 }
 
 impl ServiceParts {

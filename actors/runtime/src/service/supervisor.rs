@@ -84,6 +84,7 @@ impl<S: Send + Sync + 'static> Actor for ServiceSupervisor<S> {
         let parts = ServiceParts {
             pool: args.pool.clone(),
             relay: relay.clone(),
+            directory: Default::default(),
         };
         let mut consumers = Vec::new();
         for starter in (definition.consumers)(&args.platform, &parts) {

@@ -100,7 +100,10 @@ mod tests {
         assert!(task.may_complete(bob, None) && task.may_complete(cy, None));
         assert!(!task.may_complete(eve, None));
         assert!(!task.may_read(eve, None, false) && task.may_read(eve, None, true));
-        assert!(!task.may_write(eve, None), "an admin writes under the same rules");
+        assert!(
+            !task.may_write(eve, None),
+            "an admin writes under the same rules"
+        );
     }
 
     #[test]
@@ -122,7 +125,10 @@ mod tests {
             assert_eq!(task.may_write(cy, Some(role)), writes);
             assert_eq!(task.may_complete(cy, Some(role)), writes);
         }
-        assert!(!task.may_read(ada, None, false), "a creator who left reads no more");
+        assert!(
+            !task.may_read(ada, None, false),
+            "a creator who left reads no more"
+        );
         assert!(!task.may_write(ada, None));
         assert!(task.may_complete(bob, None) && !task.may_write(bob, None));
         assert!(!task.may_read(eve, None, false) && task.may_read(eve, None, true));

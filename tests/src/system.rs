@@ -406,33 +406,38 @@ impl TestSystem {
     /// outboxes are published, and no `<service>-directory` consumer has
     /// anything pending.
     pub async fn settle_directories(&self) {
-        crate::wait_until("the directories to settle", Duration::from_secs(10), || async {
-            for service in &self.services {
-                let unpublished: i64 =
-                    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                        .fetch_one(&service.pool)
-                        .await
-                        .ok()?;
-                if unpublished > 0 && matches!(service.name, "identity" | "projects") {
-                    return None;
-                }
-            }
-            let audit = self.platform.jetstream.get_stream("AUDIT").await.ok()?;
-            for service in &self.services {
-                let durable = format!("{}-directory", service.name);
-                let Ok(mut consumer) = audit
-                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&durable)
+        crate::wait_until(
+            "the directories to settle",
+            Duration::from_secs(10),
+            || async {
+                for service in &self.services {
+                    let unpublished: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+                    )
+                    .fetch_one(&service.pool)
                     .await
-                else {
-                    continue;
-                };
-                let info = consumer.info().await.ok()?;
-                if info.num_pending > 0 || info.num_ack_pending > 0 {
-                    return None;
+                    .ok()?;
+                    if unpublished > 0 && matches!(service.name, "identity" | "projects") {
+                        return None;
+                    }
                 }
-            }
-            Some(())
-        })
+                let audit = self.platform.jetstream.get_stream("AUDIT").await.ok()?;
+                for service in &self.services {
+                    let durable = format!("{}-directory", service.name);
+                    let Ok(mut consumer) = audit
+                        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&durable)
+                        .await
+                    else {
+                        continue;
+                    };
+                    let info = consumer.info().await.ok()?;
+                    if info.num_pending > 0 || info.num_ack_pending > 0 {
+                        return None;
+                    }
+                }
+                Some(())
+            },
+        )
         .await;
     }
 

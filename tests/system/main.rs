@@ -12,6 +12,7 @@ mod nats_commands;
 mod notifications;
 mod openapi;
 mod outbox;
+mod project_tasks;
 mod projects;
 mod scheduler;
 mod tasks_api;

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use taskflow_schemas::access::Participants;
-use taskflow_schemas::task::Task;
 use taskflow_schemas::notification::{
     Channel, Notification, NotificationKind, NotificationQuery, NotificationStatus,
 };
+use taskflow_schemas::task::Task;
 use uuid::Uuid;
 
 const COLUMNS: &str = "id, recipient_id, task_id, kind, channel, status, attempts, error, \

@@ -11,12 +11,12 @@
 use std::sync::Arc;
 
 use sqlx::{PgConnection, PgExecutor};
-use tokio::sync::watch;
 use taskflow_schemas::commands::Principal;
 use taskflow_schemas::events::{self, RoleChangePayload};
 use taskflow_schemas::project::{ProjectEventPayload, ProjectRole};
 use taskflow_schemas::subjects::AUDIT_STREAM;
 use taskflow_schemas::user::Role;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::consumer::{ConsumedEvent, ConsumerSpec, EventHandler, HandlerError, user_profile};
@@ -222,10 +222,7 @@ pub async fn is_admin(conn: impl PgExecutor<'_>, user: Uuid) -> Result<bool, sql
 
 /// `user` with the role the directory gives them now, whatever role their
 /// token was signed with.
-pub async fn recheck(
-    conn: impl PgExecutor<'_>,
-    user: Principal,
-) -> Result<Principal, sqlx::Error> {
+pub async fn recheck(conn: impl PgExecutor<'_>, user: Principal) -> Result<Principal, sqlx::Error> {
     let role = match is_admin(conn, user.id).await? {
         true => Role::Admin,
         false => Role::Member,

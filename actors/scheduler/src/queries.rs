@@ -17,7 +17,8 @@ use crate::recurrence::{self, Anchor};
 /// an admin), `$2` is_active, `$3` task, `$4`/`$5` the cursor, `$6` the limit,
 /// `$7` one id. A reader sees what their task's access rule lets them read:
 /// named in it, or a member of its project.
-const SCHEDULES: &str = concat!("\
+const SCHEDULES: &str = concat!(
+    "\
     SELECT * FROM ( \
       SELECT id, 'reminder' AS kind, task_id, task->>'title' AS title, \
              status = 'pending' AS is_active, status, \

@@ -34,7 +34,8 @@ pub async fn may_read(
     user: Uuid,
     role: Option<ProjectRole>,
 ) -> Result<bool, sqlx::Error> {
-    Ok(Participants::of(task).may_read(user, role, false) || directory::is_admin(conn, user).await?)
+    Ok(Participants::of(task).may_read(user, role, false)
+        || directory::is_admin(conn, user).await?)
 }
 
 /// Refuses `next` (a new task, or `current` after a change by `user`) when
@@ -58,7 +59,10 @@ pub async fn check_placement(
                 )));
             }
             None => {
-                return Err(unsettled("project_id", "is not a project you are a member of"));
+                return Err(unsettled(
+                    "project_id",
+                    "is not a project you are a member of",
+                ));
             }
         }
     }
@@ -77,7 +81,10 @@ pub async fn check_placement(
         "observer_ids"
     };
     Err(match next.project_id {
-        Some(_) => unsettled(field, format!("{first} is not a member of the task's project")),
+        Some(_) => unsettled(
+            field,
+            format!("{first} is not a member of the task's project"),
+        ),
         None => unsettled(field, format!("{first} is not a user")),
     })
 }

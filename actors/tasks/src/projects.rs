@@ -36,7 +36,9 @@ impl EventHandler for TaskDirectory {
         let deleted = store::delete_project(&mut *tx, project).await?;
         let envelope = &event.envelope;
         let Some(actor) = envelope.actor_id else {
-            return Err(HandlerError::Reject("project.deleted names no actor".into()));
+            return Err(HandlerError::Reject(
+                "project.deleted names no actor".into(),
+            ));
         };
         let caller = Caller::acting_on(actor, envelope.correlation_id.clone(), envelope.event_id);
         let records = deleted

@@ -12,12 +12,12 @@ use taskflow_runtime::directory::{self, DirectoryUpdates};
 use taskflow_runtime::outbox::{self, OutboxRecord, RelayHandle};
 use taskflow_runtime::store::postgres;
 use taskflow_schemas::access::Participants;
-use taskflow_schemas::project::ProjectRole;
 use taskflow_schemas::commands::{
     NewTask, NextOccurrence, Page, Principal, TaskQuery, TaskRef, TaskUpdate, page_size,
 };
 use taskflow_schemas::events::{self, Changes, TaskEventPayload};
 use taskflow_schemas::limits;
+use taskflow_schemas::project::ProjectRole;
 use taskflow_schemas::subjects::{IDEMPOTENCY_KEY_HEADER, task_event_subject};
 use taskflow_schemas::task::{Task, TaskStatus};
 use taskflow_schemas::{ErrorBody, ErrorCode, EventEnvelope};

@@ -10,8 +10,8 @@ use sqlx::migrate::Migrator;
 use super::RunningService;
 use crate::bus::Endpoints;
 use crate::consumer::effector::{Deliveries, Effector, Recorder};
-use crate::directory::DirectoryUpdates;
 use crate::consumer::{ConsumerArgs, ConsumerMessage, ConsumerSpec, EventHandler, StreamConsumer};
+use crate::directory::DirectoryUpdates;
 use crate::outbox::RelayHandle;
 use crate::{Platform, RuntimeError};
 

@@ -11,6 +11,8 @@ use taskflow_runtime::http::ops::Readiness;
 use taskflow_runtime::service::RunningService;
 use taskflow_runtime::{Platform, Settings, Shutdown};
 use taskflow_schemas::EventEnvelope;
+use taskflow_schemas::events;
+use taskflow_schemas::subjects::audit_subject;
 use taskflow_schemas::user::Role;
 use uuid::Uuid;
 
@@ -435,7 +437,28 @@ impl TestSystem {
                         return None;
                     }
                 }
-                Some(())
+                // The live feed's directory, in memory: the last change it applied.
+                let Some(feed) = &self.feed else {
+                    return Some(());
+                };
+                let mut last = 0;
+                for event_type in [
+                    events::PROJECT_CREATED,
+                    events::PROJECT_UPDATED,
+                    events::PROJECT_DELETED,
+                    events::PROJECT_MEMBER_ADDED,
+                    events::PROJECT_MEMBER_ROLE_CHANGED,
+                    events::PROJECT_MEMBER_REMOVED,
+                    events::USER_ROLE_CHANGED,
+                ] {
+                    if let Ok(message) = audit
+                        .get_last_raw_message_by_subject(&audit_subject(event_type))
+                        .await
+                    {
+                        last = last.max(message.sequence);
+                    }
+                }
+                (feed.directory_applied() >= last).then_some(())
             },
         )
         .await;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use taskflow_system_tests::ws::FeedClient;
 use taskflow_system_tests::{Reply, TestSystem, User, id_of, wait_until};
 use uuid::Uuid;
 
@@ -479,5 +480,114 @@ async fn deleting_a_project_deletes_its_tasks_their_reminders_and_series() {
         "{}",
         late.body
     );
+    system.stop().await;
+}
+
+/// The frames about `task` among `frames`: its events and `revoked` frames.
+fn about(frames: &[Value], task: Uuid) -> Vec<&Value> {
+    let id = task.to_string();
+    frames
+        .iter()
+        .filter(|frame| frame["task_id"] == id.as_str() || frame["event"]["task_id"] == id.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_feed_shows_a_projects_tasks_to_its_members_and_revokes_them_on_removal() {
+    const SOON: Duration = Duration::from_secs(5);
+    let mut system = TestSystem::spawn().await;
+    let Cast {
+        ada,
+        bob,
+        cy,
+        eve,
+        root,
+        project,
+    } = cast(&system).await;
+    let before = id_of(&create_in(&system, &ada, &project, "from before").await.body);
+    system.wait_for_events("TASKS", 1).await;
+    // A feed started now learns the memberships and the task from the streams.
+    let feed = taskflow_livefeed::LiveFeed::start(&system.platform)
+        .await
+        .expect("the feed starts");
+    system.replace_feed(feed).await;
+    let connect = |user: &User| {
+        let query = format!("?token={}&cursor=0", user.token);
+        let base = system.base_url.clone();
+        async move { FeedClient::connect(&base, &query).await }
+    };
+    let (mut cy_feed, mut eve_feed, mut root_feed) = (
+        connect(&cy).await,
+        connect(&eve).await,
+        connect(&root).await,
+    );
+    for (feed, sees) in [
+        (&mut cy_feed, true),
+        (&mut eve_feed, false),
+        (&mut root_feed, true),
+    ] {
+        let (replayed, _) = feed.until("ready", SOON).await;
+        assert_eq!(
+            about(&replayed, before).len(),
+            usize::from(sees),
+            "{replayed:?}"
+        );
+    }
+
+    let live = id_of(&create_in(&system, &bob, &project, "live").await.body);
+    for feed in [&mut cy_feed, &mut root_feed] {
+        assert_eq!(
+            feed.next_frame(SOON).await["event"]["task_id"],
+            live.to_string()
+        );
+    }
+
+    let removed = call(
+        &system,
+        &ada,
+        Method::DELETE,
+        &format!("/api/v1/projects/{project}/members/{}", cy.id),
+        None,
+    )
+    .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    let mut revoked = vec![
+        cy_feed.next_frame(SOON).await,
+        cy_feed.next_frame(SOON).await,
+    ];
+    revoked.sort_by_key(|frame| frame["task_id"].as_str().unwrap().to_owned());
+    let mut expected = vec![
+        json!({"type": "revoked", "task_id": before}),
+        json!({"type": "revoked", "task_id": live}),
+    ];
+    expected.sort_by_key(|frame| frame["task_id"].as_str().unwrap().to_owned());
+    assert_eq!(revoked, expected);
+
+    // Nothing more of the project's tasks reaches Cy, live or on replay, and
+    // nothing of them ever reached Eve: the next frame each gets is of a
+    // task of their own.
+    let path = format!("/api/v1/tasks/{before}");
+    call(
+        &system,
+        &ada,
+        Method::PUT,
+        &path,
+        Some(json!({"title": "later"})),
+    )
+    .await;
+    for (feed, user) in [(&mut cy_feed, &cy), (&mut eve_feed, &eve)] {
+        let own = system.create_task(user, json!({"title": "my own"})).await;
+        assert_eq!(feed.next_frame(SOON).await["event"]["task_id"], own["id"]);
+    }
+    let mut replaying = connect(&cy).await;
+    let (replayed, _) = replaying.until("ready", SOON).await;
+    for task in [before, live] {
+        assert!(
+            about(&replayed, task)
+                .iter()
+                .all(|frame| frame["type"] != "event"),
+            "{replayed:?}"
+        );
+    }
     system.stop().await;
 }

@@ -1,5 +1,9 @@
 //! The hub: one actor per process that follows the `TASKS` stream from its
 //! tail and fans each event out to the connected clients allowed to see it.
+//! It keeps the feed's directory (see [`crate::directory`]): at start it reads
+//! every membership and role change of `AUDIT` and the last event of every
+//! task, then follows both; a member who loses a project gets a `revoked`
+//! frame for each of its tasks they are not named in.
 //!
 //! A client registers and gets the hub's `head` (the last sequence it
 //! handled); every event after `head` reaches the client through its channel,
@@ -12,7 +16,9 @@
 //! The hub never waits for a client.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
+use async_nats::jetstream::consumer::pull::Ordered;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
@@ -23,7 +29,7 @@ use taskflow_runtime::Platform;
 use taskflow_schemas::EventEnvelope;
 use taskflow_schemas::access::Participants;
 use taskflow_schemas::envelope::SCHEMA_VERSION;
-use taskflow_schemas::events::NOTIFICATION_SENT;
+use taskflow_schemas::events::{NOTIFICATION_SENT, TASK_DELETED};
 use taskflow_schemas::feed::ServerFrame;
 use taskflow_schemas::notification::{Channel, NotificationEventPayload};
 use taskflow_schemas::subjects::{AUDIT_STREAM, TASKS_STREAM, audit_subject};
@@ -31,8 +37,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::directory::{self, FeedDirectory, Lost, SharedDirectory};
+
 /// Frames a client may have waiting before it counts as too slow.
 pub const CLIENT_BUFFER: usize = 1024;
+/// At start, the stream sent nothing for this long before the hub had read
+/// what it held.
+const STARTUP_STALL: Duration = Duration::from_secs(10);
 
 /// One event, serialized once for every client (each gets a reference to
 /// the same bytes), with who may see it.
@@ -40,8 +51,14 @@ pub const CLIENT_BUFFER: usize = 1024;
 pub struct LiveEvent {
     pub seq: u64,
     pub task_id: Option<Uuid>,
-    /// Who may read the task once this event happened.
+    /// Who is named in the task once this event happened (see
+    /// `Participants::readers`); the members of its project read it too.
     pub readers: Vec<Uuid>,
+    pub project: Option<Uuid>,
+    /// The project the change moved the task out of: its members who do not
+    /// read it where it is now get a `revoked` frame.
+    pub previous_project: Option<Uuid>,
+    pub deleted: bool,
     /// Who could read the task before this event and no longer can: they get
     /// a `revoked` frame instead of the event, and nothing of it after.
     pub revoked: Vec<Uuid>,
@@ -71,25 +88,41 @@ impl LiveEvent {
         }
         let envelope = std::str::from_utf8(payload).ok()?;
         let frame = format!(r#"{{"type":"event","cursor":{seq},"event":{envelope}}}"#);
+        let project = peek.payload.task.project_id;
+        let previous_project = peek
+            .payload
+            .changes
+            .project_id
+            .as_ref()
+            .and_then(|change| change.old)
+            .filter(|previous| Some(*previous) != project);
         let (readers, revoked) = peek.payload.access();
         Some(Self {
             seq,
             task_id: peek.task_id,
             readers,
+            project,
+            previous_project,
+            deleted: peek.event_type == TASK_DELETED,
             revoked,
             frame: Utf8Bytes::from(frame),
         })
     }
 
-    /// The event for its readers (every event for an admin), `revoked` for
-    /// whom it removed.
-    pub fn delivery_to(&self, viewer: &Viewer) -> Delivery {
-        if viewer.admin || self.readers.contains(&viewer.user) {
-            Delivery::Event
-        } else if let (Some(task_id), true) = (self.task_id, self.revoked.contains(&viewer.user)) {
-            Delivery::Revoked(task_id)
-        } else {
-            Delivery::Nothing
+    /// The event for whoever may read its task (admins, those named in it,
+    /// the members of its project), `revoked` for whom it removed: an old
+    /// assignee or observer, or a member of the project it left.
+    pub fn delivery_to(&self, user: Uuid, directory: &FeedDirectory) -> Delivery {
+        if directory.reads(user, &self.readers, self.project) {
+            return Delivery::Event;
+        }
+        let left = self.revoked.contains(&user)
+            || self
+                .previous_project
+                .is_some_and(|previous| directory.is_member(previous, user));
+        match (self.task_id, left) {
+            (Some(task_id), true) => Delivery::Revoked(task_id),
+            _ => Delivery::Nothing,
         }
     }
 }
@@ -128,8 +161,7 @@ struct EnvelopePeek {
     event_id: Uuid,
     #[serde(default)]
     task_id: Option<Uuid>,
-    #[allow(dead_code)]
-    event_type: IgnoredAny,
+    event_type: String,
     #[allow(dead_code)]
     occurred_at: IgnoredAny,
     schema_version: u32,
@@ -148,6 +180,7 @@ struct PayloadPeek {
 #[derive(Deserialize, Default)]
 struct TaskPeek {
     creator_id: Option<Uuid>,
+    #[serde(default)]
     project_id: Option<Uuid>,
     assignee_id: Option<Uuid>,
     #[serde(default)]
@@ -157,6 +190,7 @@ struct TaskPeek {
 #[derive(Deserialize, Default)]
 struct ChangesPeek {
     assignee_id: Option<Old<Option<Uuid>>>,
+    project_id: Option<Old<Option<Uuid>>>,
     observer_ids: Option<Old<Vec<Uuid>>>,
 }
 
@@ -199,11 +233,11 @@ impl PayloadPeek {
     }
 }
 
-/// The user behind a connection.
+/// The user behind a connection; whether they are an admin is the
+/// directory's to say, not their token's.
 #[derive(Debug, Clone, Copy)]
 pub struct Viewer {
     pub user: Uuid,
-    pub admin: bool,
 }
 
 /// What a registration gets back.
@@ -224,6 +258,8 @@ pub enum HubMessage {
     Count(RpcReplyPort<usize>),
     /// A `notification.sent` from `AUDIT`, as stored.
     Notification(bytes::Bytes),
+    /// A membership or role change from `AUDIT`, as stored.
+    Directory(u64, bytes::Bytes),
     /// A stream follower stopped: the feed would freeze, so the hub fails.
     FollowerEnded,
 }
@@ -240,21 +276,26 @@ pub struct HubState {
     head: u64,
     next_client: u64,
     clients: HashMap<u64, Client>,
-    followers: [tokio::task::JoinHandle<()>; 2],
+    directory: SharedDirectory,
+    followers: [tokio::task::JoinHandle<()>; 3],
 }
 
 impl Actor for FeedHub {
     type Msg = HubMessage;
     type State = HubState;
-    type Arguments = Platform;
+    type Arguments = (Platform, SharedDirectory);
 
     async fn pre_start(
         &self,
         myself: ActorRef<HubMessage>,
-        platform: Platform,
+        (platform, directory): (Platform, SharedDirectory),
     ) -> Result<HubState, ActorProcessingErr> {
+        // Memberships and roles up to now, then every task's place, before
+        // the first event goes out.
+        let memberships = read_directory(&platform, &directory, myself.clone()).await?;
         let mut stream = platform.jetstream.get_stream(TASKS_STREAM).await?;
         let head = stream.info().await?.state.last_sequence;
+        place_tasks(&platform, &directory).await?;
         // An ordered consumer recreates itself after a gap or a reconnection,
         // and starts right after the head, so nothing falls in between.
         let events = follow(
@@ -287,7 +328,8 @@ impl Actor for FeedHub {
             head,
             next_client: 0,
             clients: HashMap::new(),
-            followers: [events, notifications],
+            directory,
+            followers: [events, notifications, memberships],
         })
     }
 
@@ -328,6 +370,7 @@ impl Actor for FeedHub {
                 let _ = reply.send(state.clients.len());
             }
             HubMessage::Notification(payload) => state.push_notification(&payload),
+            HubMessage::Directory(seq, payload) => state.apply_directory(seq, &payload),
             HubMessage::FollowerEnded => return Err("a stream follower ended".into()),
         }
         Ok(())
@@ -347,6 +390,87 @@ impl Actor for FeedHub {
     }
 }
 
+/// The messages of `subjects` of `stream` from `from`, through an ordered
+/// consumer, and how many it held when it was made.
+async fn ordered(
+    platform: &Platform,
+    stream: &str,
+    subjects: &[&str],
+    from: DeliverPolicy,
+) -> Result<(Ordered, u64), ActorProcessingErr> {
+    let mut consumer = platform
+        .jetstream
+        .get_stream(stream)
+        .await?
+        .create_consumer(OrderedConfig {
+            deliver_policy: from,
+            filter_subjects: subjects.iter().map(|subject| subject.to_string()).collect(),
+            ..Default::default()
+        })
+        .await?;
+    let pending = consumer.info().await?.num_pending;
+    Ok((consumer.messages().await?, pending))
+}
+
+/// The next `count` messages of `messages`, as (sequence, payload).
+async fn take(
+    messages: &mut Ordered,
+    count: u64,
+) -> Result<Vec<(u64, bytes::Bytes)>, ActorProcessingErr> {
+    let mut taken = Vec::with_capacity(count as usize);
+    while (taken.len() as u64) < count {
+        let next = tokio::time::timeout(STARTUP_STALL, messages.next())
+            .await
+            .map_err(|_| format!("the stream sent nothing for {STARTUP_STALL:?}"))?
+            .ok_or("the stream ended")??;
+        taken.push((next.info()?.stream_sequence, next.payload.clone()));
+    }
+    Ok(taken)
+}
+
+/// Reads every membership and role change up to now into `directory`, then
+/// follows the rest for the hub.
+async fn read_directory(
+    platform: &Platform,
+    directory: &SharedDirectory,
+    hub: ActorRef<HubMessage>,
+) -> Result<tokio::task::JoinHandle<()>, ActorProcessingErr> {
+    let (mut messages, pending) = ordered(
+        platform,
+        AUDIT_STREAM,
+        &directory::SUBJECTS,
+        DeliverPolicy::All,
+    )
+    .await?;
+    for (seq, payload) in take(&mut messages, pending).await? {
+        write(directory).apply_audit(seq, &payload);
+    }
+    Ok(forward(messages, hub, HubMessage::Directory))
+}
+
+/// Places every task the stream still holds an event of in `directory`,
+/// from the last event of each subject.
+async fn place_tasks(
+    platform: &Platform,
+    directory: &SharedDirectory,
+) -> Result<(), ActorProcessingErr> {
+    let (mut messages, pending) = ordered(
+        platform,
+        TASKS_STREAM,
+        &["tasks.>"],
+        DeliverPolicy::LastPerSubject,
+    )
+    .await?;
+    let events = take(&mut messages, pending).await?;
+    let mut directory = write(directory);
+    for (seq, payload) in events {
+        if let Some(event) = LiveEvent::decode(seq, &payload) {
+            directory.apply_task(&event);
+        }
+    }
+    Ok(())
+}
+
 /// Follows `subject` of `stream` with an ordered consumer from `from`,
 /// handing each message to the hub as `message(seq, payload)`; tells the hub
 /// if it ever stops.
@@ -358,18 +482,16 @@ async fn follow(
     hub: ActorRef<HubMessage>,
     message: fn(u64, bytes::Bytes) -> HubMessage,
 ) -> Result<tokio::task::JoinHandle<()>, ActorProcessingErr> {
-    let consumer = platform
-        .jetstream
-        .get_stream(stream)
-        .await?
-        .create_consumer(OrderedConfig {
-            deliver_policy: from,
-            filter_subject: subject.into(),
-            ..Default::default()
-        })
-        .await?;
-    let mut messages = consumer.messages().await?;
-    Ok(tokio::spawn(async move {
+    let (messages, _) = ordered(platform, stream, &[subject], from).await?;
+    Ok(forward(messages, hub, message))
+}
+
+fn forward(
+    mut messages: Ordered,
+    hub: ActorRef<HubMessage>,
+    message: fn(u64, bytes::Bytes) -> HubMessage,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         while let Some(next) = messages.next().await {
             let Ok(next) = next else { continue };
             let Ok(info) = next.info() else { continue };
@@ -379,7 +501,20 @@ async fn follow(
             }
         }
         let _ = hub.cast(HubMessage::FollowerEnded);
-    }))
+    })
+}
+
+/// The directory to read; a writer that panicked left it as it was.
+pub fn read(directory: &SharedDirectory) -> std::sync::RwLockReadGuard<'_, FeedDirectory> {
+    directory
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write(directory: &SharedDirectory) -> std::sync::RwLockWriteGuard<'_, FeedDirectory> {
+    directory
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl HubState {
@@ -400,18 +535,45 @@ impl HubState {
         self.evict(too_slow);
     }
 
+    /// Applies a membership or role change; whoever lost a project gets a
+    /// `revoked` frame for each of its tasks they are not named in.
+    fn apply_directory(&mut self, seq: u64, payload: &[u8]) {
+        let lost = write(&self.directory).apply_audit(seq, payload);
+        let mut too_slow = Vec::new();
+        for Lost { user, tasks } in lost {
+            if read(&self.directory).is_admin(user) {
+                continue;
+            }
+            for (id, client) in &self.clients {
+                if client.viewer.user != user {
+                    continue;
+                }
+                for task in &tasks {
+                    if let Err(mpsc::error::TrySendError::Full(_)) =
+                        client.frames.try_send(revoked_frame(*task))
+                    {
+                        too_slow.push(*id);
+                        break;
+                    }
+                }
+            }
+        }
+        self.evict(too_slow);
+    }
+
     fn fan_out(&mut self, seq: u64, payload: &[u8]) {
         self.head = self.head.max(seq);
-        // With nobody connected there is nothing to decode.
-        if self.clients.is_empty() {
-            return;
-        }
         let Some(event) = LiveEvent::decode(seq, payload) else {
             return;
         };
+        write(&self.directory).apply_task(&event);
+        if self.clients.is_empty() {
+            return;
+        }
+        let directory = read(&self.directory);
         let mut too_slow = Vec::new();
         for (id, client) in &self.clients {
-            let frame = match event.delivery_to(&client.viewer) {
+            let frame = match event.delivery_to(client.viewer.user, &directory) {
                 Delivery::Event => event.frame.clone(),
                 Delivery::Revoked(task_id) => revoked_frame(task_id),
                 Delivery::Nothing => continue,
@@ -423,6 +585,7 @@ impl HubState {
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
+        drop(directory);
         self.evict(too_slow);
     }
 
@@ -445,37 +608,122 @@ impl HubState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
     use taskflow_schemas::EventEnvelope;
+
+    fn bytes(event_type: &str, task_id: Option<Uuid>, payload: Value) -> Vec<u8> {
+        let envelope = EventEnvelope::new(event_type, task_id, None, "r", payload);
+        serde_json::to_vec(&envelope).unwrap()
+    }
+
+    fn project_event(event_type: &str, project: Uuid, member: Uuid, role: &str) -> Vec<u8> {
+        let now = chrono::Utc::now();
+        bytes(
+            event_type,
+            None,
+            json!({
+                "project": {"id": project, "name": "p", "description": null, "created_by": member,
+                            "version": 1, "created_at": now, "updated_at": now},
+                "member": {"project_id": project, "user_id": member, "role": role, "added_at": now}
+            }),
+        )
+    }
 
     #[test]
     fn a_change_that_removes_a_reader_revokes_it_and_shows_the_event_to_the_rest() {
-        let (ada, bob, cy) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let (ada, bob, cy, root) = (
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+        );
         let task_id = Uuid::now_v7();
-        let envelope = EventEnvelope::new(
+        let payload = bytes(
             "task.updated",
             Some(task_id),
-            Some(ada),
-            "r",
             json!({
                 "task": {"creator_id": ada, "assignee_id": cy, "observer_ids": []},
                 "changes": {"assignee_id": {"old": bob, "new": cy}}
             }),
         );
-        let event = LiveEvent::decode(7, &serde_json::to_vec(&envelope).unwrap()).unwrap();
-        let viewer = |user| Viewer { user, admin: false };
-        assert_eq!(event.delivery_to(&viewer(ada)), Delivery::Event);
-        assert_eq!(event.delivery_to(&viewer(cy)), Delivery::Event);
-        assert_eq!(event.delivery_to(&viewer(bob)), Delivery::Revoked(task_id));
-        let stranger = viewer(Uuid::now_v7());
-        assert_eq!(event.delivery_to(&stranger), Delivery::Nothing);
-        assert_eq!(
-            event.delivery_to(&Viewer {
-                admin: true,
-                ..stranger
-            }),
-            Delivery::Event
+        let event = LiveEvent::decode(7, &payload).unwrap();
+        let mut directory = FeedDirectory::default();
+        directory.apply_audit(
+            0,
+            &bytes(
+                "user.role_changed",
+                None,
+                json!({"user_id": root, "role": "admin"}),
+            ),
         );
+        assert_eq!(event.delivery_to(ada, &directory), Delivery::Event);
+        assert_eq!(event.delivery_to(cy, &directory), Delivery::Event);
+        assert_eq!(
+            event.delivery_to(bob, &directory),
+            Delivery::Revoked(task_id)
+        );
+        assert_eq!(
+            event.delivery_to(Uuid::now_v7(), &directory),
+            Delivery::Nothing
+        );
+        assert_eq!(event.delivery_to(root, &directory), Delivery::Event);
         assert!(event.frame.contains(r#""cursor":7"#));
+    }
+
+    #[test]
+    fn project_members_see_its_tasks_until_they_leave_or_the_task_does() {
+        let (ada, bob, eve) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let (launch, elsewhere) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut directory = FeedDirectory::default();
+        directory.apply_audit(0, &project_event("project.created", launch, ada, "owner"));
+        directory.apply_audit(
+            0,
+            &project_event("project.member_added", launch, bob, "viewer"),
+        );
+        let (planned, assigned) = (Uuid::now_v7(), Uuid::now_v7());
+        for (seq, id, assignee) in [(1, planned, None), (2, assigned, Some(bob))] {
+            let payload = json!({"task": {"id": id, "creator_id": ada, "project_id": launch,
+                                          "assignee_id": assignee, "observer_ids": []}});
+            let event = LiveEvent::decode(seq, &bytes("task.created", Some(id), payload)).unwrap();
+            directory.apply_task(&event);
+            assert_eq!(event.delivery_to(bob, &directory), Delivery::Event);
+            assert_eq!(event.delivery_to(eve, &directory), Delivery::Nothing);
+        }
+        // Bob leaves: he loses the task he is not named in.
+        let lost = directory.apply_audit(
+            0,
+            &project_event("project.member_removed", launch, bob, "viewer"),
+        );
+        assert_eq!(
+            lost,
+            vec![Lost {
+                user: bob,
+                tasks: vec![planned]
+            }]
+        );
+        // Ada moves a task elsewhere, where she is nobody: she gets `revoked`.
+        let moved = bytes(
+            "task.updated",
+            Some(planned),
+            json!({"task": {"creator_id": ada, "project_id": elsewhere, "observer_ids": []},
+                   "changes": {"project_id": {"old": launch, "new": elsewhere}}}),
+        );
+        let event = LiveEvent::decode(3, &moved).unwrap();
+        directory.apply_task(&event);
+        assert_eq!(
+            event.delivery_to(ada, &directory),
+            Delivery::Revoked(planned)
+        );
+        // A deleted project takes its members' access to every task with it.
+        let lost =
+            directory.apply_audit(0, &project_event("project.deleted", launch, ada, "owner"));
+        assert_eq!(
+            lost,
+            vec![Lost {
+                user: ada,
+                tasks: vec![assigned]
+            }]
+        );
     }
 }

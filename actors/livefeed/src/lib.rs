@@ -5,11 +5,15 @@
 //! (it keeps consuming with no client connected); a resuming client replays
 //! from the stream itself, from its cursor (the `TASKS` sequence) up to the
 //! hub's head, then goes live with no gap and no duplicate at the seam.
+//! `AUDIT` `audit.project.>` and `audit.user.role_changed`, from the start:
+//! who may see which project's tasks, and who is an admin (in memory, see
+//! [`directory`]).
 //! Publishes: nothing. Any number of processes serve their own clients.
 //!
 //! The edge mounts [`router`] so that `/ws` is served beside the API.
 
 pub mod connections;
+pub mod directory;
 pub mod hub;
 pub mod session;
 pub mod supervisor;
@@ -28,6 +32,7 @@ use taskflow_runtime::{Platform, RuntimeError, Shutdown};
 use taskflow_schemas::{ErrorBody, ErrorCode};
 
 use crate::connections::Connections;
+use crate::directory::{FeedDirectory, SharedDirectory};
 use crate::hub::HubMessage;
 pub use crate::session::Keepalive;
 use crate::session::{FeedContext, Handshake, MAX_CLIENT_FRAME};
@@ -37,6 +42,7 @@ use crate::supervisor::{FeedMessage, FeedSupervisor};
 pub struct LiveFeed {
     supervisor: ActorRef<FeedMessage>,
     pub hub: ActorRef<HubMessage>,
+    directory: SharedDirectory,
     keepalive: Keepalive,
     connections: Arc<Connections>,
     join: tokio::task::JoinHandle<()>,
@@ -53,17 +59,26 @@ impl LiveFeed {
         platform: &Platform,
         keepalive: Keepalive,
     ) -> Result<Self, RuntimeError> {
-        let (supervisor, join) = Actor::spawn(None, FeedSupervisor, platform.clone()).await?;
+        let directory = FeedDirectory::shared();
+        let arguments = (platform.clone(), directory.clone());
+        let (supervisor, join) = Actor::spawn(None, FeedSupervisor, arguments).await?;
         let hub = ractor::call!(supervisor, FeedMessage::Hub)
             .map_err(|_| RuntimeError::Unresponsive("livefeed"))?;
         let settings = &platform.settings;
         Ok(Self {
             supervisor,
             hub,
+            directory,
             keepalive,
             connections: Connections::new(settings.ws_max_connections, settings.ws_max_per_user),
             join,
         })
+    }
+
+    /// The `AUDIT` sequence of the last membership or role change the feed
+    /// applied.
+    pub fn directory_applied(&self) -> u64 {
+        hub::read(&self.directory).applied()
     }
 
     /// Connected clients.
@@ -107,6 +122,7 @@ impl FeedHandle {
 pub fn router(feed: &LiveFeed, platform: &Platform, shutdown: Shutdown) -> Router {
     let context = FeedContext {
         hub: feed.hub.clone(),
+        directory: feed.directory.clone(),
         jetstream: platform.jetstream.clone(),
         tokens: Tokens::new(&platform.settings.jwt_secret),
         shutdown,

@@ -23,12 +23,12 @@ use taskflow_runtime::Shutdown;
 use taskflow_runtime::http::tokens::Tokens;
 use taskflow_schemas::feed::{ClientFrame, ServerFrame};
 use taskflow_schemas::subjects::TASKS_STREAM;
-use taskflow_schemas::user::Role;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::connections::{Connections, OpenSlot};
-use crate::hub::{Delivery, HubMessage, LiveEvent, Registration, Viewer, revoked_frame};
+use crate::directory::SharedDirectory;
+use crate::hub::{self, Delivery, HubMessage, LiveEvent, Registration, Viewer, revoked_frame};
 
 /// How long a client has to send its authenticate frame.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,6 +53,7 @@ const RESUMES_PER_MINUTE: usize = 10;
 #[derive(Clone)]
 pub struct FeedContext {
     pub hub: ActorRef<HubMessage>,
+    pub directory: SharedDirectory,
     pub jetstream: async_nats::jetstream::Context,
     pub tokens: Tokens,
     pub shutdown: Shutdown,
@@ -110,10 +111,7 @@ impl Session {
             .as_secs() as i64;
         let left = (claims.exp - now).max(0) as u64;
         Ok(Self {
-            viewer: Viewer {
-                user: claims.sub,
-                admin: claims.role == Role::Admin,
-            },
+            viewer: Viewer { user: claims.sub },
             expires_at: Instant::now() + Duration::from_secs(left),
         })
     }
@@ -372,8 +370,6 @@ fn refresh(session: &mut Session, tokens: &Tokens, token: &str) -> Result<(), Re
             "a token for another user; open another connection".into(),
         ));
     }
-    // The role may have changed since; the hub's registration keeps the
-    // old one until the next resume.
     session.expires_at = fresh.expires_at;
     Ok(())
 }
@@ -412,19 +408,27 @@ async fn replay(
     if from >= to {
         return Ok(());
     }
-    // Who may read each task at the end of the range: a first pass reads
-    // only who may see each event.
-    let mut readable_now: HashMap<Uuid, bool> = HashMap::new();
-    if !viewer.admin {
-        let mut range = StreamRange::open(context, from, to).await?;
-        while let Some((seq, payload)) = range.next().await? {
-            if let Some(event) = LiveEvent::decode(seq, &payload)
-                && let Some(task_id) = event.task_id
-            {
-                readable_now.insert(task_id, event.readers.contains(&viewer.user));
-            }
+    // Who may read each task at the end of the range, by the directory as it
+    // is now: a first pass reads only who may see each event.
+    let mut last_seen: HashMap<Uuid, LiveEvent> = HashMap::new();
+    let mut range = StreamRange::open(context, from, to).await?;
+    while let Some((seq, payload)) = range.next().await? {
+        if let Some(event) = LiveEvent::decode(seq, &payload)
+            && let Some(task_id) = event.task_id
+        {
+            last_seen.insert(task_id, event);
         }
     }
+    let readable_now: HashMap<Uuid, bool> = {
+        let directory = hub::read(&context.directory);
+        last_seen
+            .into_iter()
+            .map(|(task, last)| {
+                let reads = directory.reads(viewer.user, &last.readers, last.project);
+                (task, reads)
+            })
+            .collect()
+    };
     let mut range = StreamRange::open(context, from, to).await?;
     let mut replayed = 0u64;
     while let Some((seq, payload)) = range.next().await? {
@@ -435,8 +439,9 @@ async fn replay(
             .task_id
             .and_then(|task| readable_now.get(&task).copied())
             .unwrap_or(true);
-        let frame = match event.delivery_to(&viewer) {
-            Delivery::Event if viewer.admin || now => event.frame,
+        let delivery = event.delivery_to(viewer.user, &hub::read(&context.directory));
+        let frame = match delivery {
+            Delivery::Event if now => event.frame,
             Delivery::Revoked(task_id) if !now => revoked_frame(task_id),
             _ => continue,
         };

@@ -7,6 +7,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 use taskflow_runtime::Platform;
 use taskflow_runtime::service::crash_only;
 
+use crate::directory::SharedDirectory;
 use crate::hub::{FeedHub, HubMessage};
 
 pub enum FeedMessage {
@@ -25,14 +26,14 @@ pub struct FeedSupervisorState {
 impl Actor for FeedSupervisor {
     type Msg = FeedMessage;
     type State = FeedSupervisorState;
-    type Arguments = Platform;
+    type Arguments = (Platform, SharedDirectory);
 
     async fn pre_start(
         &self,
         myself: ActorRef<FeedMessage>,
-        platform: Platform,
+        arguments: (Platform, SharedDirectory),
     ) -> Result<FeedSupervisorState, ActorProcessingErr> {
-        let (hub, _) = Actor::spawn_linked(None, FeedHub, platform, myself.get_cell()).await?;
+        let (hub, _) = Actor::spawn_linked(None, FeedHub, arguments, myself.get_cell()).await?;
         Ok(FeedSupervisorState {
             hub,
             stopping: false,

@@ -1,0 +1,164 @@
+//! The feed's directory, in memory: who is an admin and who holds a role in
+//! which project (from `AUDIT`), and which tasks each project holds, with who
+//! is named in them (from `TASKS`). The hub keeps it; sessions read it to
+//! replay what a viewer may see now. The access rule is
+//! `taskflow_schemas::access`, the same as everywhere.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use taskflow_schemas::EventEnvelope;
+use taskflow_schemas::envelope::SCHEMA_VERSION;
+use taskflow_schemas::events::{self, RoleChangePayload};
+use taskflow_schemas::project::ProjectEventPayload;
+use taskflow_schemas::user::Role;
+use uuid::Uuid;
+
+use crate::hub::LiveEvent;
+
+/// The hub writes it; sessions read it.
+pub type SharedDirectory = Arc<RwLock<FeedDirectory>>;
+
+/// The `AUDIT` subjects the directory follows.
+pub const SUBJECTS: [&str; 2] = ["audit.project.>", "audit.user.role_changed"];
+
+#[derive(Debug, Default)]
+pub struct FeedDirectory {
+    admins: HashSet<Uuid>,
+    /// Project → its members (any role).
+    members: HashMap<Uuid, HashSet<Uuid>>,
+    /// Project → its tasks → who is named in each (they keep reading it
+    /// when they leave the project).
+    tasks: HashMap<Uuid, HashMap<Uuid, Vec<Uuid>>>,
+    /// Task → its project (none, or deleted) and the stream sequence of the
+    /// event that said so.
+    placed: HashMap<Uuid, (Option<Uuid>, u64)>,
+    /// The `AUDIT` sequence of the last change applied.
+    applied: u64,
+}
+
+/// A user who lost their role in a project, and so the project's tasks they
+/// are not named in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lost {
+    pub user: Uuid,
+    pub tasks: Vec<Uuid>,
+}
+
+impl FeedDirectory {
+    pub fn shared() -> SharedDirectory {
+        Arc::new(RwLock::new(Self::default()))
+    }
+
+    pub fn is_admin(&self, user: Uuid) -> bool {
+        self.admins.contains(&user)
+    }
+
+    pub fn is_member(&self, project: Uuid, user: Uuid) -> bool {
+        self.members
+            .get(&project)
+            .is_some_and(|members| members.contains(&user))
+    }
+
+    /// Whether `user` may read a task named by `readers` in `project`.
+    pub fn reads(&self, user: Uuid, readers: &[Uuid], project: Option<Uuid>) -> bool {
+        self.is_admin(user)
+            || readers.contains(&user)
+            || project.is_some_and(|project| self.is_member(project, user))
+    }
+
+    /// The `AUDIT` sequence of the last membership or role change applied.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Applies one `AUDIT` event of [`SUBJECTS`], stored at `seq`; says who
+    /// lost which tasks. Anything else (or a payload that is not what its
+    /// type says) changes nothing: the consumers send such messages to the DLQ.
+    pub fn apply_audit(&mut self, seq: u64, payload: &[u8]) -> Vec<Lost> {
+        self.applied = self.applied.max(seq);
+        let Ok(envelope) = serde_json::from_slice::<EventEnvelope>(payload) else {
+            return Vec::new();
+        };
+        if envelope.schema_version != SCHEMA_VERSION {
+            return Vec::new();
+        }
+        if envelope.event_type == events::USER_ROLE_CHANGED {
+            if let Ok(change) = serde_json::from_value::<RoleChangePayload>(envelope.payload) {
+                match change.role {
+                    Role::Admin => self.admins.insert(change.user_id),
+                    Role::Member => self.admins.remove(&change.user_id),
+                };
+            }
+            return Vec::new();
+        }
+        let Ok(event) = serde_json::from_value::<ProjectEventPayload>(envelope.payload) else {
+            return Vec::new();
+        };
+        let project = event.project.id;
+        match (envelope.event_type.as_str(), event.member) {
+            (events::PROJECT_DELETED, _) => {
+                let members = self.members.remove(&project).unwrap_or_default();
+                let lost = members
+                    .into_iter()
+                    .map(|user| self.lost(project, user))
+                    .collect();
+                self.tasks.remove(&project);
+                lost
+            }
+            (events::PROJECT_MEMBER_REMOVED, Some(member)) => {
+                let removed = self
+                    .members
+                    .get_mut(&project)
+                    .is_some_and(|members| members.remove(&member.user_id));
+                match removed {
+                    true => vec![self.lost(project, member.user_id)],
+                    false => Vec::new(),
+                }
+            }
+            (_, Some(member)) => {
+                self.members
+                    .entry(project)
+                    .or_default()
+                    .insert(member.user_id);
+                Vec::new()
+            }
+            (_, None) => Vec::new(),
+        }
+    }
+
+    fn lost(&self, project: Uuid, user: Uuid) -> Lost {
+        let tasks = self
+            .tasks
+            .get(&project)
+            .into_iter()
+            .flatten()
+            .filter(|(_, named)| !named.contains(&user))
+            .map(|(task, _)| *task)
+            .collect();
+        Lost { user, tasks }
+    }
+
+    /// Keeps which project `event`'s task is in, unless a later event of it
+    /// was applied already.
+    pub fn apply_task(&mut self, event: &LiveEvent) {
+        let Some(task) = event.task_id else { return };
+        if let Some(&(project, seq)) = self.placed.get(&task) {
+            if seq >= event.seq {
+                return;
+            }
+            if let Some(tasks) = project.and_then(|project| self.tasks.get_mut(&project)) {
+                tasks.remove(&task);
+            }
+        }
+        // A deleted task stays as a tombstone: no earlier event brings it back.
+        let project = event.project.filter(|_| !event.deleted);
+        if let Some(project) = project {
+            self.tasks
+                .entry(project)
+                .or_default()
+                .insert(task, event.readers.clone());
+        }
+        self.placed.insert(task, (project, event.seq));
+    }
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use taskflow_schemas::EventEnvelope;
 use taskflow_system_tests::ws::FeedClient;
 use taskflow_system_tests::{Reply, TestSystem, User, id_of, wait_until};
 use uuid::Uuid;
@@ -589,5 +590,137 @@ async fn the_feed_shows_a_projects_tasks_to_its_members_and_revokes_them_on_remo
             "{replayed:?}"
         );
     }
+    system.stop().await;
+}
+
+async fn notified(system: &TestSystem, user: &User) -> Vec<Value> {
+    let listed = call(system, user, Method::GET, "/api/v1/notifications", None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    listed.body["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn notifications_follow_the_access_rule_a_member_who_left_is_neither_told_nor_shown() {
+    let system = TestSystem::spawn().await;
+    let Cast {
+        ada,
+        bob,
+        cy,
+        project,
+        ..
+    } = cast(&system).await;
+    let soon = Utc::now() + chrono::Duration::milliseconds(300);
+    let task = system
+        .create_task(
+            &bob,
+            json!({"title": "remind me", "project_id": project, "reminder_time": soon,
+                   "observer_ids": [cy.id]}),
+        )
+        .await;
+    wait_until("Bob's reminder", Duration::from_secs(10), || async {
+        let items = notified(&system, &bob).await;
+        (items.len() == 1 && items[0]["task_id"] == task["id"]).then_some(())
+    })
+    .await;
+
+    let removed = call(
+        &system,
+        &ada,
+        Method::DELETE,
+        &format!("/api/v1/projects/{project}/members/{}", bob.id),
+        None,
+    )
+    .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    system.settle_directories().await;
+    assert_eq!(notified(&system, &bob).await, Vec::<Value>::new());
+
+    // The completion tells the creator and the observers: Cy, not Bob, who
+    // left the project.
+    let path = format!("/api/v1/tasks/{}/complete", id_of(&task));
+    let completed = call(&system, &ada, Method::POST, &path, None).await;
+    assert_eq!(completed.status, StatusCode::OK, "{}", completed.body);
+    wait_until(
+        "Cy told of the completion",
+        Duration::from_secs(10),
+        || async {
+            let items = notified(&system, &cy).await;
+            items
+                .iter()
+                .any(|item| item["kind"] == "completed")
+                .then_some(())
+        },
+    )
+    .await;
+    let told: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE recipient_id = $1 AND kind = 'completed'",
+    )
+    .bind(bob.id)
+    .fetch_one(&system.service("notifier").pool)
+    .await
+    .unwrap();
+    assert_eq!(told, 0);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_membership_and_role_events_go_to_the_dlq_and_grant_nothing() {
+    let system = TestSystem::spawn().await;
+    let Cast {
+        ada, eve, project, ..
+    } = cast(&system).await;
+    let forged = [
+        (
+            "audit.project.member_added",
+            EventEnvelope::new(
+                "project.member_added",
+                None,
+                Some(eve.id),
+                "forged",
+                json!({"project": project, "member": {"user_id": eve.id, "role": "owner"}}),
+            ),
+        ),
+        (
+            "audit.user.role_changed",
+            EventEnvelope::new(
+                "user.role_changed",
+                None,
+                None,
+                "forged",
+                json!({"user_id": eve.id, "role": "superuser"}),
+            ),
+        ),
+    ];
+    for (subject, envelope) in forged {
+        let payload = serde_json::to_vec(&envelope).unwrap();
+        system
+            .inject(subject.into(), payload, &envelope.event_id.to_string())
+            .await;
+    }
+    system
+        .inject(
+            "audit.project.member_added".into(),
+            b"\0not json\xff".to_vec(),
+            "garbage",
+        )
+        .await;
+    for consumer in ["tasks-directory", "audit-directory", "scheduler-directory"] {
+        wait_until(
+            "three messages in the DLQ",
+            Duration::from_secs(10),
+            || async { (system.dlq_of(consumer).await.len() == 3).then_some(()) },
+        )
+        .await;
+    }
+    // Nothing was granted, and the directories move on: a real membership
+    // counts at once.
+    let refused = create_in(&system, &eve, &project, "forged").await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let listed = call(&system, &eve, Method::GET, "/api/v1/tasks", None).await;
+    assert_eq!(listed.body["items"], json!([]));
+    add_member(&system, &ada, &project, &eve, "member").await;
+    system.settle_directories().await;
+    let created = create_in(&system, &eve, &project, "real").await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     system.stop().await;
 }

@@ -21,6 +21,7 @@ use taskflow_schemas::project::ProjectRole;
 use taskflow_schemas::subjects::{IDEMPOTENCY_KEY_HEADER, task_event_subject};
 use taskflow_schemas::task::{Task, TaskStatus};
 use taskflow_schemas::{ErrorBody, ErrorCode, EventEnvelope};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::access;
@@ -35,6 +36,11 @@ const MAX_QUERY: usize = 200;
 /// (a project or member added a moment ago in another service) before the
 /// refusal goes back.
 const DIRECTORY_GRACE: Duration = Duration::from_millis(500);
+
+/// Commands that may wait out [`DIRECTORY_GRACE`] at once. A waiting command
+/// holds its worker: a flood of refused writes must not hold them all, so
+/// the others are refused at once.
+const GRACE_WAITERS: usize = 4;
 
 /// Who asks, and under which request id (the events' correlation id).
 #[derive(Debug, Clone)]
@@ -80,6 +86,7 @@ pub struct TasksService {
     pool: PgPool,
     relay: RelayHandle,
     directory: DirectoryUpdates,
+    waiters: Semaphore,
 }
 
 impl TasksService {
@@ -88,6 +95,7 @@ impl TasksService {
             pool,
             relay,
             directory,
+            waiters: Semaphore::new(GRACE_WAITERS),
         }
     }
 
@@ -224,10 +232,17 @@ impl TasksService {
     {
         let mut changes = self.directory.subscribe();
         let grace = tokio::time::Instant::now() + DIRECTORY_GRACE;
+        let mut waiting = None;
         loop {
             changes.mark_unchanged();
             match command().await {
                 Err(TasksError::Unsettled(body)) => {
+                    if waiting.is_none() {
+                        waiting = self.waiters.try_acquire().ok();
+                    }
+                    if waiting.is_none() {
+                        return Err(TasksError::Rejected(body));
+                    }
                     let changed = tokio::time::timeout_at(grace, changes.changed()).await;
                     if !matches!(changed, Ok(Ok(()))) {
                         return Err(TasksError::Rejected(body));

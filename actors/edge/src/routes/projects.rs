@@ -131,7 +131,10 @@ async fn update_project(
     Ok(Json(project))
 }
 
-/// Delete a project and its memberships (owners).
+/// Delete a project (owners). Its memberships end at once, and every task
+/// of it is deleted, each with its own `task.deleted` caused by the
+/// `project.deleted`, so the audit, the schedules (reminders and series end)
+/// and the live feeds follow within moments.
 #[utoipa::path(
     delete, path = "/api/v1/projects/{id}", tag = "projects",
     params(("id" = uuid::Uuid, Path)),

@@ -42,7 +42,8 @@ async fn task_reply<C: Command<Reply = Task>>(
     Ok(response)
 }
 
-/// Create a task. With `Idempotency-Key`, a retry returns the first response.
+/// Create a task: yours alone, or in a project where you are an owner or
+/// a member. With `Idempotency-Key`, a retry returns the first response.
 #[utoipa::path(
     post, path = "/api/v1/tasks", tag = "tasks",
     request_body = NewTask,
@@ -50,8 +51,11 @@ async fn task_reply<C: Command<Reply = Task>>(
     responses(
         (status = 201, body = Task),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "you are a viewer of the project"),
         (status = 409, body = ErrorBody, description = "the same key is still in flight"),
-        (status = 422, body = ErrorBody, description = "the key was used with another body"),
+        (status = 422, body = ErrorBody, description = "the key was used with another body; \
+            `project_id` is not a project of yours; `assignee_id` or `observer_ids` \
+            names someone who is not a user, or not a member of the project"),
     ),
     security(("bearer" = []))
 )]
@@ -66,7 +70,9 @@ async fn create_task(
     task_reply::<CreateTask>(&state, &context, user.acting(new), StatusCode::CREATED).await
 }
 
-/// The tasks you created, are assigned or observe, newest first.
+/// The tasks you may read, newest first: those you are assigned or
+/// observe, your own outside projects, and every task of your projects
+/// (admins: every task).
 #[utoipa::path(
     get, path = "/api/v1/tasks", tag = "tasks",
     params(TaskQuery),
@@ -86,10 +92,11 @@ async fn list_tasks(
     Ok(axum::Json(page))
 }
 
+/// A task you may read (404 for one you may not).
 #[utoipa::path(
     get, path = "/api/v1/tasks/{id}", tag = "tasks",
     params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = Task), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = Task), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn get_task(
@@ -105,14 +112,18 @@ async fn get_task(
     task_reply::<GetTask>(&state, &context, reference, StatusCode::OK).await
 }
 
-/// Change the fields given; `null` clears a field.
+/// Change the fields given; `null` clears a field. Its creator changes a
+/// task outside projects, owners and members one in a project; moving it to
+/// another project (`project_id`) needs that in both.
 #[utoipa::path(
     put, path = "/api/v1/tasks/{id}", tag = "tasks",
     params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
     request_body = TaskPatch,
     responses(
-        (status = 200, body = Task), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 200, body = Task), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "you may read the task, or the target project, but not write it"),
         (status = 404, body = ErrorBody), (status = 412, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "the target project is not yours, or someone named is not a member of it"),
     ),
     security(("bearer" = []))
 )]
@@ -131,7 +142,11 @@ async fn put_task(
     patch, path = "/api/v1/tasks/{id}", tag = "tasks",
     params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
     request_body = TaskPatch,
-    responses((status = 200, body = Task), (status = 412, body = ErrorBody)),
+    responses(
+        (status = 200, body = Task), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 412, body = ErrorBody), (status = 422, body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 async fn patch_task(
@@ -163,10 +178,11 @@ async fn update(
     task_reply::<UpdateTask>(&state, &context, user.acting(update), StatusCode::OK).await
 }
 
+/// Delete a task: who may change it may delete it.
 #[utoipa::path(
     delete, path = "/api/v1/tasks/{id}", tag = "tasks",
     params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn delete_task(
@@ -184,10 +200,11 @@ async fn delete_task(
 }
 
 /// Complete a task; completing a completed task returns it unchanged.
+/// Who may change it may complete it, and so may its assignee and observers.
 #[utoipa::path(
     post, path = "/api/v1/tasks/{id}/complete", tag = "tasks",
     params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 200, body = Task), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)),
+    responses((status = 200, body = Task), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn complete_task(

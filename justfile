@@ -40,10 +40,10 @@ test:
 props CASES="10000":
     PROPTEST_CASES={{CASES}} cargo nextest run --workspace -E 'test(properties::)'
 
-# Print throughput and latency figures (release build)
-bench:
+# Print throughput and latency figures (release build); `just bench authz` (or http, paced, timing) prints one group
+bench *FIGURES:
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
-        cargo run --release -p taskflow-system-tests --bin bench
+        cargo run --release -p taskflow-system-tests --bin bench -- {{FIGURES}}
 
 # Fuzz the running API (`just up`) against its OpenAPI document: just api-fuzz 200
 api-fuzz EXAMPLES="100":

@@ -10,7 +10,10 @@
 //!    to its arrival at a subscriber of `tasks.>`.
 //! 3. The live feed, the audit, and what acts on time: reminder lateness,
 //!    completion → next task, assignment → email accepted by SMTP.
+//! 4. What authorization costs: creates and lists for a user in no project
+//!    and in 50, and membership change → access change.
 
+mod authz;
 mod consumer;
 mod fanout;
 mod timing;
@@ -84,6 +87,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("timing") => {
             timing_figures(&system, &catcher, &user).await?;
+            system.stop().await;
+            return Ok(());
+        }
+        Some("authz") => {
+            authz::run(&system, &http).await?;
             system.stop().await;
             return Ok(());
         }
@@ -180,6 +188,8 @@ async fn main() -> anyhow::Result<()> {
     );
     settle(&system, &raw_pool).await;
     timing_figures(&system, &catcher, &user).await?;
+    settle(&system, &raw_pool).await;
+    authz::run(&system, &http).await?;
     println!();
     println!("Goals: ratio >= 0.6 at 16 clients; commit → stream p99 < 20 ms;");
     println!(

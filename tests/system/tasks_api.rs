@@ -1,7 +1,10 @@
 //! The task routes of the edge, as a client uses them.
 
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use taskflow_system_tests::ws::FeedClient;
 use taskflow_system_tests::{TestSystem, Transport, id_of};
 
 #[tokio::test]
@@ -640,6 +643,18 @@ async fn an_admin_reads_every_task_but_changes_only_by_the_rules_and_only_while_
         .call(Method::GET, &path, Some(&member.token), None)
         .await;
     assert_eq!(old.status, StatusCode::OK);
+    let replayed_events = |token: String| {
+        let (base, query) = (system.base_url.clone(), format!("?token={token}&cursor=0"));
+        async move {
+            let mut feed = FeedClient::connect(&base, &query).await;
+            let (frames, _) = feed.until("ready", Duration::from_secs(5)).await;
+            frames
+                .iter()
+                .filter(|frame| frame["type"] == "event")
+                .count()
+        }
+    };
+    assert_eq!(replayed_events(member.token.clone()).await, 1);
     system.revoke_admin(&root).await;
     for token in [admin, Some(member.token.as_str())] {
         assert_eq!(
@@ -649,5 +664,6 @@ async fn an_admin_reads_every_task_but_changes_only_by_the_rules_and_only_while_
         let listed = system.call(Method::GET, "/api/v1/tasks", token, None).await;
         assert_eq!(listed.body["items"], json!([]));
     }
+    assert_eq!(replayed_events(root.token.clone()).await, 0);
     system.stop().await;
 }

@@ -58,6 +58,12 @@ async fn add_member(system: &TestSystem, owner: &User, project: &str, user: &Use
     assert_eq!(added.status, StatusCode::OK, "{}", added.body);
 }
 
+async fn remove_member(system: &TestSystem, owner: &User, project: &str, user: &User) {
+    let path = format!("/api/v1/projects/{project}/members/{}", user.id);
+    let removed = call(system, owner, Method::DELETE, &path, None).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.body);
+}
+
 async fn cast(system: &TestSystem) -> Cast {
     let ada = system.register("Ada").await;
     let bob = system.register("Bob").await;
@@ -363,15 +369,7 @@ async fn a_removed_member_loses_the_projects_tasks_records_and_schedules() {
     )
     .await;
 
-    let removed = call(
-        &system,
-        &ada,
-        Method::DELETE,
-        &format!("/api/v1/projects/{project}/members/{}", cy.id),
-        None,
-    )
-    .await;
-    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.body);
+    remove_member(&system, &ada, &project, &cy).await;
     system.settle_directories().await;
     let read = call(
         &system,
@@ -543,15 +541,7 @@ async fn the_feed_shows_a_projects_tasks_to_its_members_and_revokes_them_on_remo
         );
     }
 
-    let removed = call(
-        &system,
-        &ada,
-        Method::DELETE,
-        &format!("/api/v1/projects/{project}/members/{}", cy.id),
-        None,
-    )
-    .await;
-    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    remove_member(&system, &ada, &project, &cy).await;
     let mut revoked = vec![
         cy_feed.next_frame(SOON).await,
         cy_feed.next_frame(SOON).await,
@@ -623,15 +613,7 @@ async fn notifications_follow_the_access_rule_a_member_who_left_is_neither_told_
     })
     .await;
 
-    let removed = call(
-        &system,
-        &ada,
-        Method::DELETE,
-        &format!("/api/v1/projects/{project}/members/{}", bob.id),
-        None,
-    )
-    .await;
-    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    remove_member(&system, &ada, &project, &bob).await;
     system.settle_directories().await;
     assert_eq!(notified(&system, &bob).await, Vec::<Value>::new());
 

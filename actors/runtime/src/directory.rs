@@ -242,14 +242,7 @@ pub async fn role_in(
     project: Uuid,
     user: Uuid,
 ) -> Result<Option<ProjectRole>, sqlx::Error> {
-    let role: Option<Option<String>> = sqlx::query_scalar(
-        "SELECT role FROM directory_members WHERE project_id = $1 AND user_id = $2",
-    )
-    .bind(project)
-    .bind(user)
-    .fetch_optional(conn)
-    .await?;
-    Ok(role.flatten().as_deref().and_then(ProjectRole::parse))
+    role(conn, ROLE, project, user).await
 }
 
 /// `user`'s role in `project`, with the membership locked until the
@@ -260,13 +253,29 @@ pub async fn role_in_locked(
     project: Uuid,
     user: Uuid,
 ) -> Result<Option<ProjectRole>, sqlx::Error> {
-    let role: Option<Option<String>> = sqlx::query_scalar(
-        "SELECT role FROM directory_members WHERE project_id = $1 AND user_id = $2 FOR SHARE",
-    )
-    .bind(project)
-    .bind(user)
-    .fetch_optional(conn)
-    .await?;
+    role(conn, concat!(role_sql!(), " FOR SHARE"), project, user).await
+}
+
+macro_rules! role_sql {
+    () => {
+        "SELECT role FROM directory_members WHERE project_id = $1 AND user_id = $2"
+    };
+}
+use role_sql;
+
+const ROLE: &str = role_sql!();
+
+async fn role(
+    conn: impl PgExecutor<'_>,
+    sql: &'static str,
+    project: Uuid,
+    user: Uuid,
+) -> Result<Option<ProjectRole>, sqlx::Error> {
+    let role: Option<Option<String>> = sqlx::query_scalar(sql)
+        .bind(project)
+        .bind(user)
+        .fetch_optional(conn)
+        .await?;
     Ok(role.flatten().as_deref().and_then(ProjectRole::parse))
 }
 
@@ -298,11 +307,7 @@ pub async fn unknown_users(
             .bind(users)
             .fetch_all(conn)
             .await?;
-    Ok(users
-        .iter()
-        .copied()
-        .filter(|user| !known.contains(user))
-        .collect())
+    Ok(not_in(users, &known))
 }
 
 /// Those of `users` who hold no role in `project`, in the order given.
@@ -322,9 +327,14 @@ pub async fn outsiders(
     .bind(users)
     .fetch_all(conn)
     .await?;
-    Ok(users
+    Ok(not_in(users, &members))
+}
+
+/// Those of `users` that are not in `found`, in the order given.
+fn not_in(users: &[Uuid], found: &[Uuid]) -> Vec<Uuid> {
+    users
         .iter()
         .copied()
-        .filter(|user| !members.contains(user))
-        .collect())
+        .filter(|user| !found.contains(user))
+        .collect()
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use sqlx::Connection;
 use taskflow_system_tests::ws::FeedClient;
 use taskflow_system_tests::{TestSystem, Transport, id_of};
 
@@ -582,37 +583,55 @@ async fn the_edge_serves_health_readiness_metrics_and_openapi() {
 }
 
 #[tokio::test]
-async fn a_retry_while_the_first_request_is_in_flight_gets_409() {
+async fn a_retry_while_the_first_request_is_in_flight_gets_409_until_its_process_dies() {
     let system = TestSystem::spawn().await;
     let ada = system.register("Ada").await;
     let body = json!({"title": "Slow one"});
-    // The first request has claimed the key and not finished: its claim row
-    // holds the request and no response yet.
-    let claimed = taskflow_schemas::commands::NewTask {
-        title: "Slow one".into(),
-        ..Default::default()
-    };
-    sqlx::query("INSERT INTO idempotency_keys (user_id, key, request) VALUES ($1, $2, $3)")
-        .bind(ada.id)
-        .bind("slow-1")
-        .bind(sqlx::types::Json(serde_json::to_value(&claimed).unwrap()))
-        .execute(&system.tasks().pool)
+    // The first request is in its transaction, which holds the key, in a
+    // process of its own: here, a connection of its own.
+    let mut first = sqlx::PgConnection::connect_with(&system.tasks().pool.connect_options())
         .await
         .unwrap();
-    let retry = system
-        .send(
+    sqlx::query("BEGIN").execute(&mut first).await.unwrap();
+    assert!(
+        taskflow_tasks::store::lock_key(&mut first, ada.id, "slow-1")
+            .await
+            .unwrap()
+    );
+    let retry = || {
+        system.send(
             system
                 .request(Method::POST, "/api/v1/tasks", Some(&ada.token))
                 .header("Idempotency-Key", "slow-1")
                 .json(&body),
         )
-        .await;
-    assert_eq!(retry.status, StatusCode::CONFLICT, "{}", retry.body);
-    assert_eq!(retry.error_code(), "idempotency_key_in_flight");
+    };
+    let refused = retry().await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    assert_eq!(refused.error_code(), "idempotency_key_in_flight");
     let listed = system
         .call(Method::GET, "/api/v1/tasks", Some(&ada.token), None)
         .await;
     assert_eq!(listed.body["items"], json!([]), "nothing was created");
+
+    // Its process dies mid-request (kill -9: the connection drops without
+    // a word); the retry goes ahead at once, and once only.
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut first)
+        .await
+        .unwrap();
+    // Returns once the backend is gone (or after 5 s).
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(pid)
+        .fetch_one(&system.tasks().pool)
+        .await
+        .unwrap();
+    assert!(terminated);
+    let created = retry().await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let again = retry().await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body["id"], created.body["id"]);
     system.stop().await;
 }
 

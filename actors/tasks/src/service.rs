@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::access;
 use crate::error::TasksError;
 use crate::rules;
-use crate::store::{self, KeyClaim};
+use crate::store::{self, IdempotentCreate};
 
 /// The longest search text (`?q=`).
 const MAX_QUERY: usize = 200;
@@ -134,6 +134,12 @@ impl TasksService {
 
     /// Inserts `task`, once per `Idempotency-Key` when the caller gave one
     /// (`request` is what the key must come with again).
+    ///
+    /// The key is taken in the write's own transaction: a lock on it (a
+    /// Postgres advisory lock of the transaction) tells a concurrent retry
+    /// the first is still in flight, and the key's row is written with the
+    /// task and its event. A process that dies mid-request takes its
+    /// transaction, and so its claim, with it: the retry goes ahead at once.
     async fn create_once(
         &self,
         caller: &Caller,
@@ -141,85 +147,67 @@ impl TasksService {
         request: serde_json::Value,
         placement: Placement,
     ) -> Result<Task, TasksError> {
-        let Some(key) = caller.idempotency_key.as_deref() else {
-            return self.insert(caller, task, None, placement).await;
-        };
+        let key = caller.idempotency_key.as_deref();
         // Checked where it entered (HTTP or NATS); again for callers in the process.
-        if !limits::is_valid_idempotency_key(key.as_bytes()) {
+        if key.is_some_and(|key| !limits::is_valid_idempotency_key(key.as_bytes())) {
             return Err(
                 ErrorBody::invalid(IDEMPOTENCY_KEY_HEADER, limits::IDEMPOTENCY_KEY_RULE).into(),
             );
         }
-        match store::claim_key(&self.pool, caller.user_id, key, &request).await? {
-            KeyClaim::Claimed => {}
-            KeyClaim::Replay(Some(first)) => {
-                return serde_json::from_value(first).map_err(|_| {
-                    ErrorBody::new(ErrorCode::Internal, "stored response is unreadable").into()
-                });
-            }
-            KeyClaim::Replay(None) => {
-                return Err(ErrorBody::new(
-                    ErrorCode::IdempotencyKeyInFlight,
-                    "a request with this Idempotency-Key is still in progress",
-                )
-                .into());
-            }
-            KeyClaim::Mismatch => {
-                return Err(ErrorBody::new(
-                    ErrorCode::IdempotencyKeyReused,
-                    "this Idempotency-Key was used with a different request",
-                )
-                .into());
-            }
-        }
-        let created = self.insert(caller, task, Some(key), placement).await;
-        if created.is_err() {
-            store::release_key(&self.pool, caller.user_id, key).await?;
-        }
-        created
-    }
-
-    async fn insert(
-        &self,
-        caller: &Caller,
-        task: &Task,
-        key: Option<&str>,
-        placement: Placement,
-    ) -> Result<Task, TasksError> {
         let (event, record) = event_record(caller, events::TASK_CREATED, task, Changes::new())?;
-        let response = key.map(|_| serde_json::to_value(task).expect("a task serializes"));
-        let key = key
-            .zip(response.as_ref())
-            .map(|(key, response)| (caller.user_id, key, response));
-        let record = &record;
-        self.settled(|| async move {
-            let Some(project) = task.project_id else {
-                // Nothing to lock: users are never removed.
-                let mut conn = self.pool.acquire().await?;
-                if placement == Placement::Checked {
-                    access::check_placement(&mut conn, caller.user_id, None, task).await?;
-                }
-                return Ok(store::insert_with_event(&mut *conn, task, record, key).await?);
-            };
-            // Locks what the write relies on (the caller's membership, or
-            // the project), so it cannot cross the project's deletion.
-            let mut tx = postgres::begin_until(&self.pool, caller.deadline).await?;
-            match placement {
-                Placement::Checked => {
-                    access::check_placement(&mut tx, caller.user_id, None, task).await?
-                }
-                Placement::Inherited => {
-                    if !directory::project_open_locked(&mut tx, project).await? {
-                        return Err(ErrorBody::refused("project_id", "the project is gone").into());
+        let response = serde_json::to_value(task).expect("a task serializes");
+        let key = key.map(|key| IdempotentCreate {
+            user: caller.user_id,
+            key,
+            request: &request,
+            response: &response,
+        });
+        let (record, key) = (&record, key.as_ref());
+        let created = self
+            .settled(|| async move {
+                if key.is_none() && task.project_id.is_none() {
+                    // One statement, nothing to lock: users are never removed.
+                    let mut conn = self.pool.acquire().await?;
+                    if placement == Placement::Checked {
+                        access::check_placement(&mut conn, caller.user_id, None, task).await?;
                     }
+                    store::insert_with_event(&mut *conn, task, record, None).await?;
+                    return Ok(None);
                 }
+                let mut tx = postgres::begin_until(&self.pool, caller.deadline).await?;
+                if let Some(key) = key
+                    && let Some(first) = first_response(&mut tx, key).await?
+                {
+                    return Ok(Some(first));
+                }
+                // Locks what the write relies on (the caller's membership,
+                // or the project), so it cannot cross the project's deletion.
+                match (placement, task.project_id) {
+                    (Placement::Checked, _) => {
+                        access::check_placement(&mut tx, caller.user_id, None, task).await?
+                    }
+                    (Placement::Inherited, Some(project)) => {
+                        if !directory::project_open_locked(&mut tx, project).await? {
+                            let gone = ErrorBody::refused("project_id", "the project is gone");
+                            return Err(gone.into());
+                        }
+                    }
+                    (Placement::Inherited, None) => {}
+                }
+                store::insert_with_event(&mut *tx, task, record, key).await?;
+                tx.commit().await?;
+                Ok(None)
+            })
+            .await?;
+        match created {
+            Some(first) => serde_json::from_value(first).map_err(|_| {
+                ErrorBody::new(ErrorCode::Internal, "stored response is unreadable").into()
+            }),
+            None => {
+                self.committed(&event);
+                Ok(task.clone())
             }
-            store::insert_with_event(&mut *tx, task, record, key).await?;
-            Ok(tx.commit().await?)
-        })
-        .await?;
-        self.committed(&event);
-        Ok(task.clone())
+        }
     }
 
     /// Runs `command` again each time the directory changes, for up to
@@ -378,6 +366,32 @@ impl TasksService {
             "task event committed"
         );
         self.relay.wake();
+    }
+}
+
+/// Takes `create`'s key for this transaction; the first response when the
+/// key was used before with the same request, `None` when this is the first.
+async fn first_response(
+    tx: &mut PgConnection,
+    create: &IdempotentCreate<'_>,
+) -> Result<Option<serde_json::Value>, TasksError> {
+    if !store::lock_key(&mut *tx, create.user, create.key).await? {
+        return Err(ErrorBody::new(
+            ErrorCode::IdempotencyKeyInFlight,
+            "a request with this Idempotency-Key is still in progress",
+        )
+        .into());
+    }
+    match store::used_key(tx, create.user, create.key).await? {
+        None => Ok(None),
+        Some(used) if used.request != *create.request => Err(ErrorBody::new(
+            ErrorCode::IdempotencyKeyReused,
+            "this Idempotency-Key was used with a different request",
+        )
+        .into()),
+        // A claim without a response is from before claims were
+        // transactional: its request never committed, so this one goes ahead.
+        Some(used) => Ok(used.response),
     }
 }
 

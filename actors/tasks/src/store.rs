@@ -77,12 +77,13 @@ macro_rules! insert_task {
 }
 
 /// Inserts the task and its event in one statement (one round trip, one
-/// commit), and with an `Idempotency-Key` stores the response beside them.
+/// commit), and with an `Idempotency-Key` the key, its request and the
+/// response beside them.
 pub async fn insert_with_event(
     conn: impl PgExecutor<'_>,
     task: &Task,
     event: &OutboxRecord,
-    key: Option<(Uuid, &str, &serde_json::Value)>,
+    key: Option<&IdempotentCreate<'_>>,
 ) -> Result<(), sqlx::Error> {
     let query = match key {
         None => sqlx::query(concat!(
@@ -95,8 +96,10 @@ pub async fn insert_with_event(
         Some(_) => sqlx::query(concat!(
             "WITH task AS (",
             insert_task!(),
-            "), key AS (UPDATE idempotency_keys SET response = $27, completed_at = now() \
-             WHERE user_id = $25 AND key = $26) ",
+            "), key AS (INSERT INTO idempotency_keys (user_id, key, request, response, completed_at) \
+             VALUES ($25, $26, $27, $28, now()) ON CONFLICT (user_id, key) DO UPDATE \
+             SET request = EXCLUDED.request, response = EXCLUDED.response, \
+             completed_at = EXCLUDED.completed_at) ",
             taskflow_runtime::outbox_insert!(),
             "($20, $21, $22, $23, $24)"
         )),
@@ -104,7 +107,11 @@ pub async fn insert_with_event(
     let query = event.bind(bind_task(query, task));
     let query = match key {
         None => query,
-        Some((user, key, response)) => query.bind(user).bind(key).bind(Json(response)),
+        Some(key) => query
+            .bind(key.user)
+            .bind(key.key)
+            .bind(Json(key.request))
+            .bind(Json(key.response)),
     };
     query.execute(conn).await?;
     Ok(())
@@ -251,71 +258,47 @@ pub async fn list(
     Ok(rows.into_iter().map(Task::from).collect())
 }
 
-/// What an `Idempotency-Key` found when it was claimed.
-pub enum KeyClaim {
-    /// New: this request goes ahead.
-    Claimed,
-    /// Used before with this request: here is the first response, or `None` while in flight.
-    Replay(Option<serde_json::Value>),
-    /// Used before with another request.
-    Mismatch,
+/// A create made once per `Idempotency-Key`: whose key, the request it
+/// must come with again, and the response a retry gets.
+pub struct IdempotentCreate<'a> {
+    pub user: Uuid,
+    pub key: &'a str,
+    pub request: &'a serde_json::Value,
+    pub response: &'a serde_json::Value,
 }
 
-pub async fn claim_key(
-    pool: &PgPool,
+/// Takes `user`'s `key` until the transaction ends; `false` while another
+/// transaction holds it (a request with the same key in flight). Postgres
+/// lets go of it when the transaction ends, however it ends, and when the
+/// connection dies with the process that held it.
+pub async fn lock_key(conn: &mut PgConnection, user: Uuid, key: &str) -> Result<bool, sqlx::Error> {
+    let (high, _) = Uuid::new_v5(&user, key.as_bytes()).as_u64_pair();
+    sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(high as i64)
+        .fetch_one(conn)
+        .await
+}
+
+/// A key used before: the request it came with and the response it got.
+pub struct UsedKey {
+    pub request: serde_json::Value,
+    pub response: Option<serde_json::Value>,
+}
+
+pub async fn used_key(
+    conn: &mut PgConnection,
     user: Uuid,
     key: &str,
-    request: &serde_json::Value,
-) -> Result<KeyClaim, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (user_id, key, request) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+) -> Result<Option<UsedKey>, sqlx::Error> {
+    let row: Option<(Json<serde_json::Value>, Option<Json<serde_json::Value>>)> = sqlx::query_as(
+        "SELECT request, response FROM idempotency_keys WHERE user_id = $1 AND key = $2",
     )
     .bind(user)
     .bind(key)
-    .bind(Json(request))
-    .execute(pool)
+    .fetch_optional(conn)
     .await?;
-    if inserted.rows_affected() == 1 {
-        return Ok(KeyClaim::Claimed);
-    }
-    let (stored, response): (Json<serde_json::Value>, Option<Json<serde_json::Value>>) =
-        sqlx::query_as(
-            "SELECT request, response FROM idempotency_keys WHERE user_id = $1 AND key = $2",
-        )
-        .bind(user)
-        .bind(key)
-        .fetch_one(pool)
-        .await?;
-    if stored.0 != *request {
-        return Ok(KeyClaim::Mismatch);
-    }
-    if response.is_some() {
-        return Ok(KeyClaim::Replay(response.map(|json| json.0)));
-    }
-    // A claim this old was left by a process that crashed mid-request.
-    let taken_over = sqlx::query(
-        "UPDATE idempotency_keys SET created_at = now() WHERE user_id = $1 AND key = $2 \
-         AND response IS NULL AND created_at < now() - interval '60 seconds'",
-    )
-    .bind(user)
-    .bind(key)
-    .execute(pool)
-    .await?;
-    Ok(if taken_over.rows_affected() == 1 {
-        KeyClaim::Claimed
-    } else {
-        KeyClaim::Replay(None)
-    })
-}
-
-/// Lets the key be used again after the request it was claimed for failed.
-pub async fn release_key(pool: &PgPool, user: Uuid, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND response IS NULL",
-    )
-    .bind(user)
-    .bind(key)
-    .execute(pool)
-    .await?;
-    Ok(())
+    Ok(row.map(|(request, response)| UsedKey {
+        request: request.0,
+        response: response.map(|json| json.0),
+    }))
 }

@@ -35,6 +35,11 @@ test:
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" SCHEMATHESIS_BIN="$(scripts/schemathesis.sh)" \
         SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
         cargo nextest run --workspace --no-fail-fast
+    # Again with two instances of every service: shared durable consumers, one relay publishing, one firing per reminder.
+    TASKFLOW_TEST_INSTANCES=2 NATS_SERVER_BIN="$(scripts/nats.sh bin)" \
+        SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
+        cargo nextest run --workspace --no-fail-fast \
+        -E 'test(consumers::) | test(outbox::) | test(scheduler::) | test(notifications::) | test(project_tasks::) | test(livefeed::)'
 
 # The property tests with more cases than `just test` runs (256): just props 20000
 props CASES="10000":

@@ -18,6 +18,18 @@ use uuid::Uuid;
 
 use crate::NatsServer;
 
+/// Instances of each service a system runs: `TASKFLOW_TEST_INSTANCES`
+/// (default 1). With 2, every service runs twice against the same database
+/// and streams, as two processes would: shared durable consumers, one relay
+/// publishing at a time, each reminder fired once.
+pub fn instances() -> usize {
+    std::env::var("TASKFLOW_TEST_INSTANCES")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// How the edge reaches the services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -92,7 +104,7 @@ impl TestSystem {
 
     pub async fn spawn_with(transport: Transport) -> Self {
         // Two tests run at once; Postgres allows 100 connections.
-        Self::spawn_tuned(transport, 8).await
+        Self::spawn_tuned(transport, 8 / instances() as u32).await
     }
 
     /// With `connections` per service database (the product's default is 24).
@@ -163,25 +175,33 @@ impl TestSystem {
                 .await
                 .expect("the live feed starts"),
         );
-        system.services =
-            taskflow_runtime::platform::process::start_all(&system.platform, &taskflow::SERVICES)
-                .await
-                .expect("the services start");
+        for _ in 0..instances() {
+            let running = taskflow_runtime::platform::process::start_all(
+                &system.platform,
+                &taskflow::SERVICES,
+            )
+            .await
+            .expect("the services start");
+            system.services.extend(running);
+        }
         system.restart_edge().await;
         system
     }
 
-    /// Starts the service `name` of `taskflow::SERVICES` (again).
+    /// Starts the service `name` of `taskflow::SERVICES` again, as many
+    /// instances of it as the system runs.
     pub async fn start_service(&mut self, name: &str) {
         let definition = taskflow::SERVICES
             .iter()
             .find(|service| service.name() == name)
             .unwrap_or_else(|| panic!("no service {name}"));
-        let running = definition
-            .start(&self.platform)
-            .await
-            .unwrap_or_else(|error| panic!("{name} starts: {error}"));
-        self.services.push(running);
+        for _ in 0..instances() {
+            let running = definition
+                .start(&self.platform)
+                .await
+                .unwrap_or_else(|error| panic!("{name} starts: {error}"));
+            self.services.push(running);
+        }
         let order = |running: &RunningService| {
             taskflow::SERVICES
                 .iter()
@@ -191,15 +211,16 @@ impl TestSystem {
         self.restart_edge().await;
     }
 
-    /// Drains the service `name` and stops it (relay and consumers included).
+    /// Drains every instance of the service `name` and stops it (relay and
+    /// consumers included).
     pub async fn stop_service(&mut self, name: &str) {
-        if let Some(index) = self.services.iter().position(|s| s.name == name) {
+        while let Some(index) = self.services.iter().position(|s| s.name == name) {
             self.services.remove(index).stop().await;
         }
         self.restart_edge().await;
     }
 
-    /// The running service `name`.
+    /// The running service `name` (its first instance).
     pub fn service(&self, name: &str) -> &RunningService {
         self.services
             .iter()

@@ -428,7 +428,11 @@ async fn completing_a_recurring_task_makes_exactly_one_next_task() {
         .into_iter()
         .find(|event| event.envelope.event_type == "task.completed")
         .expect("a completion event");
-    let created = &system.task_events(id_of(&next)).await[0];
+    // Read over REST once committed; on the stream once the relay published it.
+    let created = wait_until("the next task event", Duration::from_secs(10), || async {
+        system.task_events(id_of(&next)).await.into_iter().next()
+    })
+    .await;
     assert_eq!(
         created.envelope.causation_id,
         Some(completion.envelope.event_id)

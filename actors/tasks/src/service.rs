@@ -37,6 +37,10 @@ const MAX_QUERY: usize = 200;
 /// refusal goes back.
 const DIRECTORY_GRACE: Duration = Duration::from_millis(500);
 
+/// How often a command waiting out [`DIRECTORY_GRACE`] looks again, when
+/// this instance hears of no change.
+const RECHECK: Duration = Duration::from_millis(20);
+
 /// Commands that may wait out [`DIRECTORY_GRACE`] at once. A waiting command
 /// holds its worker: a flood of refused writes must not hold them all, so
 /// the others are refused at once.
@@ -213,7 +217,9 @@ impl TasksService {
     /// Runs `command` again each time the directory changes, for up to
     /// [`DIRECTORY_GRACE`], while the directory refuses it: a project made or
     /// a member added a moment ago reaches this service's directory a few
-    /// milliseconds after its event.
+    /// milliseconds after its event. The change may be applied by another
+    /// instance of the service (they share the directory's consumer), which
+    /// this one is not told of: it also looks again every [`RECHECK`].
     async fn settled<T, F>(&self, command: impl Fn() -> F) -> Result<T, TasksError>
     where
         F: Future<Output = Result<T, TasksError>>,
@@ -231,10 +237,12 @@ impl TasksService {
                     if waiting.is_none() {
                         return Err(TasksError::Rejected(body));
                     }
-                    let changed = tokio::time::timeout_at(grace, changes.changed()).await;
-                    if !matches!(changed, Ok(Ok(()))) {
+                    let now = tokio::time::Instant::now();
+                    if now >= grace {
                         return Err(TasksError::Rejected(body));
                     }
+                    let next_look = grace.min(now + RECHECK);
+                    let _ = tokio::time::timeout_at(next_look, changes.changed()).await;
                 }
                 done => return done,
             }

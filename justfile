@@ -45,6 +45,11 @@ test:
 props CASES="10000":
     PROPTEST_CASES={{CASES}} cargo nextest run --workspace -E 'test(properties::)'
 
+# Kill and restart every part of the system under load, then check nothing was lost or doubled: just chaos 30m [SEED]
+chaos DURATION="2m" *SEED:
+    cargo build --bins
+    NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo run -q -p taskflow-system-tests --bin chaos -- {{DURATION}} {{SEED}}
+
 # Print throughput and latency figures (release build); `just bench authz` (or http, paced, timing) prints one group
 bench *FIGURES:
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \

@@ -54,6 +54,16 @@ impl PostgresServer {
         self.pg_ctl_start();
     }
 
+    /// Stops it as a crash would (`immediate`: no checkpoint, every session
+    /// cut); [`Self::start_again`] recovers from the write-ahead log.
+    pub fn crash(&self) {
+        self.run(&["pg_ctl", "-m", "immediate", "-w", "stop", "-D"], false);
+    }
+
+    pub fn start_again(&self) {
+        self.pg_ctl_start();
+    }
+
     fn pg_ctl_start(&self) {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",

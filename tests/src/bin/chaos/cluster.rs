@@ -1,0 +1,235 @@
+//! The system as separate processes, the way an operator runs it: its own
+//! nats-server and Postgres, two instances of every service binary and two
+//! edges, each of which the harness can kill (SIGKILL) and start again.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use taskflow_system_tests::{NatsServer, PostgresServer, wait_until};
+
+/// The service binaries, each run twice.
+pub const SERVICES: [&str; 6] = [
+    "identity",
+    "projects",
+    "tasks",
+    "audit",
+    "scheduler",
+    "notifier",
+];
+pub const DATABASE_PREFIX: &str = "tfc_";
+const JWT_SECRET: &str = "chaos-secret-of-at-least-thirty-two-characters";
+
+/// One process of the system.
+pub struct Instance {
+    /// `tasks-1`, `edge-2`.
+    pub name: String,
+    binary: PathBuf,
+    env: Vec<(String, String)>,
+    /// Where its `/health/ready` answers.
+    pub ready_url: String,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Instance {
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("a log file");
+        let child = Command::new(&self.binary)
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
+            .stdout(Stdio::from(log.try_clone().expect("a log file")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|error| panic!("{} starts: {error}", self.binary.display()));
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn start(&mut self) {
+        if self.child.is_none() {
+            self.spawn();
+        }
+    }
+
+    /// Whether the process ended by itself (a service exits when it cannot
+    /// go on: crash-only); the harness starts it again, as a supervisor would.
+    pub fn exited(&mut self) -> bool {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(_))) => {
+                self.child = None;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Cluster {
+    pub nats: NatsServer,
+    pub postgres: PostgresServer,
+    pub instances: Vec<Instance>,
+    /// The edges' base URLs.
+    pub edges: Vec<String>,
+}
+
+impl Cluster {
+    pub async fn start(logs: &Path) -> Self {
+        let nats = NatsServer::start().await;
+        let postgres = PostgresServer::start().await;
+        let bin_dir = binaries();
+        let mut instances = Vec::new();
+        let mut edges = Vec::new();
+        let common = |ops: u16| {
+            vec![
+                ("NATS_URL".to_owned(), nats.url()),
+                ("DATABASE_URL".to_owned(), postgres.url()),
+                (
+                    "TASKFLOW_DATABASE_PREFIX".to_owned(),
+                    DATABASE_PREFIX.to_owned(),
+                ),
+                (
+                    "TASKFLOW_DATABASE_MAX_CONNECTIONS".to_owned(),
+                    "4".to_owned(),
+                ),
+                ("TASKFLOW_JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
+                ("TASKFLOW_OPS_ADDR".to_owned(), format!("127.0.0.1:{ops}")),
+                ("TASKFLOW_RATE_LIMIT_IP".to_owned(), "off".to_owned()),
+                ("TASKFLOW_RATE_LIMIT_USER".to_owned(), "off".to_owned()),
+                ("TASKFLOW_RATE_LIMIT_AUTH_IP".to_owned(), "off".to_owned()),
+                (
+                    "TASKFLOW_RATE_LIMIT_AUTH_ACCOUNT".to_owned(),
+                    "off".to_owned(),
+                ),
+                ("RUST_LOG".to_owned(), "warn".to_owned()),
+            ]
+        };
+        for copy in 1..=2 {
+            for service in SERVICES {
+                let ops = free_port();
+                instances.push(Instance {
+                    name: format!("{service}-{copy}"),
+                    binary: bin_dir.join(format!("taskflow-{service}")),
+                    env: common(ops),
+                    ready_url: format!("http://127.0.0.1:{ops}/health/ready"),
+                    log: logs.join(format!("{service}-{copy}.log")),
+                    child: None,
+                });
+            }
+            let http = free_port();
+            let mut env = common(free_port());
+            env.push(("TASKFLOW_HTTP_ADDR".to_owned(), format!("127.0.0.1:{http}")));
+            let base = format!("http://127.0.0.1:{http}");
+            instances.push(Instance {
+                name: format!("edge-{copy}"),
+                binary: bin_dir.join("taskflow-edge"),
+                env,
+                ready_url: format!("{base}/health/ready"),
+                log: logs.join(format!("edge-{copy}.log")),
+                child: None,
+            });
+            edges.push(base);
+        }
+        let mut cluster = Self {
+            nats,
+            postgres,
+            instances,
+            edges,
+        };
+        // The first copies create the databases and streams, then the second.
+        let half = cluster.instances.len() / 2;
+        for index in 0..half {
+            cluster.instances[index].start();
+        }
+        cluster.wait_ready(0..half).await;
+        for index in half..cluster.instances.len() {
+            cluster.instances[index].start();
+        }
+        cluster.wait_ready(half..cluster.instances.len()).await;
+        cluster
+    }
+
+    /// Starts whatever is down (or ended by itself) and waits until every
+    /// instance is ready.
+    pub async fn heal(&mut self) {
+        for instance in &mut self.instances {
+            instance.exited();
+            instance.start();
+        }
+        self.wait_ready(0..self.instances.len()).await;
+    }
+
+    async fn wait_ready(&self, range: std::ops::Range<usize>) {
+        let http = reqwest::Client::new();
+        for instance in &self.instances[range] {
+            let url = instance.ready_url.clone();
+            wait_until(
+                &format!("{} to be ready", instance.name),
+                Duration::from_secs(120),
+                || {
+                    let request = http.get(&url).timeout(Duration::from_secs(2));
+                    async move {
+                        request
+                            .send()
+                            .await
+                            .ok()?
+                            .status()
+                            .is_success()
+                            .then_some(())
+                    }
+                },
+            )
+            .await;
+        }
+    }
+
+    /// A connection pool to `service`'s database, for the checks.
+    pub async fn database(&self, service: &str) -> sqlx::PgPool {
+        let url = self
+            .postgres
+            .url()
+            .replace("/?sslmode", &format!("/{DATABASE_PREFIX}{service}?sslmode"));
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&url)
+            .await
+            .unwrap_or_else(|error| panic!("the {service} database: {error}"))
+    }
+}
+
+/// The folder of the harness's own binary, where `cargo build --bins` put
+/// the service binaries beside it.
+fn binaries() -> PathBuf {
+    let me = std::env::current_exe().expect("the harness's path");
+    let folder = me.parent().expect("a folder").to_owned();
+    for service in SERVICES.iter().chain(&["edge"]) {
+        let binary = folder.join(format!("taskflow-{service}"));
+        assert!(
+            binary.exists(),
+            "{} is missing: run `just chaos` (it builds the binaries)",
+            binary.display()
+        );
+    }
+    folder
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("an address").port()
+}

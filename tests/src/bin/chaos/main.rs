@@ -1,0 +1,183 @@
+//! `just chaos [DURATION] [SEED]`: the system as separate processes (two
+//! instances of every service binary and two edges, one nats-server, one
+//! Postgres) under a workload of creates, changes, completions (some
+//! recurring), reminders falling due and deletes, while the harness kills
+//! processes with SIGKILL at random moments drawn from a printed seed and
+//! starts them again: service instances and edges, nats-server, and
+//! Postgres (an immediate stop, then a start). Afterwards it lets the
+//! system settle and checks every promise from the databases and the
+//! streams, printing each invariant's count. A failing run prints its seed;
+//! `just chaos DURATION SEED` replays the same choices.
+
+mod checks;
+mod cluster;
+mod rng;
+mod workload;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::cluster::Cluster;
+use crate::rng::Rng;
+use crate::workload::Workload;
+
+/// Clients working at once.
+const CLIENTS: usize = 8;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let duration = arguments
+        .first()
+        .map(|text| parse_duration(text))
+        .unwrap_or(Some(Duration::from_secs(120)));
+    let Some(duration) = duration else {
+        eprintln!("usage: chaos [DURATION like 2m, 90s, 30m] [SEED]");
+        return ExitCode::from(2);
+    };
+    let seed = arguments
+        .get(1)
+        .and_then(|text| text.parse().ok())
+        .unwrap_or_else(|| uuid::Uuid::now_v7().as_u64_pair().1);
+    println!("chaos: {} s, seed {seed}", duration.as_secs());
+    match run(duration, seed).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            println!(
+                "chaos: FAILED; replay with: just chaos {}s {seed}",
+                duration.as_secs()
+            );
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            println!("chaos: could not run ({error:#}); seed {seed}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
+    let logs = std::env::temp_dir().join(format!("taskflow-chaos-{seed}"));
+    std::fs::create_dir_all(&logs)?;
+    let mut cluster = Cluster::start(&logs).await;
+    println!(
+        "chaos: {} processes up; logs in {}",
+        cluster.instances.len() + 2,
+        logs.display()
+    );
+    let workload = Workload::new(cluster.edges.clone());
+    let mut clients = Vec::new();
+    for n in 0..CLIENTS {
+        clients.push(workload.register(&format!("chaos{n}")).await);
+    }
+    let until = Instant::now() + duration;
+    let runs: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(n, client)| tokio::spawn(workload.clone().run(client, seed ^ n as u64, until)))
+        .collect();
+
+    // Kills: about one every 10 s (at least a dozen in the short form).
+    let mut rng = Rng::new(seed);
+    let kills_planned = (duration.as_secs() / 10).max(12);
+    let gap = duration / (kills_planned as u32 + 1);
+    let mut kills: BTreeMap<String, usize> = BTreeMap::new();
+    while Instant::now() + gap < until {
+        let jitter = Duration::from_millis(rng.below(gap.as_millis() as u64 / 2 + 1));
+        tokio::time::sleep(gap / 2 + jitter).await;
+        let down_for = Duration::from_millis(200 + rng.below(1_500));
+        let target = rng.below(cluster.instances.len() as u64 + 2) as usize;
+        let name = match target {
+            t if t == cluster.instances.len() => {
+                cluster.nats.kill();
+                tokio::time::sleep(down_for).await;
+                cluster.nats.resume().await;
+                "nats-server".to_owned()
+            }
+            t if t == cluster.instances.len() + 1 => {
+                cluster.postgres.crash();
+                tokio::time::sleep(down_for).await;
+                cluster.postgres.start_again();
+                "postgres".to_owned()
+            }
+            t => {
+                let instance = &mut cluster.instances[t];
+                instance.kill();
+                tokio::time::sleep(down_for).await;
+                instance.start();
+                instance
+                    .name
+                    .split('-')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            }
+        };
+        *kills.entry(name).or_default() += 1;
+        // A service that stopped by itself (crash-only) is started again.
+        for instance in &mut cluster.instances {
+            if instance.exited() {
+                instance.start();
+                *kills.entry("exited, restarted".to_owned()).or_default() += 1;
+            }
+        }
+    }
+    for run in runs {
+        run.await?;
+    }
+    cluster.heal().await;
+    let acknowledged = std::mem::take(&mut *workload.acknowledged.lock().await);
+    let total: usize = kills.values().sum();
+    println!(
+        "chaos: {} operations acknowledged ({} creates, {} changes, {} completions, {} deletes), {} unanswered",
+        acknowledged.operations(),
+        acknowledged.created.len(),
+        acknowledged.updates,
+        acknowledged.completions,
+        acknowledged.deleted.len(),
+        acknowledged.unanswered
+    );
+    println!("chaos: {total} kills: {kills:?}");
+
+    let nats = async_nats::connect(cluster.nats.url()).await?;
+    let js = async_nats::jetstream::new(nats);
+    let settling = Instant::now();
+    checks::settle(&cluster, &js).await?;
+    println!(
+        "chaos: settled in {:.1} s",
+        settling.elapsed().as_secs_f64()
+    );
+    let invariants = checks::run(&cluster, &js, &acknowledged).await?;
+    let mut held = acknowledged.unanswered == 0;
+    for invariant in &invariants {
+        let verdict = if invariant.broken.is_empty() {
+            "ok"
+        } else {
+            "BROKEN"
+        };
+        println!(
+            "  {verdict:>6}  {:<60} {} checked",
+            invariant.name, invariant.checked
+        );
+        for broken in &invariant.broken {
+            println!("          {broken}");
+        }
+        held &= invariant.broken.is_empty();
+    }
+    if held {
+        let _ = std::fs::remove_dir_all(&logs);
+    }
+    Ok(held)
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let number: u64 = number.parse().ok()?;
+    match unit {
+        "s" => Some(Duration::from_secs(number)),
+        "m" => Some(Duration::from_secs(number * 60)),
+        "h" => Some(Duration::from_secs(number * 3600)),
+        _ => None,
+    }
+}

@@ -40,6 +40,8 @@ test:
         SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
         cargo nextest run --workspace --no-fail-fast \
         -E 'test(consumers::) | test(outbox::) | test(scheduler::) | test(notifications::) | test(project_tasks::) | test(livefeed::)'
+    # The short form of `just chaos`: two minutes, a dozen kills, a random seed it prints.
+    NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo run -q -p taskflow-system-tests --bin chaos -- 2m
 
 # The property tests with more cases than `just test` runs (256): just props 20000
 props CASES="10000":

@@ -71,9 +71,9 @@ async fn read_stream(js: &jetstream::Context, stream: &str) -> anyhow::Result<Ve
     Ok(stored)
 }
 
-/// Waits until nothing is left to do: every outbox published, every
-/// durable consumer with nothing pending, every effect settled and every
-/// reminder due by now fired. Says what it still waits for now and then.
+/// Waits until nothing is left to do: every reminder the run set fired or
+/// cancelled, every outbox published, every effect settled, every durable
+/// consumer with nothing pending. Says what it still waits for now and then.
 pub async fn settle(cluster: &Cluster, js: &jetstream::Context) -> anyhow::Result<()> {
     let mut pools = Vec::new();
     for service in SERVICES {
@@ -81,11 +81,17 @@ pub async fn settle(cluster: &Cluster, js: &jetstream::Context) -> anyhow::Resul
     }
     let started = std::time::Instant::now();
     let mut said = started;
+    let mut clean = 0;
     loop {
-        let waiting = unsettled(&pools, js).await;
-        let Some(waiting) = waiting else {
-            return Ok(());
+        // Twice in a row: nothing moved between the first look and the second.
+        let Some(waiting) = unsettled(&pools, js).await else {
+            clean += 1;
+            if clean == 2 {
+                return Ok(());
+            }
+            continue;
         };
+        clean = 0;
         if started.elapsed() > SETTLE_LIMIT {
             anyhow::bail!("not settled after {SETTLE_LIMIT:?}: {waiting}");
         }
@@ -100,8 +106,19 @@ pub async fn settle(cluster: &Cluster, js: &jetstream::Context) -> anyhow::Resul
 /// How long the system may take to finish what the run left.
 const SETTLE_LIMIT: Duration = Duration::from_secs(600);
 
-/// What is still to be done, if anything.
+/// What is still to be done, if anything: first the reminders (every one
+/// the run set falls due within seconds of its end), then what they and
+/// everything else left in the outboxes and effects, then the consumers.
 async fn unsettled(pools: &[(&str, sqlx::PgPool)], js: &jetstream::Context) -> Option<String> {
+    let scheduler = &pools.iter().find(|(name, _)| *name == "scheduler")?.1;
+    let pending: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM reminders WHERE status = 'pending'")
+            .fetch_one(scheduler)
+            .await
+            .unwrap_or(-1);
+    if pending != 0 {
+        return Some(format!("{pending} reminders still to fire"));
+    }
     for (service, pool) in pools {
         let counts: Result<(i64, i64), _> = sqlx::query_as(
             "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL), \
@@ -118,16 +135,6 @@ async fn unsettled(pools: &[(&str, sqlx::PgPool)], js: &jetstream::Context) -> O
             }
             Err(error) => return Some(format!("{service}'s database: {error}")),
         }
-    }
-    let scheduler = &pools.iter().find(|(name, _)| *name == "scheduler")?.1;
-    let due: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM reminders WHERE status = 'pending' AND fire_at <= now()",
-    )
-    .fetch_one(scheduler)
-    .await
-    .unwrap_or(-1);
-    if due != 0 {
-        return Some(format!("{due} reminders due and not fired"));
     }
     for stream in ["TASKS", "REMINDERS", "AUDIT"] {
         let Ok(handle) = js.get_stream(stream).await else {
@@ -283,11 +290,10 @@ pub async fn run(
 
     // Every reminder that fell due fired once and notified once.
     let mut fired = Invariant::new("every reminder that fell due fired once and notified once");
-    let due: Vec<(Uuid, String)> = sqlx::query_as(
-        "SELECT id, status FROM reminders WHERE fire_at <= now() AND status <> 'cancelled'",
-    )
-    .fetch_all(&scheduler_db)
-    .await?;
+    let due: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT id, status FROM reminders WHERE status <> 'cancelled'")
+            .fetch_all(&scheduler_db)
+            .await?;
     let mut published: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
     for event in &reminders {
         if let Some(reminder) = event.envelope.payload["reminder_id"].as_str()

@@ -148,6 +148,16 @@ pub fn notification_frame(payload: &[u8]) -> Option<(Uuid, Utf8Bytes)> {
     Some((recipient, Utf8Bytes::from(text)))
 }
 
+/// A frame for a client, with the `TASKS` sequence it stands for (0 for a
+/// frame that is not in the stream's order: a notification, a `revoked` of
+/// a membership change). A session drops the stream frames it replayed
+/// already: the hub may be behind the stream a replay read to.
+#[derive(Debug, Clone)]
+pub struct LiveFrame {
+    pub seq: u64,
+    pub text: Utf8Bytes,
+}
+
 /// `{"type":"revoked","task_id":...}`.
 pub fn revoked_frame(task_id: Uuid) -> Utf8Bytes {
     Utf8Bytes::from(format!(r#"{{"type":"revoked","task_id":"{task_id}"}}"#))
@@ -245,7 +255,7 @@ pub struct Registration {
     pub client: u64,
     /// The last sequence the hub handled: replay up to here, live after.
     pub head: u64,
-    pub frames: mpsc::Receiver<Utf8Bytes>,
+    pub frames: mpsc::Receiver<LiveFrame>,
     /// Cancelled when the hub dropped the client for being too slow.
     pub evicted: CancellationToken,
 }
@@ -266,7 +276,7 @@ pub enum HubMessage {
 
 struct Client {
     viewer: Viewer,
-    frames: mpsc::Sender<Utf8Bytes>,
+    frames: mpsc::Sender<LiveFrame>,
     evicted: CancellationToken,
 }
 
@@ -528,7 +538,11 @@ impl HubState {
             if client.viewer.user != recipient {
                 continue;
             }
-            if let Err(mpsc::error::TrySendError::Full(_)) = client.frames.try_send(frame.clone()) {
+            let frame = LiveFrame {
+                seq: 0,
+                text: frame.clone(),
+            };
+            if let Err(mpsc::error::TrySendError::Full(_)) = client.frames.try_send(frame) {
                 too_slow.push(*id);
             }
         }
@@ -550,7 +564,10 @@ impl HubState {
                 }
                 for task in &tasks {
                     if let Err(mpsc::error::TrySendError::Full(_)) =
-                        client.frames.try_send(revoked_frame(*task))
+                        client.frames.try_send(LiveFrame {
+                            seq: 0,
+                            text: revoked_frame(*task),
+                        })
                     {
                         too_slow.push(*id);
                         break;
@@ -578,7 +595,7 @@ impl HubState {
                 Delivery::Revoked(task_id) => revoked_frame(task_id),
                 Delivery::Nothing => continue,
             };
-            match client.frames.try_send(frame) {
+            match client.frames.try_send(LiveFrame { seq, text: frame }) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(*id),
                 // The session ended and will unregister itself.

@@ -28,7 +28,9 @@ use uuid::Uuid;
 
 use crate::connections::{Connections, OpenSlot};
 use crate::directory::SharedDirectory;
-use crate::hub::{self, Delivery, HubMessage, LiveEvent, Registration, Viewer, revoked_frame};
+use crate::hub::{
+    self, Delivery, HubMessage, LiveEvent, LiveFrame, Registration, Viewer, revoked_frame,
+};
 
 /// How long a client has to send its authenticate frame.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -265,7 +267,13 @@ async fn serve_registered(
     {
         return Ending::Closed;
     }
-    if send(socket, &ServerFrame::Ready { cursor: head })
+    // The replay may have read past the hub's head (a hub still catching
+    // up after a restart of NATS): what it sent is not sent again.
+    let seen_to = match (replayed_to, resync) {
+        (Some(replayed), false) => replayed.max(head),
+        _ => head,
+    };
+    if send(socket, &ServerFrame::Ready { cursor: seen_to })
         .await
         .is_err()
     {
@@ -304,12 +312,17 @@ async fn serve_registered(
             frame = frames.recv() => match frame {
                 Some(frame) => {
                     // Whatever else is waiting goes out in the same write.
-                    let mut batch = vec![frame];
+                    let fresh = |frame: &LiveFrame| frame.seq == 0 || frame.seq > seen_to;
+                    let mut batch: Vec<Utf8Bytes> = fresh(&frame).then_some(frame.text).into_iter().collect();
                     while batch.len() < WRITE_BATCH {
                         match frames.try_recv() {
-                            Ok(frame) => batch.push(frame),
+                            Ok(frame) if fresh(&frame) => batch.push(frame.text),
+                            Ok(_) => {}
                             Err(_) => break,
                         }
+                    }
+                    if batch.is_empty() {
+                        continue;
                     }
                     let sent = batch.len() as u64;
                     if send_batch(socket, batch).await.is_err() {

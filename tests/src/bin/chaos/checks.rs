@@ -10,6 +10,7 @@ use taskflow_schemas::EventEnvelope;
 use uuid::Uuid;
 
 use crate::cluster::{Cluster, SERVICES};
+use crate::watchers::Watcher;
 use crate::workload::Acknowledged;
 
 /// One invariant: what it says, how many cases it covered, and what broke it.
@@ -168,6 +169,7 @@ pub async fn run(
     cluster: &Cluster,
     js: &jetstream::Context,
     acknowledged: &Acknowledged,
+    watched: &[Watcher],
 ) -> anyhow::Result<Vec<Invariant>> {
     let tasks_db = cluster.database("tasks").await;
     let audit_db = cluster.database("audit").await;
@@ -338,6 +340,37 @@ pub async fn run(
         }
     }
 
+    // Every resuming client saw every event it may see, once, in order.
+    let mut feeds = Invariant::new("every resuming feed client saw its events once, in order");
+    for watcher in watched {
+        let user = watcher.user.to_string();
+        let mine: Vec<Uuid> = tasks
+            .iter()
+            .filter(|event| event.envelope.payload["task"]["creator_id"].as_str() == Some(&user))
+            .map(|event| event.envelope.event_id)
+            .collect();
+        let received: Vec<Uuid> = watcher
+            .received
+            .iter()
+            .map(|event| event.event_id)
+            .collect();
+        let in_order = watcher
+            .received
+            .windows(2)
+            .all(|pair| pair[0].cursor < pair[1].cursor);
+        feeds.expect(in_order, || {
+            format!("user {user}: cursors out of order or repeated")
+        });
+        feeds.expect(received == mine, || {
+            let missing = mine.iter().filter(|id| !received.contains(id)).count();
+            format!(
+                "user {user}: {} events received, {} on TASKS, {missing} missing",
+                received.len(),
+                mine.len()
+            )
+        });
+    }
+
     // No consumer is stuck, and the DLQ holds nothing (no poison was sent).
     let mut flowing = Invariant::new("no consumer is stuck and the DLQ is empty");
     let parked = js.get_stream("DLQ").await?.info().await?.state.messages;
@@ -362,5 +395,7 @@ pub async fn run(
             });
         }
     }
-    Ok(vec![writes, once, audited, recurring, fired, flowing])
+    Ok(vec![
+        writes, once, audited, recurring, fired, feeds, flowing,
+    ])
 }

@@ -96,6 +96,7 @@ impl Cluster {
         let bin_dir = binaries();
         let mut instances = Vec::new();
         let mut edges = Vec::new();
+        let mut ports = Ports::default();
         let common = |ops: u16| {
             vec![
                 ("NATS_URL".to_owned(), nats.url()),
@@ -122,7 +123,7 @@ impl Cluster {
         };
         for copy in 1..=2 {
             for service in SERVICES {
-                let ops = free_port();
+                let ops = ports.take();
                 instances.push(Instance {
                     name: format!("{service}-{copy}"),
                     binary: bin_dir.join(format!("taskflow-{service}")),
@@ -132,8 +133,8 @@ impl Cluster {
                     child: None,
                 });
             }
-            let http = free_port();
-            let mut env = common(free_port());
+            let http = ports.take();
+            let mut env = common(ports.take());
             env.push(("TASKFLOW_HTTP_ADDR".to_owned(), format!("127.0.0.1:{http}")));
             let base = format!("http://127.0.0.1:{http}");
             instances.push(Instance {
@@ -146,6 +147,7 @@ impl Cluster {
             });
             edges.push(base);
         }
+        drop(ports);
         let mut cluster = Self {
             nats,
             postgres,
@@ -229,7 +231,15 @@ fn binaries() -> PathBuf {
     folder
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("an address").port()
+/// Free ports, none given twice: each stays bound until the pool is dropped.
+#[derive(Default)]
+struct Ports(Vec<std::net::TcpListener>);
+
+impl Ports {
+    fn take(&mut self) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("an address").port();
+        self.0.push(listener);
+        port
+    }
 }

@@ -12,6 +12,7 @@
 mod checks;
 mod cluster;
 mod rng;
+mod watchers;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,8 @@ use crate::workload::Workload;
 
 /// Clients working at once.
 const CLIENTS: usize = 8;
+/// Of those, the ones whose live feed a resuming WebSocket client follows.
+const WATCHED: usize = 4;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -71,6 +74,18 @@ async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
     for n in 0..CLIENTS {
         clients.push(workload.register(&format!("chaos{n}")).await);
     }
+    let (stop_watching, watching) = tokio::sync::watch::channel(false);
+    let edges = std::sync::Arc::new(cluster.edges.clone());
+    let watchers: Vec<_> = clients
+        .iter()
+        .take(WATCHED)
+        .enumerate()
+        .map(|(n, client)| {
+            let seed = seed ^ ((n as u64) << 8);
+            let watch = watchers::watch(client.clone(), edges.clone(), seed, watching.clone());
+            tokio::spawn(watch)
+        })
+        .collect();
     let until = Instant::now() + duration;
     let runs: Vec<_> = clients
         .into_iter()
@@ -148,7 +163,14 @@ async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
         "chaos: settled in {:.1} s",
         settling.elapsed().as_secs_f64()
     );
-    let invariants = checks::run(&cluster, &js, &acknowledged).await?;
+    stop_watching.send(true)?;
+    let mut watched = Vec::new();
+    for watcher in watchers {
+        watched.push(watcher.await?);
+    }
+    let resumes: usize = watched.iter().map(|watcher| watcher.resumes).sum();
+    println!("chaos: {WATCHED} feed clients, {resumes} connections and resumes");
+    let invariants = checks::run(&cluster, &js, &acknowledged, &watched).await?;
     let mut held = acknowledged.unanswered == 0;
     for invariant in &invariants {
         let verdict = if invariant.broken.is_empty() {

@@ -52,7 +52,7 @@ chaos DURATION="2m" *SEED:
     cargo build --bins
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo run -q -p taskflow-system-tests --bin chaos -- {{DURATION}} {{SEED}}
 
-# Print throughput and latency figures (release build); `just bench authz` (or http, paced, timing) prints one group
+# Print throughput and latency figures (release build); `just bench authz` (or durability, http, paced, timing) prints one group
 bench *FIGURES:
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
         cargo run --release -p taskflow-system-tests --bin bench -- {{FIGURES}}

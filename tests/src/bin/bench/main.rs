@@ -12,9 +12,11 @@
 //!    completion → next task, assignment → email accepted by SMTP.
 //! 4. What authorization costs: creates and lists for a user in no project
 //!    and in 50, and membership change → access change.
+//! 5. What `sync_interval: always` would cost against the chosen setting.
 
 mod authz;
 mod consumer;
+mod durability;
 mod fanout;
 mod timing;
 
@@ -92,6 +94,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("authz") => {
             authz::run(&system, &http).await?;
+            system.stop().await;
+            return Ok(());
+        }
+        Some("durability") => {
+            durability::run().await?;
             system.stop().await;
             return Ok(());
         }
@@ -190,6 +197,7 @@ async fn main() -> anyhow::Result<()> {
     timing_figures(&system, &catcher, &user).await?;
     settle(&system, &raw_pool).await;
     authz::run(&system, &http).await?;
+    durability::run().await?;
     println!();
     println!("Goals: ratio >= 0.6 at 16 clients; commit → stream p99 < 20 ms;");
     println!(

@@ -366,7 +366,9 @@ impl TasksService {
     }
 
     fn committed(&self, event: &EventEnvelope) {
-        tracing::info!(
+        // One line per event: DEBUG, so a production log level keeps the
+        // hot path quiet (the relay's metrics count the events).
+        tracing::debug!(
             service = "tasks",
             event_id = %event.event_id,
             task_id = ?event.task_id,

@@ -17,25 +17,6 @@ async fn as_user(
     system.call(method, path, Some(&user.token), body).await
 }
 
-/// Waits until the projects service knows `users` exist.
-async fn known(system: &TestSystem, users: &[&User]) {
-    let ids: Vec<uuid::Uuid> = users.iter().map(|user| user.id).collect();
-    wait_until(
-        "the projects service knows the users",
-        Duration::from_secs(10),
-        || async {
-            let known: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM known_users WHERE user_id = ANY($1)")
-                    .bind(&ids)
-                    .fetch_one(&system.service("projects").pool)
-                    .await
-                    .unwrap();
-            (known == ids.len() as i64).then_some(())
-        },
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn members_read_owners_manage_and_strangers_see_nothing() {
     let system = TestSystem::spawn().await;
@@ -46,7 +27,7 @@ async fn members_read_owners_manage_and_strangers_see_nothing() {
     );
     let root = system.register("Root").await;
     let root = system.make_admin(root).await;
-    known(&system, &[&ada, &bob, &cy]).await;
+    system.settle_directories().await;
 
     let created = as_user(
         &system,
@@ -182,7 +163,7 @@ async fn members_read_owners_manage_and_strangers_see_nothing() {
 async fn a_project_always_keeps_an_owner_and_every_change_is_an_event() {
     let system = TestSystem::spawn().await;
     let (ada, bob) = (system.register("Ada").await, system.register("Bob").await);
-    known(&system, &[&ada, &bob]).await;
+    system.settle_directories().await;
     let project = as_user(
         &system,
         &ada,

@@ -5,8 +5,9 @@
 //! `DeleteProject`, `AddMember`, `ListMembers`, `RemoveMember`
 //! (`taskflow.projects.*`). Members read a project; owners change it and
 //! its members; a project always keeps an owner (409); admins read all.
-//! Consumes: `AUDIT` `audit.user.>` (durable `projects-users`): which users
-//! exist, so that only they become members.
+//! Consumes: `AUDIT` `audit.user.>` and `audit.project.>` (durable
+//! `projects-directory`, the runtime's directory): which users exist, so
+//! that only they become members, and who is an admin.
 //! Publishes: `project.created`, `project.updated`, `project.deleted`,
 //! `project.member_added`, `project.member_role_changed`,
 //! `project.member_removed` on `AUDIT`, through its outbox.
@@ -14,21 +15,17 @@
 pub mod rules;
 pub mod service;
 pub mod store;
-pub mod users;
 
 use sqlx::migrate::Migrator;
 use taskflow_runtime::bus::Endpoints;
-use taskflow_runtime::consumer::ConsumerSpec;
 use taskflow_runtime::directory;
-use taskflow_runtime::service::{ConsumerStarter, ServiceDefinition};
+use taskflow_runtime::service::ServiceDefinition;
 use taskflow_schemas::catalogue::{
     AddMember, CreateProject, DeleteProject, GetProject, ListMembers, ListProjects, RemoveMember,
     UpdateProject,
 };
-use taskflow_schemas::subjects::AUDIT_STREAM;
 
 use crate::service::ProjectsService;
-use crate::users::KnownUsers;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/projects");
 
@@ -41,19 +38,7 @@ pub static SERVICE: ServiceDefinition<ProjectsService> = ServiceDefinition {
     ops_addr: "127.0.0.1:9106",
     state: |_, parts| ProjectsService::new(parts.pool.clone(), parts.relay()),
     endpoints,
-    consumers: |_, parts| {
-        let spec = ConsumerSpec {
-            service: "projects",
-            durable: "projects-users".into(),
-            stream: AUDIT_STREAM,
-            subjects: vec!["audit.user.>".into()],
-            workers: 1,
-        };
-        vec![
-            ConsumerStarter::new(spec, KnownUsers),
-            directory::consumer("projects", &parts.directory),
-        ]
-    },
+    consumers: |_, parts| vec![directory::consumer("projects", &parts.directory)],
     actors: Vec::new,
 };
 

@@ -192,10 +192,10 @@ impl ProjectsService {
     ) -> Result<ProjectMember, ErrorBody> {
         let (mut tx, project) = self.managed(context, user, change.project_id).await?;
         let wanted = change.member;
-        if !store::user_exists(&mut tx, wanted.user_id)
+        let unknown = directory::unknown_users(&mut *tx, &[wanted.user_id])
             .await
-            .map_err(db)?
-        {
+            .map_err(db)?;
+        if !unknown.is_empty() {
             return Err(ErrorBody::refused("user_id", "no such user"));
         }
         let current = store::member(&mut tx, project.id, wanted.user_id)

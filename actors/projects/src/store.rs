@@ -217,18 +217,3 @@ pub async fn remove_member(
         .await?;
     Ok(())
 }
-
-pub async fn user_exists(tx: &mut PgConnection, user: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM known_users WHERE user_id = $1)")
-        .bind(user)
-        .fetch_one(tx)
-        .await
-}
-
-pub async fn know_user(tx: &mut PgConnection, user: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO known_users (user_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(user)
-        .execute(tx)
-        .await?;
-    Ok(())
-}

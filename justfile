@@ -47,6 +47,13 @@ test:
 props CASES="10000":
     PROPTEST_CASES={{CASES}} cargo nextest run --workspace -E 'test(properties::)'
 
+# Every fuzzer with a bigger budget than `just test` gives it: property cases, schemathesis examples per operation
+fuzz CASES="10000" EXAMPLES="200":
+    PROPTEST_CASES={{CASES}} cargo nextest run --workspace -E 'test(properties::)'
+    NATS_SERVER_BIN="$(scripts/nats.sh bin)" SCHEMATHESIS_BIN="$(scripts/schemathesis.sh)" \
+        TASKFLOW_FUZZ_EXAMPLES={{EXAMPLES}} cargo nextest run --workspace --no-capture \
+        -E 'test(every_route_answers_as_its_openapi_document_says) | test(hostile::) | test(feed_limits::)'
+
 # Kill and restart every part of the system under load, then check nothing was lost or doubled: just chaos 30m [SEED]
 chaos DURATION="2m" *SEED:
     cargo build --bins

@@ -15,7 +15,7 @@ pub enum ClientFrame {
         #[serde(default)]
         cursor: Option<u64>,
     },
-    /// Replay everything after `cursor` (a `TASKS` stream sequence), then go on live.
+    /// Replay everything after `cursor` (see [`FeedCursor`]), then go on live.
     Resume { cursor: u64 },
 }
 
@@ -25,16 +25,93 @@ pub enum ClientFrame {
 pub enum ServerFrame {
     /// Authenticated, and the replay (if any) is over: live from here.
     Ready { cursor: u64 },
-    /// A task event the user may see; `cursor` is its `TASKS` sequence.
+    /// A task event the user may see; `cursor` is its place (see [`FeedCursor`]).
     Event {
         cursor: u64,
         event: Box<EventEnvelope>,
     },
     /// One of the user's in-app notifications.
     Notification { notification: serde_json::Value },
-    /// The asked cursor is older than what the stream holds: reload over
-    /// REST, then continue from `cursor`.
+    /// The stream no longer holds what came after the asked cursor (it is
+    /// older than what the stream keeps, or of a history the NATS server
+    /// lost): reload over REST, then continue from `cursor`.
     ResyncRequired { cursor: u64 },
     /// Bad input (or a slow client); the connection closes after it.
     Error { error: String, code: String },
+}
+
+/// Where a feed client is: the `TASKS` sequence of the last event it got,
+/// in the low [`FeedCursor::SEQ_BITS`] bits of the cursor, and above them a
+/// check of that event's id (1 to 8191; 0 for a cursor that carries none,
+/// such as 0 or a bare sequence). A NATS server that lost its unsynced tail
+/// (a power loss) gives the lost sequences again to other events; the check
+/// tells a cursor of the lost history from one of today's stream. Cursors
+/// stay below 2^53, so JavaScript clients hold them exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FeedCursor {
+    pub seq: u64,
+    pub check: u16,
+}
+
+impl FeedCursor {
+    pub const SEQ_BITS: u32 = 40;
+    const SEQ_MASK: u64 = (1 << Self::SEQ_BITS) - 1;
+    const CHECKS: u16 = 8191;
+
+    /// The cursor of the event `event_id` at `seq`.
+    pub fn of_event(seq: u64, event_id: &uuid::Uuid) -> Self {
+        // The last bytes of a v7 id are random: no hash needed.
+        let bytes = event_id.as_bytes();
+        let low = u16::from_be_bytes([bytes[14], bytes[15]]);
+        Self {
+            seq,
+            check: 1 + low % Self::CHECKS,
+        }
+    }
+
+    /// A cursor at `seq` with no check (a message that is not an envelope).
+    pub fn unchecked(seq: u64) -> Self {
+        Self { seq, check: 0 }
+    }
+
+    /// The number a client holds; the sequence alone when it has no check.
+    pub fn to_wire(self) -> u64 {
+        (u64::from(self.check) << Self::SEQ_BITS) | (self.seq & Self::SEQ_MASK)
+    }
+
+    /// The cursor a client sent back, `None` for a number this feed never
+    /// gives out.
+    pub fn from_wire(wire: u64) -> Option<Self> {
+        let check = wire >> Self::SEQ_BITS;
+        (check <= u64::from(Self::CHECKS)).then_some(Self {
+            seq: wire & Self::SEQ_MASK,
+            check: check as u16,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_below_two_to_the_53() {
+        for seq in [0, 1, 41, (1 << 40) - 1] {
+            for _ in 0..200 {
+                let cursor = FeedCursor::of_event(seq, &uuid::Uuid::now_v7());
+                assert!((1..=8191).contains(&cursor.check));
+                let wire = cursor.to_wire();
+                assert!(wire < 1 << 53);
+                assert_eq!(FeedCursor::from_wire(wire), Some(cursor));
+            }
+        }
+    }
+
+    #[test]
+    fn a_bare_sequence_is_an_unchecked_cursor_and_larger_numbers_are_refused() {
+        assert_eq!(FeedCursor::from_wire(7), Some(FeedCursor::unchecked(7)));
+        assert_eq!(FeedCursor::unchecked(7).to_wire(), 7);
+        assert_eq!(FeedCursor::from_wire(1 << 53), None);
+        assert_eq!(FeedCursor::from_wire(u64::MAX), None);
+    }
 }

@@ -7,6 +7,14 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// The `TASKS` sequence of a frame's cursor (its check bits left out).
+pub fn seq_of(frame: &Value) -> u64 {
+    let cursor = frame["cursor"].as_u64().expect("a cursor");
+    taskflow_schemas::feed::FeedCursor::from_wire(cursor)
+        .expect("a cursor the feed gives out")
+        .seq
+}
+
 /// Notification frames arrive whenever the notifier makes one; the helpers
 /// set them aside so that tests of task events read those alone, and
 /// `until("notification")` hands them out in order.

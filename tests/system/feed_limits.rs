@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use taskflow_runtime::http::tokens::Tokens;
 use taskflow_schemas::user::Role;
-use taskflow_system_tests::ws::{Closed, FeedClient};
+use taskflow_system_tests::ws::{Closed, FeedClient, seq_of};
 use taskflow_system_tests::{TestSystem, Transport, fixtures, id_of, wait_until};
 
 const SOON: Duration = Duration::from_secs(5);
@@ -151,8 +151,8 @@ async fn a_slow_reader_replaying_20000_events_gets_them_all_with_no_eviction_and
     while cursors.len() < history + 3_000 {
         let frame = client.next_frame(Duration::from_secs(30)).await;
         match frame["type"].as_str() {
-            Some("event") => cursors.push(frame["cursor"].as_u64().unwrap()),
-            Some("ready") => ready = Some(frame["cursor"].as_u64().unwrap()),
+            Some("event") => cursors.push(seq_of(&frame)),
+            Some("ready") => ready = Some(seq_of(&frame)),
             _ => panic!("unexpected frame {frame}"),
         }
         if cursors.len() % 500 == 0 {

@@ -874,3 +874,147 @@ async fn a_consumer_made_by_an_older_build_is_updated_at_start() {
     pipeline_flows(&system, &ada, "after the upgrade").await;
     system.stop().await;
 }
+
+/// The subjects some service consumes, one of each kind.
+fn consumed_subjects() -> Vec<String> {
+    let task = uuid::Uuid::now_v7();
+    let mut subjects: Vec<String> = ["created", "updated", "completed", "deleted"]
+        .iter()
+        .map(|verb| format!("tasks.{verb}.{task}"))
+        .collect();
+    subjects.push(format!("reminders.due.{task}"));
+    for event in [
+        "user.registered",
+        "user.updated",
+        "user.role_changed",
+        "project.created",
+        "project.updated",
+        "project.deleted",
+        "project.member_added",
+        "project.member_role_changed",
+        "project.member_removed",
+        "notification.sent",
+        "notification.failed",
+    ] {
+        subjects.push(format!("audit.{event}"));
+    }
+    subjects
+}
+
+/// What a careless or hostile publisher sends, none of it an envelope.
+fn poison(nonce: usize) -> Vec<(&'static str, Vec<u8>)> {
+    let mut not_json = format!("{{\"event_id\": {nonce}, \0").into_bytes();
+    not_json.extend([0xff, 0xfe, 0x00]);
+    let wrong_types = json!({
+        "event_id": nonce, "event_type": ["task.created"], "schema_version": "1",
+        "occurred_at": true, "task_id": {}, "actor_id": null, "correlation_id": 7,
+        "causation_id": [], "payload": "x",
+    });
+    let huge = json!({ "event_id": nonce.to_string(), "payload": "x".repeat(700 * 1024) });
+    vec![
+        ("not JSON, with NUL and invalid UTF-8", not_json),
+        (
+            "JSON of the wrong shape",
+            format!("[{nonce}, \"poison\"]").into_bytes(),
+        ),
+        (
+            "an envelope's fields with the wrong types",
+            wrong_types.to_string().into_bytes(),
+        ),
+        ("700 KiB", huge.to_string().into_bytes()),
+    ]
+}
+
+/// Every durable consumer of the event streams has nothing pending and
+/// nothing unacknowledged.
+async fn no_consumer_waits(system: &TestSystem) {
+    let js = system.platform.jetstream.clone();
+    wait_until("every consumer to drain", Duration::from_secs(30), || {
+        let js = js.clone();
+        async move {
+            for stream in ["TASKS", "REMINDERS", "AUDIT"] {
+                let handle = js.get_stream(stream).await.ok()?;
+                let mut names = handle.consumer_names();
+                while let Some(name) = futures::StreamExt::next(&mut names).await {
+                    let mut consumer = handle
+                        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name.ok()?)
+                        .await
+                        .ok()?;
+                    let info = consumer.info().await.ok()?;
+                    let durable = info.config.durable_name.is_some();
+                    if durable && (info.num_pending > 0 || info.num_ack_pending > 0) {
+                        return None;
+                    }
+                }
+            }
+            Some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_of_every_shape_on_every_consumed_subject_is_parked_and_nothing_stalls() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let mut feed = FeedClient::connect(&system.base_url, &format!("?token={}", ada.token)).await;
+    assert_eq!(
+        feed.next_frame(Duration::from_secs(2)).await["type"],
+        "ready"
+    );
+    let mut injected = Vec::new();
+    for (n, subject) in consumed_subjects().into_iter().enumerate() {
+        for (shape, body) in poison(n) {
+            let id = uuid::Uuid::now_v7().to_string();
+            system.inject(subject.clone(), body.clone(), &id).await;
+            injected.push((subject.clone(), shape, body));
+        }
+    }
+    // Hostile headers on a real event: a request id far past its bound,
+    // a causation id that is no id.
+    let event = fixtures::task_created(ada.id, "odd headers", "odd-headers");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", event.event_id.to_string().as_str());
+    headers.insert("X-Request-Id", "r".repeat(8_000).as_str());
+    headers.insert("Taskflow-Causation-Id", "not an id");
+    system
+        .platform
+        .jetstream
+        .publish_with_headers(
+            fixtures::subject_of(&event),
+            headers,
+            serde_json::to_vec(&event).unwrap().into(),
+        )
+        .await
+        .expect("the server takes the publish")
+        .await
+        .expect("the stream acknowledges it");
+
+    no_consumer_waits(&system).await;
+    pipeline_flows(&system, &ada, "behind the poison").await;
+    let parked = system.raw_messages("DLQ").await;
+    for (subject, shape, body) in &injected {
+        assert!(
+            parked
+                .iter()
+                .any(|message| message.payload.as_ref() == body.as_slice()),
+            "{shape} on {subject} is in the DLQ"
+        );
+    }
+    for message in &parked {
+        let poison = injected
+            .iter()
+            .any(|(_, _, body)| message.payload.as_ref() == body.as_slice());
+        let odd = message.payload.as_ref() == serde_json::to_vec(&event).unwrap().as_slice();
+        assert!(poison || odd, "the DLQ holds only what was injected");
+    }
+    // The live feed skipped all of it and still moves.
+    let task = system.create_task(&ada, json!({"title": "live"})).await;
+    loop {
+        let frame = feed.next_frame(Duration::from_secs(5)).await;
+        if frame["type"] == "event" && frame["event"]["task_id"] == task["id"] {
+            break;
+        }
+    }
+    system.stop().await;
+}

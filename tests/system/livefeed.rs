@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use taskflow_system_tests::ws::{Closed, FeedClient};
+use taskflow_system_tests::ws::{Closed, FeedClient, seq_of};
 use taskflow_system_tests::{TestSystem, id_of};
 
 const SOON: Duration = Duration::from_secs(2);
 
 fn cursor_of(frame: &Value) -> u64 {
-    frame["cursor"].as_u64().expect("a cursor")
+    seq_of(frame)
 }
 
 #[tokio::test]
@@ -96,7 +96,7 @@ async fn a_client_that_resumes_gets_exactly_what_it_missed_then_live_events() {
     let task = system.create_task(&ada, json!({"title": "v1"})).await;
     let path = format!("/api/v1/tasks/{}", id_of(&task));
     let seen = client.next_frame(SOON).await;
-    let last_cursor = cursor_of(&seen);
+    let last_cursor = seen["cursor"].as_u64().unwrap();
     client.close().await;
 
     for version in 2..=4 {
@@ -425,5 +425,106 @@ async fn a_hub_that_dies_stops_the_feed_closes_its_clients_and_is_counted() {
             .any(|line| line.starts_with("taskflow_actor_failures_total{service=\"livefeed\"}")),
         "the failure is counted:\n{metrics}"
     );
+    system.stop().await;
+}
+
+async fn drained(system: &TestSystem) {
+    taskflow_system_tests::wait_until("an empty outbox", Duration::from_secs(15), || async {
+        (system.tasks().outbox_backlog().await == 0).then_some(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn after_nats_loses_its_unsynced_tail_the_feed_starts_over_and_lost_cursors_resync() {
+    let mut system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let mut live = FeedClient::connect(&system.base_url, &format!("?token={}", ada.token)).await;
+    assert_eq!(live.next_frame(SOON).await["type"], "ready");
+    let mut wire_cursors = Vec::new();
+    for n in 0..3 {
+        system
+            .create_task(&ada, json!({"title": format!("kept {n}")}))
+            .await;
+        wire_cursors.push(live.next_frame(SOON).await["cursor"].as_u64().unwrap());
+    }
+    drained(&system).await;
+    let synced = system.nats.copy_store();
+    // A task injected by hand is in no outbox: once lost, it is gone for
+    // good, and every later event comes back one sequence earlier.
+    let foreign = taskflow_system_tests::fixtures::task_created(ada.id, "foreign", "foreign");
+    let body = serde_json::to_vec(&foreign).unwrap();
+    let subject = taskflow_system_tests::fixtures::subject_of(&foreign);
+    system
+        .inject(subject, body, &foreign.event_id.to_string())
+        .await;
+    wire_cursors.push(live.next_frame(SOON).await["cursor"].as_u64().unwrap());
+    for n in 0..3 {
+        system
+            .create_task(&ada, json!({"title": format!("lost {n}")}))
+            .await;
+        wire_cursors.push(live.next_frame(SOON).await["cursor"].as_u64().unwrap());
+    }
+    drained(&system).await;
+
+    // The power goes: the server comes back with what it had at the copy.
+    system.nats.kill();
+    system.nats.restore_store(&synced);
+    system.nats.resume().await;
+
+    // The feed sees that TASKS no longer holds what it sent, and starts
+    // over (a process whose feed stopped exits and is restarted).
+    let feed = system.feed.as_mut().expect("the live feed runs");
+    tokio::time::timeout(Duration::from_secs(20), feed.stopped())
+        .await
+        .expect("the feed stops once it sees the stream lost its tail");
+    assert_eq!(live.next_frame(SOON).await["code"], "service_unavailable");
+    let titles = |events: Vec<taskflow_system_tests::StoredEvent>| -> Vec<String> {
+        events
+            .iter()
+            .map(|event| {
+                event.envelope.payload["task"]["title"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let stored = titles(system.wait_for_events("TASKS", 6).await);
+    assert_eq!(
+        stored,
+        ["kept 0", "kept 1", "kept 2", "lost 0", "lost 1", "lost 2"]
+    );
+    let feed = taskflow_livefeed::LiveFeed::start(&system.platform)
+        .await
+        .expect("the feed starts");
+    system.replace_feed(feed).await;
+    let resume = |cursor: u64| {
+        let query = format!("?token={}&cursor={cursor}", ada.token);
+        let base = system.base_url.clone();
+        async move { FeedClient::connect(&base, &query).await }
+    };
+
+    // A cursor from before the loss replays what the relay sent again.
+    let mut kept = resume(wire_cursors[2]).await;
+    let (replayed, ready) = kept.until("ready", SOON).await;
+    let replayed: Vec<&str> = replayed
+        .iter()
+        .map(|frame| frame["event"]["payload"]["task"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(replayed, ["lost 0", "lost 1", "lost 2"]);
+    assert_eq!(seq_of(&ready), 6);
+    // A cursor of the lost history, beyond the stream's end or at a
+    // sequence another event holds now, asks for a resync.
+    for lost in [wire_cursors[6], wire_cursors[3], wire_cursors[4]] {
+        let mut client = resume(lost).await;
+        let resync = client.next_frame(SOON).await;
+        assert_eq!(resync["type"], "resync_required", "{resync}");
+        assert_eq!(seq_of(&resync), 6);
+        assert_eq!(client.next_frame(SOON).await["type"], "ready");
+    }
+    // A cursor the feed never gave out is refused.
+    let mut forged = resume(u64::MAX).await;
+    assert_eq!(forged.next_frame(SOON).await["code"], "validation_failed");
     system.stop().await;
 }

@@ -144,7 +144,7 @@ impl FeedDirectory {
     pub fn apply_task(&mut self, event: &LiveEvent) {
         let Some(task) = event.task_id else { return };
         if let Some(&(project, seq)) = self.placed.get(&task) {
-            if seq >= event.seq {
+            if seq >= event.cursor.seq {
                 return;
             }
             if let Some(tasks) = project.and_then(|project| self.tasks.get_mut(&project)) {
@@ -159,6 +159,6 @@ impl FeedDirectory {
                 .or_default()
                 .insert(task, event.readers.clone());
         }
-        self.placed.insert(task, (project, event.seq));
+        self.placed.insert(task, (project, event.cursor.seq));
     }
 }

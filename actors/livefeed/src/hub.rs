@@ -30,13 +30,14 @@ use taskflow_schemas::EventEnvelope;
 use taskflow_schemas::access::Participants;
 use taskflow_schemas::envelope::SCHEMA_VERSION;
 use taskflow_schemas::events::{NOTIFICATION_SENT, TASK_DELETED};
-use taskflow_schemas::feed::ServerFrame;
+use taskflow_schemas::feed::{FeedCursor, ServerFrame};
 use taskflow_schemas::notification::{Channel, NotificationEventPayload};
 use taskflow_schemas::subjects::{AUDIT_STREAM, TASKS_STREAM, audit_subject};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::cursor;
 use crate::directory::{self, FeedDirectory, Lost, SharedDirectory};
 
 /// Frames a client may have waiting before it counts as too slow.
@@ -44,12 +45,16 @@ pub const CLIENT_BUFFER: usize = 1024;
 /// At start, the stream sent nothing for this long before the hub had read
 /// what it held.
 const STARTUP_STALL: Duration = Duration::from_secs(10);
+/// After a reconnection, how often and how far apart the hub asks `TASKS`
+/// for its head before it gives up checking.
+const REWIND_CHECK_TRIES: usize = 50;
+const REWIND_CHECK_PAUSE: Duration = Duration::from_millis(200);
 
 /// One event, serialized once for every client (each gets a reference to
 /// the same bytes), with who may see it.
 #[derive(Debug, Clone)]
 pub struct LiveEvent {
-    pub seq: u64,
+    pub cursor: FeedCursor,
     pub task_id: Option<Uuid>,
     /// Who is named in the task once this event happened (see
     /// `Participants::readers`); the members of its project read it too.
@@ -87,7 +92,11 @@ impl LiveEvent {
             return None;
         }
         let envelope = std::str::from_utf8(payload).ok()?;
-        let frame = format!(r#"{{"type":"event","cursor":{seq},"event":{envelope}}}"#);
+        let cursor = FeedCursor::of_event(seq, &peek.event_id);
+        let frame = format!(
+            r#"{{"type":"event","cursor":{},"event":{envelope}}}"#,
+            cursor.to_wire()
+        );
         let project = peek.payload.task.project_id;
         let previous_project = peek
             .payload
@@ -98,7 +107,7 @@ impl LiveEvent {
             .filter(|previous| Some(*previous) != project);
         let (readers, revoked) = peek.payload.access();
         Some(Self {
-            seq,
+            cursor,
             task_id: peek.task_id,
             readers,
             project,
@@ -167,7 +176,6 @@ pub fn revoked_frame(task_id: Uuid) -> Utf8Bytes {
 /// it is one.
 #[derive(Deserialize)]
 struct EnvelopePeek {
-    #[allow(dead_code)]
     event_id: Uuid,
     #[serde(default)]
     task_id: Option<Uuid>,
@@ -253,8 +261,8 @@ pub struct Viewer {
 /// What a registration gets back.
 pub struct Registration {
     pub client: u64,
-    /// The last sequence the hub handled: replay up to here, live after.
-    pub head: u64,
+    /// The last event the hub handled: replay up to here, live after.
+    pub head: FeedCursor,
     pub frames: mpsc::Receiver<LiveFrame>,
     /// Cancelled when the hub dropped the client for being too slow.
     pub evicted: CancellationToken,
@@ -272,6 +280,13 @@ pub enum HubMessage {
     Directory(u64, bytes::Bytes),
     /// A stream follower stopped: the feed would freeze, so the hub fails.
     FollowerEnded,
+    /// The last event the hub handled.
+    Head(RpcReplyPort<FeedCursor>),
+    /// After NATS came back, `TASKS` no longer holds the hub's head where
+    /// the hub saw it: the server lost its unsynced tail, and clients were
+    /// sent events that are gone or moved. The hub fails so that the feed
+    /// starts over from the stream as it is now.
+    StreamRewound(FeedCursor),
 }
 
 struct Client {
@@ -283,11 +298,11 @@ struct Client {
 pub struct FeedHub;
 
 pub struct HubState {
-    head: u64,
+    head: FeedCursor,
     next_client: u64,
     clients: HashMap<u64, Client>,
     directory: SharedDirectory,
-    followers: [tokio::task::JoinHandle<()>; 3],
+    followers: [tokio::task::JoinHandle<()>; 4],
 }
 
 impl Actor for FeedHub {
@@ -304,7 +319,10 @@ impl Actor for FeedHub {
         // the first event goes out.
         let memberships = read_directory(&platform, &directory, myself.clone()).await?;
         let mut stream = platform.jetstream.get_stream(TASKS_STREAM).await?;
-        let head = stream.info().await?.state.last_sequence;
+        let last = stream.info().await?.state.last_sequence;
+        let head = cursor::stored_at(&platform.jetstream, last)
+            .await?
+            .unwrap_or(FeedCursor::unchecked(last));
         place_tasks(&platform, &directory).await?;
         // An ordered consumer recreates itself after a gap or a reconnection,
         // and starts right after the head, so nothing falls in between.
@@ -313,7 +331,7 @@ impl Actor for FeedHub {
             TASKS_STREAM,
             "tasks.>",
             DeliverPolicy::ByStartSequence {
-                start_sequence: head + 1,
+                start_sequence: head.seq + 1,
             },
             myself.clone(),
             HubMessage::Message,
@@ -329,9 +347,10 @@ impl Actor for FeedHub {
             |_, payload| HubMessage::Notification(payload),
         )
         .await?;
+        let rewinds = watch_for_rewinds(&platform, myself.clone());
         tracing::info!(
             service = "livefeed",
-            head,
+            head = head.seq,
             "following TASKS and notifications"
         );
         Ok(HubState {
@@ -339,7 +358,7 @@ impl Actor for FeedHub {
             next_client: 0,
             clients: HashMap::new(),
             directory,
-            followers: [events, notifications, memberships],
+            followers: [events, notifications, memberships, rewinds],
         })
     }
 
@@ -382,6 +401,18 @@ impl Actor for FeedHub {
             HubMessage::Notification(payload) => state.push_notification(&payload),
             HubMessage::Directory(seq, payload) => state.apply_directory(seq, &payload),
             HubMessage::FollowerEnded => return Err("a stream follower ended".into()),
+            HubMessage::Head(reply) => {
+                let _ = reply.send(state.head);
+            }
+            HubMessage::StreamRewound(head) => {
+                metrics::counter!("taskflow_ws_stream_rewinds_total").increment(1);
+                tracing::error!(
+                    service = "livefeed",
+                    head = head.seq,
+                    "TASKS no longer holds the events the feed sent up to its head (the NATS server lost its unsynced tail); the feed starts over"
+                );
+                return Err("TASKS lost events the feed had sent".into());
+            }
         }
         Ok(())
     }
@@ -514,6 +545,50 @@ fn forward(
     })
 }
 
+/// After each NATS reconnection, checks that `TASKS` still holds the hub's
+/// head where the hub saw it, and tells the hub if it does not.
+fn watch_for_rewinds(
+    platform: &Platform,
+    hub: ActorRef<HubMessage>,
+) -> tokio::task::JoinHandle<()> {
+    let mut connections = platform.nats_connections.clone();
+    let jetstream = platform.jetstream.clone();
+    tokio::spawn(async move {
+        connections.borrow_and_update();
+        while connections.changed().await.is_ok() {
+            let Ok(head) = ractor::call!(hub, HubMessage::Head) else {
+                return;
+            };
+            if head.check == 0 {
+                continue;
+            }
+            // The server may take a moment to serve its streams again.
+            let mut stored = Err(String::new());
+            for _ in 0..REWIND_CHECK_TRIES {
+                stored = cursor::stored_at(&jetstream, head.seq).await;
+                if stored.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(REWIND_CHECK_PAUSE).await;
+            }
+            match stored {
+                Ok(Some(found)) if found == head => {}
+                Ok(_) => {
+                    let _ = hub.cast(HubMessage::StreamRewound(head));
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        service = "livefeed",
+                        error,
+                        "could not check TASKS after a reconnection"
+                    );
+                }
+            }
+        }
+    })
+}
+
 /// The directory to read; a writer that panicked left it as it was.
 pub fn read(directory: &SharedDirectory) -> std::sync::RwLockReadGuard<'_, FeedDirectory> {
     directory
@@ -579,8 +654,13 @@ impl HubState {
     }
 
     fn fan_out(&mut self, seq: u64, payload: &[u8]) {
-        self.head = self.head.max(seq);
-        let Some(event) = LiveEvent::decode(seq, payload) else {
+        let event = LiveEvent::decode(seq, payload);
+        if seq > self.head.seq {
+            self.head = event
+                .as_ref()
+                .map_or(FeedCursor::unchecked(seq), |event| event.cursor);
+        }
+        let Some(event) = event else {
             return;
         };
         write(&self.directory).apply_task(&event);
@@ -685,7 +765,9 @@ mod tests {
             Delivery::Nothing
         );
         assert_eq!(event.delivery_to(root, &directory), Delivery::Event);
-        assert!(event.frame.contains(r#""cursor":7"#));
+        let cursor = event.cursor.to_wire();
+        assert_eq!(FeedCursor::from_wire(cursor).unwrap().seq, 7);
+        assert!(event.frame.contains(&format!(r#""cursor":{cursor}"#)));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! The edge mounts [`router`] so that `/ws` is served beside the API.
 
 pub mod connections;
+pub mod cursor;
 pub mod directory;
 pub mod hub;
 pub mod session;

@@ -21,12 +21,13 @@ use ractor::ActorRef;
 use serde::Deserialize;
 use taskflow_runtime::Shutdown;
 use taskflow_runtime::http::tokens::Tokens;
-use taskflow_schemas::feed::{ClientFrame, ServerFrame};
+use taskflow_schemas::feed::{ClientFrame, FeedCursor, ServerFrame};
 use taskflow_schemas::subjects::TASKS_STREAM;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::connections::{Connections, OpenSlot};
+use crate::cursor;
 use crate::directory::SharedDirectory;
 use crate::hub::{
     self, Delivery, HubMessage, LiveEvent, LiveFrame, Registration, Viewer, revoked_frame,
@@ -206,19 +207,40 @@ async fn serve(
     cursor: Option<u64>,
 ) -> Ending {
     let viewer = session.viewer;
-    let mut replayed_to = cursor;
+    let mut replayed_to = match cursor.map(FeedCursor::from_wire) {
+        Some(None) => {
+            let refusal = Refusal(
+                "validation_failed",
+                "the cursor is not one this feed gave out".into(),
+            );
+            refuse(socket, refusal).await;
+            return Ending::Closed;
+        }
+        Some(Some(asked)) => Some(asked),
+        None => None,
+    };
     let mut resync = false;
+    if let Some(asked) = replayed_to {
+        let held = match stream_end(context).await {
+            Ok(end) => cursor::still_holds(&context.jetstream, asked, end).await,
+            Err(problem) => Err(problem),
+        };
+        match held {
+            Ok(held) => resync = !held,
+            Err(problem) => return replay_failed(socket, asked, problem).await,
+        }
+    }
     // Most of the history, at the client's pace, before registering.
-    while let Some(from) = replayed_to {
+    while let (Some(from), false) = (replayed_to, resync) {
         let end = match stream_end(context).await {
             Ok(end) => end,
             Err(problem) => return replay_failed(socket, from, problem).await,
         };
-        if end <= from + CATCH_UP {
+        if end <= from.seq + CATCH_UP {
             break;
         }
         match replay(socket, context, viewer, from, end).await {
-            Ok(()) => replayed_to = Some(end),
+            Ok(reached) => replayed_to = Some(reached),
             Err(ReplayError::TooOld) => {
                 resync = true;
                 break;
@@ -242,7 +264,7 @@ async fn serve_registered(
     socket: &mut WebSocket,
     context: &FeedContext,
     session: &mut Session,
-    replayed_to: Option<u64>,
+    mut replayed_to: Option<FeedCursor>,
     mut resync: bool,
     registration: Registration,
 ) -> Ending {
@@ -253,29 +275,39 @@ async fn serve_registered(
         ..
     } = registration;
     if let (Some(from), false) = (replayed_to, resync) {
-        match replay(socket, context, session.viewer, from, head).await {
-            Ok(()) => {}
+        match replay(socket, context, session.viewer, from, head.seq).await {
+            Ok(reached) => replayed_to = Some(reached),
             Err(ReplayError::TooOld) => resync = true,
             Err(ReplayError::Closed) => return Ending::Closed,
             Err(ReplayError::Failed(problem)) => return replay_failed(socket, from, problem).await,
         }
     }
     if resync
-        && send(socket, &ServerFrame::ResyncRequired { cursor: head })
-            .await
-            .is_err()
+        && send(
+            socket,
+            &ServerFrame::ResyncRequired {
+                cursor: head.to_wire(),
+            },
+        )
+        .await
+        .is_err()
     {
         return Ending::Closed;
     }
     // The replay may have read past the hub's head (a hub still catching
     // up after a restart of NATS): what it sent is not sent again.
     let seen_to = match (replayed_to, resync) {
-        (Some(replayed), false) => replayed.max(head),
+        (Some(replayed), false) if replayed.seq > head.seq => replayed,
         _ => head,
     };
-    if send(socket, &ServerFrame::Ready { cursor: seen_to })
-        .await
-        .is_err()
+    if send(
+        socket,
+        &ServerFrame::Ready {
+            cursor: seen_to.to_wire(),
+        },
+    )
+    .await
+    .is_err()
     {
         return Ending::Closed;
     }
@@ -312,7 +344,7 @@ async fn serve_registered(
             frame = frames.recv() => match frame {
                 Some(frame) => {
                     // Whatever else is waiting goes out in the same write.
-                    let fresh = |frame: &LiveFrame| frame.seq == 0 || frame.seq > seen_to;
+                    let fresh = |frame: &LiveFrame| frame.seq == 0 || frame.seq > seen_to.seq;
                     let mut batch: Vec<Utf8Bytes> = fresh(&frame).then_some(frame.text).into_iter().collect();
                     while batch.len() < WRITE_BATCH {
                         match frames.try_recv() {
@@ -410,17 +442,19 @@ async fn stream_end(context: &FeedContext) -> Result<u64, String> {
 
 /// Sends the events after `from` up to `to` as the viewer may see them now:
 /// an event of a task they can no longer read is left out (the `revoked`
-/// frame at the change that removed them stands for it).
+/// frame at the change that removed them stands for it). Gives the cursor
+/// it reached.
 async fn replay(
     socket: &mut WebSocket,
     context: &FeedContext,
     viewer: Viewer,
-    from: u64,
+    from: FeedCursor,
     to: u64,
-) -> Result<(), ReplayError> {
-    if from >= to {
-        return Ok(());
+) -> Result<FeedCursor, ReplayError> {
+    if from.seq >= to {
+        return Ok(from);
     }
+    let from = from.seq;
     // Who may read each task at the end of the range, by the directory as it
     // is now: a first pass reads only who may see each event.
     let mut last_seen: HashMap<Uuid, LiveEvent> = HashMap::new();
@@ -444,10 +478,13 @@ async fn replay(
     };
     let mut range = StreamRange::open(context, from, to).await?;
     let mut replayed = 0u64;
+    let mut reached = FeedCursor::unchecked(from);
     while let Some((seq, payload)) = range.next().await? {
         let Some(event) = LiveEvent::decode(seq, &payload) else {
+            reached = cursor::of_message(seq, &payload);
             continue;
         };
+        reached = event.cursor;
         let now = event
             .task_id
             .and_then(|task| readable_now.get(&task).copied())
@@ -464,7 +501,7 @@ async fn replay(
         replayed += 1;
     }
     metrics::counter!("taskflow_ws_events_replayed_total").increment(replayed);
-    Ok(())
+    Ok(reached)
 }
 
 /// The messages of `TASKS` after `from` up to `to`, each sequence in turn:
@@ -539,8 +576,14 @@ impl StreamRange {
 }
 
 /// The replay could not finish: say so and where to resume from, and close.
-async fn replay_failed(socket: &mut WebSocket, from: u64, problem: String) -> Ending {
-    tracing::warn!(service = "livefeed", from, problem, "replay failed");
+async fn replay_failed(socket: &mut WebSocket, from: FeedCursor, problem: String) -> Ending {
+    tracing::warn!(
+        service = "livefeed",
+        from = from.seq,
+        problem,
+        "replay failed"
+    );
+    let from = from.to_wire();
     metrics::counter!("taskflow_ws_replays_failed_total").increment(1);
     let refusal = Refusal(
         "replay_failed",

@@ -10,6 +10,7 @@ use taskflow_schemas::EventEnvelope;
 use uuid::Uuid;
 
 use crate::cluster::{Cluster, SERVICES};
+use crate::poison::Injected;
 use crate::watchers::Watcher;
 use crate::workload::Acknowledged;
 
@@ -44,6 +45,25 @@ struct Stored {
 }
 
 async fn read_stream(js: &jetstream::Context, stream: &str) -> anyhow::Result<Vec<Stored>> {
+    let mut stored = Vec::new();
+    for (seq, payload) in read_messages(js, stream).await? {
+        if let Ok(envelope) = serde_json::from_slice(&payload) {
+            stored.push(Stored { seq, envelope });
+        }
+    }
+    Ok(stored)
+}
+
+async fn read_payloads(js: &jetstream::Context, stream: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    let messages = read_messages(js, stream).await?;
+    Ok(messages.into_iter().map(|(_, payload)| payload).collect())
+}
+
+/// Every message of `stream`, as (sequence, payload).
+async fn read_messages(
+    js: &jetstream::Context,
+    stream: &str,
+) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
     let mut handle = js.get_stream(stream).await?;
     let last = handle.info().await?.state.last_sequence;
     let consumer = handle
@@ -62,12 +82,7 @@ async fn read_stream(js: &jetstream::Context, stream: &str) -> anyhow::Result<Ve
             .info()
             .map_err(|error| anyhow::anyhow!("{error}"))?
             .stream_sequence;
-        if let Ok(envelope) = serde_json::from_slice(&message.payload) {
-            stored.push(Stored {
-                seq: seen,
-                envelope,
-            });
-        }
+        stored.push((seen, message.payload.to_vec()));
     }
     Ok(stored)
 }
@@ -170,6 +185,7 @@ pub async fn run(
     js: &jetstream::Context,
     acknowledged: &Acknowledged,
     watched: &[Watcher],
+    injected: &Injected,
 ) -> anyhow::Result<Vec<Invariant>> {
     let tasks_db = cluster.database("tasks").await;
     let audit_db = cluster.database("audit").await;
@@ -340,24 +356,26 @@ pub async fn run(
         }
     }
 
-    // Every resuming client saw every event it may see, once, in order.
+    // Every resuming client saw every event it may see, once, in order,
+    // since the feed last asked it to resync (what came before is the REST
+    // API's to give it).
     let mut feeds = Invariant::new("every resuming feed client saw its events once, in order");
     for watcher in watched {
         let user = watcher.user.to_string();
+        let (since, after) = watcher.resyncs.last().copied().unwrap_or((0, 0));
         let mine: Vec<Uuid> = tasks
             .iter()
+            .filter(|event| event.seq > after)
             .filter(|event| event.envelope.payload["task"]["creator_id"].as_str() == Some(&user))
             .map(|event| event.envelope.event_id)
             .collect();
-        let received: Vec<Uuid> = watcher
-            .received
+        let received: Vec<Uuid> = watcher.received[since..]
             .iter()
             .map(|event| event.event_id)
             .collect();
-        let in_order = watcher
-            .received
+        let in_order = watcher.received[since..]
             .windows(2)
-            .all(|pair| pair[0].cursor < pair[1].cursor);
+            .all(|pair| pair[0].seq < pair[1].seq);
         feeds.expect(in_order, || {
             format!("user {user}: cursors out of order or repeated")
         });
@@ -371,10 +389,17 @@ pub async fn run(
         });
     }
 
-    // No consumer is stuck, and the DLQ holds nothing (no poison was sent).
-    let mut flowing = Invariant::new("no consumer is stuck and the DLQ is empty");
-    let parked = js.get_stream("DLQ").await?.info().await?.state.messages;
-    flowing.expect(parked == 0, || format!("{parked} messages in the DLQ"));
+    // No consumer is stuck, and the DLQ holds only the injected poison.
+    let mut flowing =
+        Invariant::new("no consumer is stuck; the DLQ holds only the poison injected");
+    for parked in read_payloads(js, "DLQ").await? {
+        flowing.expect(injected.bodies.contains(&parked), || {
+            format!(
+                "the DLQ holds a message that is no injected poison: {}",
+                String::from_utf8_lossy(&parked)
+            )
+        });
+    }
     for stream in ["TASKS", "REMINDERS", "AUDIT"] {
         let handle = js.get_stream(stream).await?;
         let mut names = handle.consumer_names();

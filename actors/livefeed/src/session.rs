@@ -175,6 +175,12 @@ async fn authenticate(
                 Ok(Some(Err(error))) => {
                     return Err(Refusal("bad_frame", format!("unreadable frame: {error}")));
                 }
+                Ok(Some(Ok(Message::Binary(_)))) => {
+                    return Err(Refusal(
+                        "bad_first_frame",
+                        r#"the first frame must be {"type":"authenticate","token":"..."} as JSON text"#.into(),
+                    ));
+                }
                 _ => {
                     return Err(Refusal(
                         "unauthorized",
@@ -390,6 +396,10 @@ async fn serve_registered(
                             return Ending::Closed;
                         }
                     },
+                    Some(Ok(Message::Binary(_))) => {
+                        refuse(socket, Refusal("bad_frame", "client frames are JSON text, not binary".into())).await;
+                        return Ending::Closed;
+                    }
                     Some(Ok(_)) => {}
                 }
             }

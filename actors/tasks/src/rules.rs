@@ -531,4 +531,120 @@ mod tests {
         assert_eq!(next.reminder_time, None);
         assert_eq!(next.reminder_offset_minutes, Some(15));
     }
+
+    mod properties {
+        use super::*;
+        use chrono::Duration;
+        use proptest::prelude::*;
+        use taskflow_schemas::task::Priority;
+
+        /// Text as clients send it: empty, blank, NUL, long, any script.
+        fn text() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "\\PC{0,40}",
+                " {0,3}",
+                "[a-z ]{190,210}",
+                Just("\u{0}".to_owned()),
+            ]
+        }
+
+        /// A moment near the task's creation, by minutes.
+        fn moment() -> impl Strategy<Value = DateTime<Utc>> {
+            (-2_000i64..20_000).prop_map(|minutes| {
+                DateTime::from_timestamp(1_800_000_000, 0).unwrap() + Duration::minutes(minutes)
+            })
+        }
+
+        fn patch() -> impl Strategy<Value = TaskPatch> {
+            let status = prop_oneof![
+                Just(TaskStatus::Pending),
+                Just(TaskStatus::InProgress),
+                Just(TaskStatus::Complete),
+            ];
+            let priority = prop_oneof![
+                Just(Priority::Low),
+                Just(Priority::Medium),
+                Just(Priority::High),
+                Just(Priority::Urgent),
+            ];
+            (
+                proptest::option::of(text()),
+                proptest::option::of(proptest::option::of(text())),
+                proptest::option::of(status),
+                proptest::option::of(priority),
+                proptest::option::of(proptest::collection::vec(text(), 0..24)),
+                proptest::option::of(proptest::option::of(moment())),
+                proptest::option::of(proptest::option::of(moment())),
+                proptest::option::of(proptest::option::of(-10i32..600_000)),
+            )
+                .prop_map(
+                    |(title, description, status, priority, labels, due, reminder, offset)| {
+                        TaskPatch {
+                            title,
+                            description,
+                            status,
+                            priority,
+                            labels,
+                            due_date: due,
+                            reminder_time: reminder,
+                            reminder_offset_minutes: offset,
+                            ..Default::default()
+                        }
+                    },
+                )
+        }
+
+        fn current() -> Task {
+            let created = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+            new_task(Uuid::now_v7(), Uuid::now_v7(), created, draft("Write it")).unwrap()
+        }
+
+        proptest! {
+            #[test]
+            fn a_patch_is_taken_whole_or_refused_naming_a_field(patch in patch(), at in moment()) {
+                let current = current();
+                match apply_patch(&current, patch, at) {
+                    Err(error) => prop_assert!(error.field.is_some(), "{error}"),
+                    Ok((next, reported)) => {
+                        prop_assert!(validate(&next).is_ok());
+                        prop_assert_eq!(&reported, &changes(&current, &next));
+                        if reported.is_empty() {
+                            prop_assert_eq!(&next, &current);
+                        } else {
+                            prop_assert_eq!(next.version, current.version + 1);
+                            prop_assert_eq!(next.updated_at, at);
+                        }
+                    }
+                }
+            }
+
+            #[test]
+            fn the_same_patch_again_changes_nothing(patch in patch(), at in moment()) {
+                let current = current();
+                if let Ok((next, _)) = apply_patch(&current, patch.clone(), at) {
+                    let (again, reported) = apply_patch(&next, patch, at).expect("taken again");
+                    prop_assert!(reported.is_empty(), "{reported:?}");
+                    prop_assert_eq!(again, next);
+                }
+            }
+
+            #[test]
+            fn a_draft_makes_a_valid_task_or_names_its_field(
+                title in text(),
+                labels in proptest::collection::vec(text(), 0..24),
+                due in proptest::option::of(moment()),
+                offset in proptest::option::of(-10i32..600_000),
+            ) {
+                let new = NewTask { title, labels, due_date: due, reminder_offset_minutes: offset, ..Default::default() };
+                match new_task(Uuid::now_v7(), Uuid::now_v7(), Utc::now(), new) {
+                    Err(error) => prop_assert!(error.field.is_some(), "{error}"),
+                    Ok(task) => {
+                        prop_assert!(validate(&task).is_ok());
+                        prop_assert_eq!(task.version, 1);
+                        prop_assert_eq!(task.title.trim(), task.title.as_str());
+                    }
+                }
+            }
+        }
+    }
 }

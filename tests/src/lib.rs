@@ -2,6 +2,7 @@
 //! store), real Postgres databases under a unique prefix, and the real
 //! services and edge, started the way the `taskflow` binary starts them.
 
+pub mod api;
 pub mod fixtures;
 pub mod nats_server;
 pub mod postgres_server;
@@ -9,10 +10,11 @@ pub mod smtp;
 pub mod system;
 pub mod ws;
 
+pub use api::{Api, Reply, User};
 pub use nats_server::NatsServer;
 pub use postgres_server::PostgresServer;
 pub use smtp::SmtpCatcher;
-pub use system::{Reply, StoredEvent, TestSystem, Transport, User, id_of};
+pub use system::{StoredEvent, TestSystem, Transport, id_of};
 
 use std::time::Duration;
 

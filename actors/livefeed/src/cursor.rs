@@ -4,8 +4,8 @@
 //! check in its cursor must match the event the stream holds there now.
 
 use async_nats::jetstream;
-use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use serde::Deserialize;
+use taskflow_runtime::bus::nats::message_at;
 use taskflow_schemas::feed::FeedCursor;
 use taskflow_schemas::subjects::TASKS_STREAM;
 
@@ -35,18 +35,10 @@ pub async fn stored_at(
         .get_stream_no_info(TASKS_STREAM)
         .await
         .map_err(|error| error.to_string())?;
-    match stream.get_raw_message(seq).await {
-        Ok(message) => Ok(Some(of_message(seq, &message.payload))),
-        Err(error) => match error.kind() {
-            LastRawMessageErrorKind::NoMessageFound => Ok(None),
-            LastRawMessageErrorKind::JetStream(api)
-                if api.error_code() == jetstream::ErrorCode::NO_MESSAGE_FOUND =>
-            {
-                Ok(None)
-            }
-            _ => Err(error.to_string()),
-        },
-    }
+    let message = message_at(&stream, seq)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(message.map(|message| of_message(seq, &message.payload)))
 }
 
 /// Whether `cursor` is a place in today's stream: 0 always is; a checked

@@ -184,3 +184,24 @@ mod tests {
         }
     }
 }
+
+/// The message `stream` holds at `seq`, `None` when it holds none there
+/// (aged out, deleted, lost with an unsynced tail, or not written yet).
+pub async fn message_at<I>(
+    stream: &jetstream::stream::Stream<I>,
+    seq: u64,
+) -> Result<Option<jetstream::message::StreamMessage>, jetstream::stream::RawMessageError> {
+    use jetstream::stream::LastRawMessageErrorKind;
+    match stream.get_raw_message(seq).await {
+        Ok(message) => Ok(Some(message)),
+        Err(error) => match error.kind() {
+            LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            LastRawMessageErrorKind::JetStream(api)
+                if api.error_code() == jetstream::ErrorCode::NO_MESSAGE_FOUND =>
+            {
+                Ok(None)
+            }
+            _ => Err(error),
+        },
+    }
+}

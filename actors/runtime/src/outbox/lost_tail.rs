@@ -2,10 +2,10 @@
 //! and published again.
 
 use async_nats::jetstream;
-use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use sqlx::PgConnection;
 
 use super::relay::RelayError;
+use crate::bus::nats::message_at;
 
 /// Finds, for each stream this outbox published to, the rows whose message
 /// the stream no longer holds, and marks them unpublished so they go out
@@ -97,19 +97,11 @@ async fn intact(
     stream: &jetstream::stream::Stream<()>,
     (event_id, seq): &(uuid::Uuid, i64),
 ) -> Result<bool, RelayError> {
-    match stream.get_raw_message(*seq as u64).await {
-        Ok(message) => Ok(message
+    let message = message_at(stream, *seq as u64).await?;
+    Ok(message.is_some_and(|message| {
+        message
             .headers
             .get(async_nats::header::NATS_MESSAGE_ID)
-            .is_some_and(|id| id.as_str() == event_id.to_string())),
-        Err(error) => match error.kind() {
-            LastRawMessageErrorKind::NoMessageFound => Ok(false),
-            LastRawMessageErrorKind::JetStream(api)
-                if api.error_code() == jetstream::ErrorCode::NO_MESSAGE_FOUND =>
-            {
-                Ok(false)
-            }
-            _ => Err(error.into()),
-        },
-    }
+            .is_some_and(|id| id.as_str() == event_id.to_string())
+    }))
 }

@@ -155,6 +155,27 @@ pub async fn missing_stream(js: &jetstream::Context) -> Option<&'static str> {
     None
 }
 
+/// The message `stream` holds at `seq`, `None` when it holds none there
+/// (aged out, deleted, lost with an unsynced tail, or not written yet).
+pub async fn message_at<I>(
+    stream: &jetstream::stream::Stream<I>,
+    seq: u64,
+) -> Result<Option<jetstream::message::StreamMessage>, jetstream::stream::RawMessageError> {
+    use jetstream::stream::LastRawMessageErrorKind;
+    match stream.get_raw_message(seq).await {
+        Ok(message) => Ok(Some(message)),
+        Err(error) => match error.kind() {
+            LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            LastRawMessageErrorKind::JetStream(api)
+                if api.error_code() == jetstream::ErrorCode::NO_MESSAGE_FOUND =>
+            {
+                Ok(None)
+            }
+            _ => Err(error),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,26 +203,5 @@ mod tests {
                 Some(code.duplicate_window.as_nanos() as u64)
             );
         }
-    }
-}
-
-/// The message `stream` holds at `seq`, `None` when it holds none there
-/// (aged out, deleted, lost with an unsynced tail, or not written yet).
-pub async fn message_at<I>(
-    stream: &jetstream::stream::Stream<I>,
-    seq: u64,
-) -> Result<Option<jetstream::message::StreamMessage>, jetstream::stream::RawMessageError> {
-    use jetstream::stream::LastRawMessageErrorKind;
-    match stream.get_raw_message(seq).await {
-        Ok(message) => Ok(Some(message)),
-        Err(error) => match error.kind() {
-            LastRawMessageErrorKind::NoMessageFound => Ok(None),
-            LastRawMessageErrorKind::JetStream(api)
-                if api.error_code() == jetstream::ErrorCode::NO_MESSAGE_FOUND =>
-            {
-                Ok(None)
-            }
-            _ => Err(error),
-        },
     }
 }

@@ -59,8 +59,9 @@ chaos DURATION="2m" *SEED:
     cargo build --bins
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo run -q -p taskflow-system-tests --bin chaos -- {{DURATION}} {{SEED}}
 
-# Print throughput and latency figures (release build); `just bench authz` (or durability, http, paced, timing) prints one group
+# Measure the system run as separate processes (release build) and write target/bench/report.md, .json and load.svg; `just bench authz` (or durability, http, paced, timing) prints one group
 bench *FIGURES:
+    cargo build --release --bins
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
         cargo run --release -p taskflow-system-tests --bin bench -- {{FIGURES}}
 

@@ -3,6 +3,7 @@
 //! services and edge, started the way the `taskflow` binary starts them.
 
 pub mod api;
+pub mod cluster;
 pub mod fixtures;
 pub mod nats_server;
 pub mod postgres_server;

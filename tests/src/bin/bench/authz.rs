@@ -10,7 +10,9 @@ use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use taskflow_system_tests::ws::FeedClient;
-use taskflow_system_tests::{TestSystem, User, id_of};
+use taskflow_system_tests::{User, id_of};
+
+use crate::system::BenchSystem;
 
 use crate::{Figures, closed_loop, percentiles};
 
@@ -21,7 +23,7 @@ const VISIBLE: usize = 10_000;
 /// Membership changes timed.
 const CHANGES: usize = 50;
 
-pub async fn run(system: &TestSystem, http: &reqwest::Client) -> anyhow::Result<()> {
+pub async fn run(system: &BenchSystem, http: &reqwest::Client) -> anyhow::Result<()> {
     let solo = system.register("Solo").await;
     let member = system.register("Member").await;
     let owner = system.register("Owner").await;
@@ -66,7 +68,7 @@ pub async fn run(system: &TestSystem, http: &reqwest::Client) -> anyhow::Result<
 }
 
 async fn call(
-    system: &TestSystem,
+    system: &BenchSystem,
     user: &User,
     method: Method,
     path: &str,
@@ -82,7 +84,7 @@ async fn call(
     Ok(reply.body)
 }
 
-async fn new_project(system: &TestSystem, owner: &User, name: &str) -> anyhow::Result<String> {
+async fn new_project(system: &BenchSystem, owner: &User, name: &str) -> anyhow::Result<String> {
     let body = call(
         system,
         owner,
@@ -95,7 +97,7 @@ async fn new_project(system: &TestSystem, owner: &User, name: &str) -> anyhow::R
 }
 
 async fn add_member(
-    system: &TestSystem,
+    system: &BenchSystem,
     owner: &User,
     project: &str,
     user: &User,
@@ -113,7 +115,7 @@ async fn add_member(
 }
 
 async fn remove_member(
-    system: &TestSystem,
+    system: &BenchSystem,
     owner: &User,
     project: &str,
     user: &User,
@@ -131,7 +133,7 @@ async fn remove_member(
 }
 
 /// Creates the tasks over HTTP, 32 at a time.
-async fn populate(system: &TestSystem, http: &reqwest::Client, user: &User, bodies: Vec<Value>) {
+async fn populate(system: &BenchSystem, http: &reqwest::Client, user: &User, bodies: Vec<Value>) {
     let url = format!("{}/api/v1/tasks", system.base_url);
     futures::stream::iter(bodies)
         .for_each_concurrent(32, |body| {
@@ -145,7 +147,7 @@ async fn populate(system: &TestSystem, http: &reqwest::Client, user: &User, bodi
 }
 
 async fn creates(
-    system: &TestSystem,
+    system: &BenchSystem,
     http: &reqwest::Client,
     user: &User,
     projects: Option<Arc<Vec<String>>>,
@@ -175,7 +177,7 @@ async fn creates(
     .await
 }
 
-async fn lists(system: &TestSystem, http: &reqwest::Client, user: &User) -> Figures {
+async fn lists(system: &BenchSystem, http: &reqwest::Client, user: &User) -> Figures {
     let url = Arc::new(format!("{}/api/v1/tasks?limit=50", system.base_url));
     let token = Arc::new(user.token.clone());
     let http = http.clone();
@@ -201,7 +203,7 @@ async fn lists(system: &TestSystem, http: &reqwest::Client, user: &User) -> Figu
 /// read as fast as the edge answers) and, for a removal, to the `revoked`
 /// frame on the user's open WebSocket.
 async fn membership_changes(
-    system: &TestSystem,
+    system: &BenchSystem,
     http: &reqwest::Client,
     owner: &User,
 ) -> anyhow::Result<()> {

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use taskflow_runtime::consumer::{ConsumedEvent, EventHandler};
 use taskflow_schemas::EventEnvelope;
-use taskflow_system_tests::{TestSystem, fixtures};
+use taskflow_system_tests::fixtures;
+
+use crate::system::BenchSystem;
 use uuid::Uuid;
 
 /// `count` task events of `owner`, as the tasks service would publish them.
@@ -16,8 +18,8 @@ pub fn events(owner: Uuid, count: usize) -> Vec<EventEnvelope> {
 }
 
 /// Publishes the events pipelined on `TASKS`; returns when all are stored.
-pub async fn publish(system: &TestSystem, events: &[EventEnvelope]) -> anyhow::Result<()> {
-    let js = &system.platform.jetstream;
+pub async fn publish(system: &BenchSystem, events: &[EventEnvelope]) -> anyhow::Result<()> {
+    let js = &system.jetstream;
     for chunk in events.chunks(512) {
         let mut acks = Vec::with_capacity(chunk.len());
         for event in chunk {
@@ -36,12 +38,12 @@ pub async fn publish(system: &TestSystem, events: &[EventEnvelope]) -> anyhow::R
     Ok(())
 }
 
-pub async fn wait_for_no_lag(system: &TestSystem) -> Duration {
+pub async fn wait_for_no_lag(system: &BenchSystem) -> Duration {
     let started = Instant::now();
     taskflow_system_tests::wait_until(
         "the audit to catch up",
         Duration::from_secs(120),
-        || async { (system.audit().consumer_lag().await == 0).then_some(()) },
+        || async { (system.consumer_lag("audit").await == 0).then_some(()) },
     )
     .await;
     started.elapsed()
@@ -49,32 +51,25 @@ pub async fn wait_for_no_lag(system: &TestSystem) -> Duration {
 
 /// Waits until every service's consumers have caught up, so that one
 /// figure's backlog does not load the next.
-pub async fn wait_for_every_consumer(system: &TestSystem) {
+pub async fn wait_for_every_consumer(system: &BenchSystem) {
     taskflow_system_tests::wait_until(
         "every consumer to catch up",
         Duration::from_secs(300),
-        || async {
-            for service in &system.services {
-                if service.consumer_lag().await != 0 {
-                    return None;
-                }
-            }
-            Some(())
-        },
+        || async { (system.consumer_lag("").await == 0).then_some(()) },
     )
     .await;
 }
 
 /// Records/s of the audit consumer catching up on `count` events.
 pub async fn catch_up_rate(
-    system: &mut TestSystem,
+    system: &mut BenchSystem,
     owner: Uuid,
     count: usize,
 ) -> anyhow::Result<f64> {
-    system.stop_audit().await;
+    system.set_running("audit", false).await;
     publish(system, &events(owner, count)).await?;
     let started = Instant::now();
-    system.start_audit().await;
+    system.set_running("audit", true).await;
     wait_for_no_lag(system).await;
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
@@ -82,8 +77,8 @@ pub async fn catch_up_rate(
 /// Records/s of the same work straight from sqlx: the same rows in
 /// transactions of the consumer's group size (ids recorded, then the
 /// handler's multi-row statements), without NATS.
-pub async fn raw_rate(system: &TestSystem, owner: Uuid, count: usize) -> anyhow::Result<f64> {
-    let settings = system.settings.clone();
+pub async fn raw_rate(system: &BenchSystem, owner: Uuid, count: usize) -> anyhow::Result<f64> {
+    let settings = system.settings();
     let pool = taskflow_runtime::store::postgres::connect(
         &settings,
         "bench_raw_audit",
@@ -120,7 +115,7 @@ pub async fn raw_rate(system: &TestSystem, owner: Uuid, count: usize) -> anyhow:
 
 /// Seconds from the end of a burst of `count` events to no lag.
 pub async fn lag_after_burst(
-    system: &TestSystem,
+    system: &BenchSystem,
     owner: Uuid,
     count: usize,
 ) -> anyhow::Result<(Duration, Duration)> {

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::system::BenchSystem;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::json;
-use taskflow_system_tests::TestSystem;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{RUN_FOR, WARM_UP, percentiles};
@@ -23,7 +23,7 @@ pub struct FanOut {
 /// Connects `clients` feeds for the user, creates at `rate` per second, and
 /// times each create from its request to every client and to its audit record.
 pub async fn run(
-    system: &TestSystem,
+    system: &BenchSystem,
     token: &str,
     clients: usize,
     rate: f64,
@@ -105,14 +105,14 @@ pub async fn run(
     let deliveries = ws.len();
 
     taskflow_system_tests::wait_until("every audit record", Duration::from_secs(30), || async {
-        (system.audit().consumer_lag().await == 0).then_some(())
+        (system.consumer_lag("audit").await == 0).then_some(())
     })
     .await;
     let recorded: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
         "SELECT payload->'task'->>'title', recorded_at FROM audit_records \
          WHERE event_type = 'task.created' AND payload->'task'->>'title' LIKE 'fan %'",
     )
-    .fetch_all(&system.audit().pool)
+    .fetch_all(system.pool("audit"))
     .await?;
     let by_number: HashMap<usize, DateTime<Utc>> = recorded
         .into_iter()

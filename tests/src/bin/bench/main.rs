@@ -1,5 +1,9 @@
 //! `just bench`: throughput and latency of the write path, each figure next
-//! to the ceiling it is compared with, measured in the same run.
+//! to the ceiling it is compared with, measured in the same run. The system
+//! runs as separate processes, as `compose.yaml` runs it (see [`system`]);
+//! this process is only its client. The figures go to
+//! `target/bench/report.md` and `report.json`, with `load.svg` (see
+//! [`report`]).
 //!
 //! 1. HTTP create-task throughput at 1, 16 and 64 concurrent clients, with
 //!    p50/p99 latency, beside the raw rate of the same write (task row and
@@ -18,6 +22,8 @@ mod authz;
 mod consumer;
 mod durability;
 mod fanout;
+mod report;
+mod system;
 mod timing;
 
 use std::sync::Arc;
@@ -28,7 +34,10 @@ use futures::StreamExt;
 use serde_json::json;
 use taskflow_runtime::outbox::OutboxRecord;
 use taskflow_schemas::EventEnvelope;
-use taskflow_system_tests::{SmtpCatcher, TestSystem, Transport, User};
+use taskflow_system_tests::{SmtpCatcher, User};
+
+use crate::report::{Goal, LoadStep, Report};
+use crate::system::BenchSystem;
 use tokio::sync::Mutex;
 
 const RUN_FOR: Duration = Duration::from_secs(5);
@@ -42,6 +51,10 @@ const BURST: usize = 10_000;
 /// Reminders due within [`REMINDER_SPREAD`], for their lateness.
 const REMINDERS: usize = 10_000;
 const REMINDER_SPREAD: Duration = Duration::from_secs(60);
+/// How the measured system runs, for the report.
+const LAYOUT: &str = "The system as `compose.yaml` lays it out: one process of each service binary and one edge, \
+    release build, logs at `info` to files, its own nats-server, the machine's Postgres 15; \
+    the load from the bench's own process, on the same 2 cores.";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -49,17 +62,19 @@ async fn main() -> anyhow::Result<()> {
     let feeds = FEED_CLIENTS.to_string();
     let catcher = SmtpCatcher::start().await;
     let smtp = catcher.url();
-    // Five services at 14 connections and the raw pool's 28 stay under
-    // Postgres's 100.
-    let mut system = TestSystem::spawn_configured(
-        Transport::InProcess,
-        14,
-        &[
-            ("TASKFLOW_WS_MAX_PER_USER", feeds.as_str()),
-            ("TASKFLOW_SMTP_URL", smtp.as_str()),
+    // Six services and the edge at 10 connections each, and the raw pool's
+    // 28, stay under Postgres's 100.
+    let logs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench/logs");
+    let mut system = system::BenchSystem::start(
+        &logs,
+        vec![
+            ("TASKFLOW_WS_MAX_PER_USER", feeds),
+            ("TASKFLOW_SMTP_URL", smtp),
+            ("TASKFLOW_DATABASE_MAX_CONNECTIONS", "10".to_owned()),
         ],
     )
-    .await;
+    .await?;
+    println!("(the system's logs: {})", logs.display());
     let user = system.register("Bench").await;
     // Only the email figure's recipient gets mail.
     let quiet = system
@@ -84,22 +99,22 @@ async fn main() -> anyhow::Result<()> {
                 "{:.0} creates/s, p50 {:.2} ms, p99 {:.2} ms",
                 figures.rate, figures.p50, figures.p99
             );
-            system.stop().await;
+            system.stop().await?;
             return Ok(());
         }
         Some("timing") => {
             timing_figures(&system, &catcher, &user).await?;
-            system.stop().await;
+            system.stop().await?;
             return Ok(());
         }
         Some("authz") => {
             authz::run(&system, &http).await?;
-            system.stop().await;
+            system.stop().await?;
             return Ok(());
         }
         Some("durability") => {
             durability::run().await?;
-            system.stop().await;
+            system.stop().await?;
             return Ok(());
         }
         Some("paced") => {
@@ -111,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "{count} creates at {rate:.0}/s: commit → stream p50 {p50:.2} ms, p99 {p99:.2} ms"
             );
-            system.stop().await;
+            system.stop().await?;
             return Ok(());
         }
         _ => {}
@@ -130,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
         "{:>8} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>6}",
         "clients", "HTTP/s", "p50 ms", "p99 ms", "raw SQL/s", "p50 ms", "p99 ms", "ratio"
     );
+    let mut report = Report::default();
     let mut rate_at_16 = 0.0;
     for clients in CONCURRENCY {
         settle(&system, &raw_pool).await;
@@ -139,6 +155,20 @@ async fn main() -> anyhow::Result<()> {
         if clients == 16 {
             rate_at_16 = http.rate;
         }
+        report.add(
+            format!("HTTP creates/s, {clients} clients"),
+            http.rate,
+            "/s",
+            Some(("the same write straight from sqlx", raw.rate)),
+            (clients == 16).then_some(Goal::RatioAtLeast(0.8)),
+        );
+        report.add(
+            format!("HTTP create p99, {clients} clients"),
+            http.p99,
+            "ms",
+            Some(("the raw write's p99", raw.p99)),
+            None,
+        );
         println!(
             "{clients:>8} | {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {:>6.2}",
             http.rate,
@@ -154,11 +184,42 @@ async fn main() -> anyhow::Result<()> {
     settle(&system, &raw_pool).await;
     let paced = rate_at_16 / 2.0;
     let (count, p50, p99) = commit_to_stream(&system, &http, &user.token, paced).await?;
+    let (raw_p50, raw_p99) = raw_publish_acks(&system.jetstream, paced).await?;
     println!();
     println!(
         "Commit → event on TASKS, {count} creates paced at {paced:.0}/s (half the 16-client rate)"
     );
     println!("  p50 {p50:.2} ms, p99 {p99:.2} ms");
+    println!(
+        "  a raw 1 KiB publish to a file stream on the same server, acked: p50 {raw_p50:.2} ms, p99 {raw_p99:.2} ms"
+    );
+    report.add(
+        format!("commit → event on TASKS p99, {paced:.0} creates/s"),
+        p99,
+        "ms",
+        Some(("raw publish-ack p99", raw_p99)),
+        Some(Goal::Below(10.0)),
+    );
+
+    settle(&system, &raw_pool).await;
+    println!();
+    println!(
+        "HTTP creates against offered load (open loop, {} s a step)",
+        RUN_FOR.as_secs()
+    );
+    println!(
+        "{:>10} {:>10} {:>8} {:>8}",
+        "offered/s", "taken/s", "p50 ms", "p99 ms"
+    );
+    for share in [0.25, 0.5, 0.75, 1.0, 1.25] {
+        settle(&system, &raw_pool).await;
+        let step = paced_creates(&system, &http, &user.token, rate_at_16 * share).await;
+        println!(
+            "{:>10.0} {:>10.0} {:>8.2} {:>8.2}",
+            step.offered, step.achieved, step.p50, step.p99
+        );
+        report.add_load_step(step);
+    }
 
     settle(&system, &raw_pool).await;
     let fan = fanout::run(&system, &user.token, FEED_CLIENTS, paced).await?;
@@ -174,6 +235,20 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "  REST → audit record     p50 {:.2} ms, p99 {:.2} ms",
         fan.audit.0, fan.audit.1
+    );
+    report.add(
+        format!("REST → WebSocket frame p99, {FEED_CLIENTS} clients"),
+        fan.ws.1,
+        "ms",
+        None,
+        Some(Goal::Below(20.0)),
+    );
+    report.add(
+        "REST → audit record p99",
+        fan.audit.1,
+        "ms",
+        None,
+        Some(Goal::Below(30.0)),
     );
 
     settle(&system, &raw_pool).await;
@@ -193,27 +268,51 @@ async fn main() -> anyhow::Result<()> {
         burst.as_secs_f64(),
         lag.as_secs_f64()
     );
+    report.add(
+        format!("audit consumer catching up on {BURST} events"),
+        consumed,
+        "records/s",
+        Some(("the same rows straight from sqlx", raw)),
+        Some(Goal::RatioAtLeast(0.7)),
+    );
+    report.add(
+        format!("audit lag back to 0 after a {BURST}-event burst"),
+        lag.as_secs_f64(),
+        "s",
+        None,
+        Some(Goal::Below(0.5)),
+    );
     settle(&system, &raw_pool).await;
-    timing_figures(&system, &catcher, &user).await?;
+    let lateness = timing_figures(&system, &catcher, &user).await?;
+    report.add(
+        format!("reminder lateness p99, {REMINDERS} due within a minute"),
+        lateness,
+        "ms",
+        None,
+        Some(Goal::Below(50.0)),
+    );
     settle(&system, &raw_pool).await;
     authz::run(&system, &http).await?;
     durability::run().await?;
+    system.stop().await?;
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    report.write(&folder, LAYOUT)?;
     println!();
-    println!("Goals: ratio >= 0.6 at 16 clients; commit → stream p99 < 20 ms;");
+    println!("{}", report.markdown(LAYOUT));
     println!(
-        "       REST → WS p99 < 50 ms; REST → audit p99 < 100 ms; audit lag 0 within 1 s of a 10k burst;"
+        "(written to {}: report.md, report.json, load.svg)",
+        folder.display()
     );
-    println!("       reminder lateness p99 < 100 ms; completion → next task p99 < 100 ms.");
-    system.stop().await;
     Ok(())
 }
 
-/// The scheduler's and the notifier's figures.
+/// The scheduler's and the notifier's figures; returns the reminders'
+/// lateness p99 (due time → `reminder.due` on the stream).
 async fn timing_figures(
-    system: &TestSystem,
+    system: &BenchSystem,
     catcher: &SmtpCatcher,
     user: &User,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<f64> {
     println!();
     println!(
         "Reminders: {REMINDERS} due within {} s (each notifies in-app too)",
@@ -237,11 +336,11 @@ async fn timing_figures(
         timing::notification_to_email(system, catcher, user, &recipient, 200, 20.0).await?;
     println!("Email: 200 assignments at 20/s to a user who wants email");
     println!("  assignment request → email accepted by SMTP  p50 {p50:.2} ms, p99 {p99:.2} ms");
-    Ok(())
+    Ok(seen.1)
 }
 
 /// Waits until the notifier knows `user`'s address.
-async fn wait_for_recipient(system: &TestSystem, user: &User) {
+async fn wait_for_recipient(system: &BenchSystem, user: &User) {
     taskflow_system_tests::wait_until(
         "the notifier knows the recipient",
         Duration::from_secs(10),
@@ -249,7 +348,7 @@ async fn wait_for_recipient(system: &TestSystem, user: &User) {
             let known: Option<bool> =
                 sqlx::query_scalar("SELECT email_notifications FROM recipients WHERE user_id = $1")
                     .bind(user.id)
-                    .fetch_optional(&system.service("notifier").pool)
+                    .fetch_optional(system.pool("notifier"))
                     .await
                     .ok()
                     .flatten();
@@ -315,7 +414,7 @@ async fn create(http: &reqwest::Client, url: &str, token: &str, title: String) {
 }
 
 async fn http_creates(
-    system: &TestSystem,
+    system: &BenchSystem,
     http: &reqwest::Client,
     token: &str,
     clients: usize,
@@ -332,7 +431,7 @@ async fn http_creates(
 
 /// Lets the previous figure's work finish and its writes reach the disk, so
 /// that neither lands in the next figure.
-async fn settle(system: &TestSystem, pool: &sqlx::PgPool) {
+async fn settle(system: &BenchSystem, pool: &sqlx::PgPool) {
     // Every consumer catches up with what the last figure wrote before the next one.
     consumer::wait_for_every_consumer(system).await;
     if let Err(error) = sqlx::query("CHECKPOINT").execute(pool).await {
@@ -342,8 +441,8 @@ async fn settle(system: &TestSystem, pool: &sqlx::PgPool) {
 }
 
 /// A database with the tasks schema and no relay, for the raw rate.
-async fn raw_database(system: &TestSystem) -> anyhow::Result<sqlx::PgPool> {
-    let mut settings = system.settings.clone();
+async fn raw_database(system: &BenchSystem) -> anyhow::Result<sqlx::PgPool> {
+    let mut settings = system.settings();
     settings.database_max_connections = 28;
     Ok(taskflow_runtime::store::postgres::connect(
         &settings,
@@ -389,14 +488,14 @@ async fn raw_writes(pool: &sqlx::PgPool, clients: usize) -> Figures {
 /// events (new connections on every side) are not counted.
 /// Returns (events counted, p50, p99).
 async fn commit_to_stream(
-    system: &TestSystem,
+    system: &BenchSystem,
     http: &reqwest::Client,
     token: &str,
     rate: f64,
 ) -> anyhow::Result<(usize, f64, f64)> {
     let arrivals = Arc::new(Mutex::new(Vec::new()));
     // A connection of its own, like any other consumer of the stream's subjects.
-    let subscriber = async_nats::connect(system.nats.url()).await?;
+    let subscriber = async_nats::connect(system.nats_url.as_str()).await?;
     let mut subscription = subscriber.subscribe("tasks.>").await?;
     let listener = {
         let arrivals = arrivals.clone();
@@ -452,4 +551,92 @@ fn percentiles(samples: &mut [f64]) -> (f64, f64) {
     samples.sort_by(|a, b| a.total_cmp(b));
     let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
     (at(0.50), at(0.99))
+}
+
+/// Creates offered at `rate` per second whatever the answers take (open
+/// loop), for `RUN_FOR` after `WARM_UP`: the rate taken and the latency.
+async fn paced_creates(
+    system: &BenchSystem,
+    http: &reqwest::Client,
+    token: &str,
+    rate: f64,
+) -> LoadStep {
+    let url = Arc::new(format!("{}/api/v1/tasks", system.base_url));
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1.0)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut sent = Vec::new();
+    while started.elapsed() < WARM_UP + RUN_FOR {
+        ticks.tick().await;
+        let counted = started.elapsed() >= WARM_UP;
+        let (http, url, token) = (http.clone(), url.clone(), token.to_owned());
+        let n = sent.len();
+        sent.push(tokio::spawn(async move {
+            let begun = Instant::now();
+            create(&http, &url, &token, format!("offered {n}")).await;
+            (
+                counted,
+                begun.elapsed().as_secs_f64() * 1000.0,
+                Instant::now(),
+            )
+        }));
+    }
+    let mut samples = Vec::new();
+    let mut last = started;
+    for done in futures::future::join_all(sent).await {
+        let (counted, latency, at) = done.expect("a create");
+        if counted {
+            samples.push(latency);
+            last = last.max(at);
+        }
+    }
+    let achieved = samples.len() as f64 / (last - started - WARM_UP).as_secs_f64();
+    let (p50, p99) = percentiles(&mut samples);
+    LoadStep {
+        offered: rate,
+        achieved,
+        p50,
+        p99,
+    }
+}
+
+/// The machine's limit for commit → stream: a 1 KiB publish to a file
+/// stream of the same server, at `rate` per second, from send to ack.
+async fn raw_publish_acks(
+    js: &async_nats::jetstream::Context,
+    rate: f64,
+) -> anyhow::Result<(f64, f64)> {
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "BENCH_RAW".into(),
+            subjects: vec!["bench.raw.>".into()],
+            ..Default::default()
+        })
+        .await?;
+    let payload = vec![b'x'; 1024];
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1.0)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let started = Instant::now();
+    let mut sent = Vec::new();
+    while started.elapsed() < WARM_UP + RUN_FOR {
+        ticks.tick().await;
+        let counted = started.elapsed() >= WARM_UP;
+        let (js, payload) = (js.clone(), payload.clone());
+        let n = sent.len();
+        sent.push(tokio::spawn(async move {
+            let begun = Instant::now();
+            let ack = js.publish(format!("bench.raw.{n}"), payload.into()).await?;
+            ack.await?;
+            anyhow::Ok((counted, begun.elapsed().as_secs_f64() * 1000.0))
+        }));
+    }
+    let mut samples = Vec::new();
+    for done in futures::future::join_all(sent).await {
+        let (counted, latency) = done??;
+        if counted {
+            samples.push(latency);
+        }
+    }
+    js.delete_stream(&stream.cached_info().config.name).await?;
+    Ok(percentiles(&mut samples))
 }

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::json;
 use taskflow_schemas::EventEnvelope;
-use taskflow_system_tests::{SmtpCatcher, TestSystem, User, wait_until};
+use taskflow_system_tests::{SmtpCatcher, User, wait_until};
+
+use crate::system::BenchSystem;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -21,12 +23,12 @@ pub type Spread = (f64, f64, f64);
 /// to tell the timer from the relay, to its firing in the scheduler's
 /// database.
 pub async fn reminder_lateness(
-    system: &TestSystem,
+    system: &BenchSystem,
     user: &User,
     count: usize,
     spread: Duration,
 ) -> anyhow::Result<(Spread, Spread)> {
-    let subscriber = async_nats::connect(system.nats.url()).await?;
+    let subscriber = async_nats::connect(system.nats_url.as_str()).await?;
     let mut due = subscriber.subscribe("reminders.due.>").await?;
     let late = Arc::new(Mutex::new(Vec::with_capacity(count)));
     let listener = {
@@ -88,7 +90,7 @@ pub async fn reminder_lateness(
         "SELECT (extract(epoch FROM fired_at - fire_at) * 1000)::float8 FROM reminders \
          WHERE status = 'fired'",
     )
-    .fetch_all(&system.service("scheduler").pool)
+    .fetch_all(system.pool("scheduler"))
     .await?;
     Ok((spread_of(&mut seen), spread_of(&mut fired)))
 }
@@ -105,7 +107,7 @@ type Occurrence = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 /// Completion of a recurring task → its next task's `task.created` on
 /// `TASKS`, for `count` series completed `per_second`. (p50, p99) in ms.
 pub async fn next_instance(
-    system: &TestSystem,
+    system: &BenchSystem,
     user: &User,
     count: usize,
     per_second: f64,
@@ -130,7 +132,7 @@ pub async fn next_instance(
         firsts.push(task["id"].as_str().unwrap_or_default().to_owned());
     }
     let seen: Arc<Mutex<HashMap<Uuid, Occurrence>>> = Arc::default();
-    let subscriber = async_nats::connect(system.nats.url()).await?;
+    let subscriber = async_nats::connect(system.nats_url.as_str()).await?;
     let mut events = subscriber.subscribe("tasks.>").await?;
     let listener = {
         let seen = seen.clone();
@@ -189,7 +191,7 @@ pub async fn next_instance(
 /// (the catcher's file time), for `count` assignments `per_second`.
 /// (p50, p99) in ms.
 pub async fn notification_to_email(
-    system: &TestSystem,
+    system: &BenchSystem,
     catcher: &SmtpCatcher,
     author: &User,
     recipient: &User,

@@ -9,10 +9,10 @@ use futures::StreamExt;
 use taskflow_schemas::EventEnvelope;
 use uuid::Uuid;
 
-use crate::cluster::{Cluster, SERVICES};
 use crate::poison::Injected;
 use crate::watchers::Watcher;
 use crate::workload::Acknowledged;
+use taskflow_system_tests::cluster::{Cluster, SERVICES};
 
 /// One invariant: what it says, how many cases it covered, and what broke it.
 pub struct Invariant {

@@ -13,7 +13,6 @@
 //! `just chaos DURATION SEED` replays the same choices.
 
 mod checks;
-mod cluster;
 mod poison;
 mod rng;
 mod watchers;
@@ -23,9 +22,9 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::cluster::Cluster;
 use crate::rng::Rng;
 use crate::workload::Workload;
+use taskflow_system_tests::cluster::{Cluster, Database, Topology};
 
 /// Clients working at once.
 const CLIENTS: usize = 8;
@@ -67,7 +66,14 @@ async fn main() -> ExitCode {
 async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
     let logs = std::env::temp_dir().join(format!("taskflow-chaos-{seed}"));
     std::fs::create_dir_all(&logs)?;
-    let mut cluster = Cluster::start(&logs).await;
+    let topology = Topology {
+        copies: 2,
+        database: Database::Own,
+        prefix: "tfc_",
+        log_level: "warn",
+        env: Vec::new(),
+    };
+    let mut cluster = Cluster::start(&logs, topology).await;
     println!(
         "chaos: {} processes up; logs in {}",
         cluster.instances.len() + 2,
@@ -152,9 +158,9 @@ async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
             }
             (2, older) => {
                 older_store = older;
-                cluster.postgres.crash();
+                cluster.own_postgres().crash();
                 tokio::time::sleep(down_for).await;
-                cluster.postgres.start_again();
+                cluster.own_postgres().start_again();
                 "postgres".to_owned()
             }
             (_, older) => {

@@ -1,14 +1,17 @@
-//! The system as separate processes, the way an operator runs it: its own
-//! nats-server and Postgres, two instances of every service binary and two
-//! edges, each of which the harness can kill (SIGKILL) and start again.
+//! The system as separate processes, the way an operator runs it (as
+//! `compose.yaml` does): its own nats-server, a Postgres, one or more
+//! instances of every service binary and as many edges, each of which the
+//! harness can kill (SIGKILL) and start again. `just chaos` and `just bench`
+//! run the system this way, with rate limits off and 4 database
+//! connections per process unless the topology's environment says otherwise.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use taskflow_system_tests::{NatsServer, PostgresServer, wait_until};
+use crate::{NatsServer, PostgresServer, wait_until};
 
-/// The service binaries, each run twice.
+/// The service binaries.
 pub const SERVICES: [&str; 6] = [
     "identity",
     "projects",
@@ -17,8 +20,27 @@ pub const SERVICES: [&str; 6] = [
     "scheduler",
     "notifier",
 ];
-pub const DATABASE_PREFIX: &str = "tfc_";
-const JWT_SECRET: &str = "chaos-secret-of-at-least-thirty-two-characters";
+const JWT_SECRET: &str = "cluster-secret-of-at-least-thirty-two-characters";
+
+/// How the system is laid out.
+pub struct Topology {
+    /// Instances of every service binary, and of the edge.
+    pub copies: usize,
+    /// A Postgres of the cluster's own, which the harness may kill, or the
+    /// one at this URL.
+    pub database: Database,
+    /// The prefix of the cluster's database names.
+    pub prefix: &'static str,
+    /// `RUST_LOG` of every process; their logs go to files.
+    pub log_level: &'static str,
+    /// More environment for every process.
+    pub env: Vec<(&'static str, String)>,
+}
+
+pub enum Database {
+    Own,
+    At(String),
+}
 
 /// One process of the system.
 pub struct Instance {
@@ -83,27 +105,39 @@ impl Drop for Instance {
 
 pub struct Cluster {
     pub nats: NatsServer,
-    pub postgres: PostgresServer,
+    /// Its own Postgres, if the topology asked for one.
+    pub postgres: Option<PostgresServer>,
+    database_url: String,
+    prefix: &'static str,
     pub instances: Vec<Instance>,
     /// The edges' base URLs.
     pub edges: Vec<String>,
 }
 
 impl Cluster {
-    pub async fn start(logs: &Path) -> Self {
+    /// Starts nats-server, the database if its own, then every process,
+    /// with their logs in `logs`; returns once every one is ready.
+    pub async fn start(logs: &Path, topology: Topology) -> Self {
         let nats = NatsServer::start().await;
-        let postgres = PostgresServer::start().await;
+        let (postgres, database_url) = match topology.database {
+            Database::Own => {
+                let postgres = PostgresServer::start().await;
+                let url = postgres.url();
+                (Some(postgres), url)
+            }
+            Database::At(url) => (None, url),
+        };
         let bin_dir = binaries();
         let mut instances = Vec::new();
         let mut edges = Vec::new();
         let mut ports = Ports::default();
         let common = |ops: u16| {
-            vec![
+            let mut env = vec![
                 ("NATS_URL".to_owned(), nats.url()),
-                ("DATABASE_URL".to_owned(), postgres.url()),
+                ("DATABASE_URL".to_owned(), database_url.clone()),
                 (
                     "TASKFLOW_DATABASE_PREFIX".to_owned(),
-                    DATABASE_PREFIX.to_owned(),
+                    topology.prefix.to_owned(),
                 ),
                 (
                     "TASKFLOW_DATABASE_MAX_CONNECTIONS".to_owned(),
@@ -118,10 +152,14 @@ impl Cluster {
                     "TASKFLOW_RATE_LIMIT_AUTH_ACCOUNT".to_owned(),
                     "off".to_owned(),
                 ),
-                ("RUST_LOG".to_owned(), "warn".to_owned()),
-            ]
+                ("RUST_LOG".to_owned(), topology.log_level.to_owned()),
+            ];
+            for (name, value) in &topology.env {
+                env.push((name.to_string(), value.clone()));
+            }
+            env
         };
-        for copy in 1..=2 {
+        for copy in 1..=topology.copies {
             for service in SERVICES {
                 let ops = ports.take();
                 instances.push(Instance {
@@ -151,20 +189,44 @@ impl Cluster {
         let mut cluster = Self {
             nats,
             postgres,
+            database_url,
+            prefix: topology.prefix,
             instances,
             edges,
         };
-        // The first copies create the databases and streams, then the second.
-        let half = cluster.instances.len() / 2;
-        for index in 0..half {
-            cluster.instances[index].start();
+        // The first copies create the databases and streams, then the others.
+        let per_copy = cluster.instances.len() / topology.copies;
+        for copy in 0..topology.copies {
+            let range = copy * per_copy..(copy + 1) * per_copy;
+            for index in range.clone() {
+                cluster.instances[index].start();
+            }
+            cluster.wait_ready(range).await;
         }
-        cluster.wait_ready(0..half).await;
-        for index in half..cluster.instances.len() {
-            cluster.instances[index].start();
-        }
-        cluster.wait_ready(half..cluster.instances.len()).await;
         cluster
+    }
+
+    /// Its own Postgres; panics for a cluster on a shared one.
+    pub fn own_postgres(&self) -> &PostgresServer {
+        self.postgres
+            .as_ref()
+            .expect("a cluster with a Postgres of its own")
+    }
+
+    /// Kills the first instance named `name` (`audit-1`), or starts it
+    /// again and waits until it is ready.
+    pub async fn set_running(&mut self, name: &str, running: bool) {
+        let index = self
+            .instances
+            .iter()
+            .position(|instance| instance.name == name)
+            .unwrap_or_else(|| panic!("no instance {name}"));
+        if running {
+            self.instances[index].start();
+            self.wait_ready(index..index + 1).await;
+        } else {
+            self.instances[index].kill();
+        }
     }
 
     /// Starts whatever is down (or ended by itself) and waits until every
@@ -177,7 +239,7 @@ impl Cluster {
         self.wait_ready(0..self.instances.len()).await;
     }
 
-    async fn wait_ready(&self, range: std::ops::Range<usize>) {
+    pub async fn wait_ready(&self, range: std::ops::Range<usize>) {
         let http = reqwest::Client::new();
         for instance in &self.instances[range] {
             let url = instance.ready_url.clone();
@@ -201,12 +263,15 @@ impl Cluster {
         }
     }
 
+    /// The URL of `service`'s database.
+    pub fn database_url(&self, service: &str) -> String {
+        self.database_url
+            .replace("/?sslmode", &format!("/{}{service}?sslmode", self.prefix))
+    }
+
     /// A connection pool to `service`'s database, for the checks.
     pub async fn database(&self, service: &str) -> sqlx::PgPool {
-        let url = self
-            .postgres
-            .url()
-            .replace("/?sslmode", &format!("/{DATABASE_PREFIX}{service}?sslmode"));
+        let url = self.database_url(service);
         sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
             .connect(&url)
@@ -224,7 +289,7 @@ fn binaries() -> PathBuf {
         let binary = folder.join(format!("taskflow-{service}"));
         assert!(
             binary.exists(),
-            "{} is missing: run `just chaos` (it builds the binaries)",
+            "{} is missing: run `just chaos` or `just bench` (they build the binaries)",
             binary.display()
         );
     }

@@ -84,6 +84,11 @@ impl Instance {
         }
     }
 
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process ended by itself (a service exits when it cannot
     /// go on: crash-only); the harness starts it again, as a supervisor would.
     pub fn exited(&mut self) -> bool {
@@ -211,6 +216,14 @@ impl Cluster {
         self.postgres
             .as_ref()
             .expect("a cluster with a Postgres of its own")
+    }
+
+    /// The instance named `name` (`audit-1`).
+    pub fn instance(&self, name: &str) -> &Instance {
+        self.instances
+            .iter()
+            .find(|instance| instance.name == name)
+            .unwrap_or_else(|| panic!("no instance {name}"))
     }
 
     /// Kills the first instance named `name` (`audit-1`), or starts it

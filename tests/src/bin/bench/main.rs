@@ -22,6 +22,7 @@ mod authz;
 mod consumer;
 mod durability;
 mod fanout;
+mod memory;
 mod report;
 mod system;
 mod timing;
@@ -58,8 +59,8 @@ const LAYOUT: &str = "The system as `compose.yaml` lays it out: one process of e
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // The fan-out figure connects FEED_CLIENTS feeds as one user.
-    let feeds = FEED_CLIENTS.to_string();
+    // The fan-out and memory figures connect their feeds as one user.
+    let feeds = FEED_CLIENTS.max(memory::FEED_CLIENTS).to_string();
     let catcher = SmtpCatcher::start().await;
     let smtp = catcher.url();
     // Six services and the edge at 10 connections each, and the raw pool's
@@ -104,6 +105,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("timing") => {
             timing_figures(&system, &catcher, &user).await?;
+            system.stop().await?;
+            return Ok(());
+        }
+        Some("memory") => {
+            memory_figures(&system, &mut Report::default()).await?;
             system.stop().await?;
             return Ok(());
         }
@@ -208,15 +214,15 @@ async fn main() -> anyhow::Result<()> {
         RUN_FOR.as_secs()
     );
     println!(
-        "{:>10} {:>10} {:>8} {:>8}",
-        "offered/s", "taken/s", "p50 ms", "p99 ms"
+        "{:>10} {:>10} {:>8} {:>8} {:>8}",
+        "offered/s", "taken/s", "503s", "p50 ms", "p99 ms"
     );
     for share in [0.25, 0.5, 0.75, 1.0, 1.25] {
         settle(&system, &raw_pool).await;
         let step = paced_creates(&system, &http, &user.token, rate_at_16 * share).await;
         println!(
-            "{:>10.0} {:>10.0} {:>8.2} {:>8.2}",
-            step.offered, step.achieved, step.p50, step.p99
+            "{:>10.0} {:>10.0} {:>8} {:>8.2} {:>8.2}",
+            step.offered, step.achieved, step.shed, step.p50, step.p99
         );
         report.add_load_step(step);
     }
@@ -293,6 +299,8 @@ async fn main() -> anyhow::Result<()> {
     );
     settle(&system, &raw_pool).await;
     authz::run(&system, &http).await?;
+    settle(&system, &raw_pool).await;
+    memory_figures(&system, &mut report).await?;
     durability::run().await?;
     system.stop().await?;
     let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
@@ -402,6 +410,18 @@ where
 }
 
 async fn create(http: &reqwest::Client, url: &str, token: &str, title: String) {
+    let status = try_create(http, url, token, title).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+}
+
+/// A create, and how it was answered: past its capacity the system sheds
+/// load with 503 rather than queueing without end.
+async fn try_create(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    title: String,
+) -> reqwest::StatusCode {
     let response = http
         .post(url)
         .bearer_auth(token)
@@ -409,8 +429,14 @@ async fn create(http: &reqwest::Client, url: &str, token: &str, title: String) {
         .send()
         .await
         .expect("the edge answers");
-    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+    let status = response.status();
+    assert!(
+        status == reqwest::StatusCode::CREATED
+            || status == reqwest::StatusCode::SERVICE_UNAVAILABLE,
+        "a create answered {status}"
+    );
     let _ = response.bytes().await;
+    status
 }
 
 async fn http_creates(
@@ -573,28 +599,34 @@ async fn paced_creates(
         let n = sent.len();
         sent.push(tokio::spawn(async move {
             let begun = Instant::now();
-            create(&http, &url, &token, format!("offered {n}")).await;
-            (
-                counted,
-                begun.elapsed().as_secs_f64() * 1000.0,
-                Instant::now(),
-            )
+            let status = try_create(&http, &url, &token, format!("offered {n}")).await;
+            let taken = status == reqwest::StatusCode::CREATED;
+            let latency = begun.elapsed().as_secs_f64() * 1000.0;
+            (counted, taken, latency, Instant::now())
         }));
     }
     let mut samples = Vec::new();
+    let mut shed = 0;
     let mut last = started;
     for done in futures::future::join_all(sent).await {
-        let (counted, latency, at) = done.expect("a create");
-        if counted {
+        let (counted, taken, latency, at) = done.expect("a create");
+        if counted && taken {
             samples.push(latency);
             last = last.max(at);
+        } else if counted {
+            shed += 1;
         }
     }
-    let achieved = samples.len() as f64 / (last - started - WARM_UP).as_secs_f64();
+    let elapsed = last
+        .saturating_duration_since(started + WARM_UP)
+        .as_secs_f64()
+        .max(0.001);
+    let achieved = samples.len() as f64 / elapsed;
     let (p50, p99) = percentiles(&mut samples);
     LoadStep {
         offered: rate,
         achieved,
+        shed,
         p50,
         p99,
     }
@@ -639,4 +671,37 @@ async fn raw_publish_acks(
     }
     js.delete_stream(&stream.cached_info().config.name).await?;
     Ok(percentiles(&mut samples))
+}
+
+/// Memory per 1,000 live-feed clients and per 100,000 pending reminders.
+async fn memory_figures(system: &BenchSystem, report: &mut Report) -> anyhow::Result<()> {
+    let user = system.register("Memory").await;
+    let clients = memory::per_thousand_clients(system, &user).await?;
+    let reminders = memory::per_hundred_thousand_reminders(system, &user).await?;
+    println!();
+    println!("Memory (resident, of the process that holds them)");
+    println!(
+        "  the edge, per 1,000 live-feed clients: {:.0} KiB",
+        clients
+    );
+    println!(
+        "  the scheduler, per 100,000 pending reminders (measured with {}): {:.0} KiB",
+        memory::REMINDERS,
+        reminders
+    );
+    report.add(
+        "edge memory per 1,000 live-feed clients",
+        clients,
+        "KiB",
+        None,
+        None,
+    );
+    report.add(
+        "scheduler memory per 100,000 pending reminders",
+        reminders,
+        "KiB",
+        None,
+        None,
+    );
+    Ok(())
 }

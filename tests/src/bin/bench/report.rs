@@ -46,6 +46,8 @@ struct Row {
 pub struct LoadStep {
     pub offered: f64,
     pub achieved: f64,
+    /// Creates answered 503 (load shed) while the step was counted.
+    pub shed: usize,
     pub p50: f64,
     pub p99: f64,
 }
@@ -123,12 +125,15 @@ impl Report {
         }
         if !self.load.is_empty() {
             text.push_str("\nHTTP creates against offered load (open loop; `load.svg`):\n\n");
-            text.push_str("| offered/s | taken/s | p50 ms | p99 ms |\n|---|---|---|---|\n");
+            text.push_str(
+                "| offered/s | taken/s | answered 503 | p50 ms (taken) | p99 ms (taken) |\n",
+            );
+            text.push_str("|---|---|---|---|---|\n");
             for step in &self.load {
                 let _ = writeln!(
                     text,
-                    "| {:.0} | {:.0} | {:.2} | {:.2} |",
-                    step.offered, step.achieved, step.p50, step.p99
+                    "| {:.0} | {:.0} | {} | {:.2} | {:.2} |",
+                    step.offered, step.achieved, step.shed, step.p50, step.p99
                 );
             }
         }
@@ -156,7 +161,7 @@ impl Report {
             .load
             .iter()
             .map(|step| {
-                json!({"offered_per_s": step.offered, "taken_per_s": step.achieved,
+                json!({"offered_per_s": step.offered, "taken_per_s": step.achieved, "answered_503": step.shed,
                        "p50_ms": step.p50, "p99_ms": step.p99})
             })
             .collect();

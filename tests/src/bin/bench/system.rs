@@ -131,6 +131,20 @@ impl BenchSystem {
         lag
     }
 
+    /// The resident memory of `service`'s process (`edge` for the edge), in KiB.
+    pub fn resident_kib(&self, service: &str) -> anyhow::Result<u64> {
+        let instance = self.cluster.instance(&format!("{service}-1"));
+        let pid = instance
+            .pid()
+            .ok_or_else(|| anyhow::anyhow!("{service} is not running"))?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no VmRSS for {service}"))
+    }
+
     /// Kills `service`'s process, or starts it again and waits until it is ready.
     pub async fn set_running(&mut self, service: &str, running: bool) {
         self.cluster

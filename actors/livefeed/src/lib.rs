@@ -133,6 +133,9 @@ pub fn router(feed: &LiveFeed, platform: &Platform, shutdown: Shutdown) -> Route
     Router::new().route("/ws", get(upgrade)).with_state(context)
 }
 
+/// How much of a client's stream is read at a time.
+const READ_BUFFER: usize = 4 * 1024;
+
 async fn upgrade(
     State(context): State<FeedContext>,
     uri: Uri,
@@ -148,7 +151,10 @@ async fn upgrade(
     };
     let handshake = taskflow_schemas::decode::query::<Handshake>(uri.query().unwrap_or_default())
         .map_err(|error| error.error);
+    // Clients send a few small frames: the default 128 KiB read buffer,
+    // allocated for every connection, was most of a client's memory.
     upgrade
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
         .on_upgrade(move |socket| session::run(socket, context, open, handshake))

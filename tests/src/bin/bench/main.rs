@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Some("memory") => {
-            memory_figures(&system, &mut Report::default()).await?;
+            memory_figures(&mut system, &mut Report::default()).await?;
             system.stop().await?;
             return Ok(());
         }
@@ -300,7 +300,7 @@ async fn main() -> anyhow::Result<()> {
     settle(&system, &raw_pool).await;
     authz::run(&system, &http).await?;
     settle(&system, &raw_pool).await;
-    memory_figures(&system, &mut report).await?;
+    memory_figures(&mut system, &mut report).await?;
     durability::run().await?;
     system.stop().await?;
     let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
@@ -674,7 +674,7 @@ async fn raw_publish_acks(
 }
 
 /// Memory per 1,000 live-feed clients and per 100,000 pending reminders.
-async fn memory_figures(system: &BenchSystem, report: &mut Report) -> anyhow::Result<()> {
+async fn memory_figures(system: &mut BenchSystem, report: &mut Report) -> anyhow::Result<()> {
     let user = system.register("Memory").await;
     let clients = memory::per_thousand_clients(system, &user).await?;
     let reminders = memory::per_hundred_thousand_reminders(system, &user).await?;

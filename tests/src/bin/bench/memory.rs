@@ -1,5 +1,7 @@
 //! What holding clients and reminders costs in memory: the resident size of
-//! the process that holds them, before and after.
+//! the process that holds them, before and after, on a process started
+//! afresh (one that served earlier figures reuses memory it freed, and the
+//! difference would say too little).
 
 use std::time::Duration;
 
@@ -16,7 +18,9 @@ pub const FEED_CLIENTS: usize = 1_000;
 pub const REMINDERS: usize = 20_000;
 
 /// KiB of the edge's resident memory per 1,000 connected live-feed clients.
-pub async fn per_thousand_clients(system: &BenchSystem, user: &User) -> anyhow::Result<f64> {
+pub async fn per_thousand_clients(system: &mut BenchSystem, user: &User) -> anyhow::Result<f64> {
+    system.set_running("edge", false).await;
+    system.set_running("edge", true).await;
     let before = system.resident_kib("edge")?;
     let url = format!(
         "{}/ws?token={}",
@@ -48,9 +52,11 @@ pub async fn per_thousand_clients(system: &BenchSystem, user: &User) -> anyhow::
 /// KiB of the scheduler's resident memory per 100,000 pending reminders,
 /// measured with [`REMINDERS`] of them (due in 2030).
 pub async fn per_hundred_thousand_reminders(
-    system: &BenchSystem,
+    system: &mut BenchSystem,
     user: &User,
 ) -> anyhow::Result<f64> {
+    system.set_running("scheduler", false).await;
+    system.set_running("scheduler", true).await;
     let before = system.resident_kib("scheduler")?;
     let http = reqwest::Client::new();
     let url = format!("{}/api/v1/tasks", system.base_url);

@@ -49,8 +49,9 @@ pub async fn reminder_lateness(
             }
         })
     };
-    // Set far enough ahead that every task exists before the first is due.
-    let first = Utc::now() + chrono::Duration::seconds(15);
+    // Set far enough ahead that every task exists before the first is due,
+    // even on a machine that creates 300 a second.
+    let first = Utc::now() + chrono::Duration::seconds(40);
     let step = spread.as_secs_f64() / count as f64;
     let url = format!("{}/api/v1/tasks", system.base_url);
     let http = reqwest::Client::new();

@@ -39,3 +39,30 @@ where
         pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
+
+/// What the durable consumers of the event streams whose names start with
+/// `prefix` (a service's name, or "" for all) have pending or not yet
+/// acknowledged; `None` when NATS cannot say.
+pub async fn consumer_backlog(js: &async_nats::jetstream::Context, prefix: &str) -> Option<u64> {
+    use futures::StreamExt;
+    let mut backlog = 0;
+    for stream in ["TASKS", "REMINDERS", "AUDIT"] {
+        let handle = js.get_stream(stream).await.ok()?;
+        let mut names = handle.consumer_names();
+        while let Some(name) = names.next().await {
+            let name = name.ok()?;
+            if !name.starts_with(prefix) {
+                continue;
+            }
+            let mut consumer = handle
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name)
+                .await
+                .ok()?;
+            let info = consumer.info().await.ok()?;
+            if info.config.durable_name.is_some() {
+                backlog += info.num_pending + info.num_ack_pending as u64;
+            }
+        }
+    }
+    Some(backlog)
+}

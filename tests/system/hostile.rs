@@ -928,28 +928,12 @@ fn poison(nonce: usize) -> Vec<(&'static str, Vec<u8>)> {
 /// Every durable consumer of the event streams has nothing pending and
 /// nothing unacknowledged.
 async fn no_consumer_waits(system: &TestSystem) {
-    let js = system.platform.jetstream.clone();
-    wait_until("every consumer to drain", Duration::from_secs(30), || {
-        let js = js.clone();
-        async move {
-            for stream in ["TASKS", "REMINDERS", "AUDIT"] {
-                let handle = js.get_stream(stream).await.ok()?;
-                let mut names = handle.consumer_names();
-                while let Some(name) = futures::StreamExt::next(&mut names).await {
-                    let mut consumer = handle
-                        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name.ok()?)
-                        .await
-                        .ok()?;
-                    let info = consumer.info().await.ok()?;
-                    let durable = info.config.durable_name.is_some();
-                    if durable && (info.num_pending > 0 || info.num_ack_pending > 0) {
-                        return None;
-                    }
-                }
-            }
-            Some(())
-        }
-    })
+    let js = &system.platform.jetstream;
+    wait_until(
+        "every consumer to drain",
+        Duration::from_secs(30),
+        || async { (taskflow_system_tests::consumer_backlog(js, "").await? == 0).then_some(()) },
+    )
     .await;
 }
 

@@ -9,13 +9,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use futures::StreamExt;
 use reqwest::Method;
 use serde_json::Value;
 use sqlx::PgPool;
 use taskflow_runtime::Settings;
 use taskflow_system_tests::cluster::{Cluster, Database, SERVICES, Topology};
-use taskflow_system_tests::{Api, Reply, User, wait_until};
+use taskflow_system_tests::{Api, Reply, User, consumer_backlog, wait_until};
 
 /// The bench's databases: `tfbench_tasks`, ...
 const PREFIX: &str = "tfbench_";
@@ -103,32 +102,9 @@ impl BenchSystem {
     /// What the durable consumers whose names start with `prefix` (a
     /// service's name, or "" for every one) have pending or unacknowledged.
     pub async fn consumer_lag(&self, prefix: &str) -> u64 {
-        let mut lag = 0;
-        for stream in ["TASKS", "REMINDERS", "AUDIT"] {
-            let Ok(handle) = self.jetstream.get_stream(stream).await else {
-                return u64::MAX;
-            };
-            let mut names = handle.consumer_names();
-            while let Some(name) = names.next().await {
-                let Ok(name) = name else { return u64::MAX };
-                if !name.starts_with(prefix) {
-                    continue;
-                }
-                let Ok(mut consumer) = handle
-                    .get_consumer::<jetstream::consumer::pull::Config>(&name)
-                    .await
-                else {
-                    return u64::MAX;
-                };
-                let Ok(info) = consumer.info().await else {
-                    return u64::MAX;
-                };
-                if info.config.durable_name.is_some() {
-                    lag += info.num_pending + info.num_ack_pending as u64;
-                }
-            }
-        }
-        lag
+        consumer_backlog(&self.jetstream, prefix)
+            .await
+            .unwrap_or(u64::MAX)
     }
 
     /// The resident memory of `service`'s process (`edge` for the edge), in KiB.

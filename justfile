@@ -65,6 +65,11 @@ bench *FIGURES:
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
         cargo run --release -p taskflow-system-tests --bin bench -- {{FIGURES}}
 
+# A flame graph of every process under the 16-client HTTP load: target/bench/flame.svg (needs perf and `cargo install inferno`)
+profile:
+    cargo build --release --bins
+    NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" scripts/profile.sh
+
 # Fuzz the running API (`just up`) against its OpenAPI document: just api-fuzz 200
 api-fuzz EXAMPLES="100":
     #!/usr/bin/env bash

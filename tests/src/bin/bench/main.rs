@@ -20,9 +20,11 @@
 
 mod authz;
 mod consumer;
+mod cpu;
 mod durability;
 mod fanout;
 mod memory;
+mod profile;
 mod report;
 mod system;
 mod timing;
@@ -37,6 +39,8 @@ use taskflow_runtime::outbox::OutboxRecord;
 use taskflow_schemas::EventEnvelope;
 use taskflow_system_tests::{SmtpCatcher, User};
 
+use crate::cpu::CpuClock;
+use crate::profile::Profiler;
 use crate::report::{Goal, LoadStep, Report};
 use crate::system::BenchSystem;
 use tokio::sync::Mutex;
@@ -95,10 +99,22 @@ async fn main() -> anyhow::Result<()> {
     // `bench paced [RATE]` only the commit → stream latency (default 1000/s).
     match std::env::args().nth(1).as_deref() {
         Some("http") => {
+            let clock = CpuClock::start(&system);
+            let profiler = Profiler::start_if_asked(RUN_FOR)?;
             let figures = http_creates(&system, &http, &user.token, 16).await;
+            settle_outbox_and_consumers(&system).await;
+            let cpu = clock.stop(&system);
+            if let Some(profiler) = profiler {
+                profiler.finish()?;
+            }
             println!(
                 "{:.0} creates/s, p50 {:.2} ms, p99 {:.2} ms",
                 figures.rate, figures.p50, figures.p99
+            );
+            println!(
+                "CPU per create, the consumers' work included (ms): {}; {:.2} cores busy",
+                cpu.by_part(figures.count),
+                cpu.cores_busy
             );
             system.stop().await?;
             return Ok(());
@@ -155,11 +171,26 @@ async fn main() -> anyhow::Result<()> {
     let mut rate_at_16 = 0.0;
     for clients in CONCURRENCY {
         settle(&system, &raw_pool).await;
+        let clock = CpuClock::start(&system);
         let http = http_creates(&system, &http, &user.token, clients).await;
+        settle_outbox_and_consumers(&system).await;
+        let cpu = clock.stop(&system);
         settle(&system, &raw_pool).await;
+        let clock = CpuClock::start(&system);
         let raw = raw_writes(&raw_pool, clients).await;
+        let raw_cpu = clock.stop(&system);
         if clients == 16 {
             rate_at_16 = http.rate;
+            report.add_cpu(
+                "an HTTP create, 16 clients, with every consumer's work it causes",
+                http.count,
+                cpu,
+            );
+            report.add_cpu(
+                "the same write straight from sqlx, 16 clients",
+                raw.count,
+                raw_cpu,
+            );
         }
         report.add(
             format!("HTTP creates/s, {clients} clients"),
@@ -367,6 +398,8 @@ async fn wait_for_recipient(system: &BenchSystem, user: &User) {
 }
 
 struct Figures {
+    /// Operations done.
+    count: usize,
     rate: f64,
     p50: f64,
     p99: f64,
@@ -374,9 +407,15 @@ struct Figures {
 
 impl Figures {
     fn from_samples(mut samples: Vec<f64>, elapsed: Duration) -> Self {
-        let rate = samples.len() as f64 / elapsed.as_secs_f64();
+        let count = samples.len();
+        let rate = count as f64 / elapsed.as_secs_f64();
         let (p50, p99) = percentiles(&mut samples);
-        Self { rate, p50, p99 }
+        Self {
+            count,
+            rate,
+            p50,
+            p99,
+        }
     }
 }
 
@@ -464,6 +503,25 @@ async fn settle(system: &BenchSystem, pool: &sqlx::PgPool) {
         eprintln!("(no CHECKPOINT between figures: {error})");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+/// Waits until the creates of a figure are published and every consumer
+/// has applied them, so their CPU is counted with the figure.
+async fn settle_outbox_and_consumers(system: &BenchSystem) {
+    taskflow_system_tests::wait_until(
+        "the tasks outbox to be published",
+        Duration::from_secs(60),
+        || async {
+            let unpublished: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                    .fetch_one(system.pool("tasks"))
+                    .await
+                    .ok()?;
+            (unpublished == 0).then_some(())
+        },
+    )
+    .await;
+    consumer::wait_for_every_consumer(system).await;
 }
 
 /// A database with the tasks schema and no relay, for the raw rate.

@@ -8,6 +8,8 @@ use std::path::Path;
 
 use serde_json::json;
 
+use crate::cpu::CpuUse;
+
 /// What a figure is held to.
 #[derive(Debug, Clone, Copy)]
 pub enum Goal {
@@ -52,10 +54,18 @@ pub struct LoadStep {
     pub p99: f64,
 }
 
+/// Where the CPU went during one figure.
+struct CpuRow {
+    figure: String,
+    operations: usize,
+    cpu: CpuUse,
+}
+
 #[derive(Default)]
 pub struct Report {
     rows: Vec<Row>,
     load: Vec<LoadStep>,
+    cpu: Vec<CpuRow>,
 }
 
 impl Report {
@@ -80,6 +90,15 @@ impl Report {
 
     pub fn add_load_step(&mut self, step: LoadStep) {
         self.load.push(step);
+    }
+
+    /// The CPU a figure of `operations` cost, by process.
+    pub fn add_cpu(&mut self, figure: impl Into<String>, operations: usize, cpu: CpuUse) {
+        self.cpu.push(CpuRow {
+            figure: figure.into(),
+            operations,
+            cpu,
+        });
     }
 
     /// Writes `report.md`, `report.json` and `load.svg` into `folder`.
@@ -137,6 +156,22 @@ impl Report {
                 );
             }
         }
+        if !self.cpu.is_empty() {
+            text.push_str(
+                "\nWhere the CPU goes (from `/proc`, every process of the machine counted):\n\n",
+            );
+            text.push_str("| figure | CPU per operation, by process (ms) | cores busy of 2 |\n");
+            text.push_str("|---|---|---|\n");
+            for row in &self.cpu {
+                let _ = writeln!(
+                    text,
+                    "| {} | {} | {:.2} |",
+                    row.figure,
+                    row.cpu.by_part(row.operations),
+                    row.cpu.cores_busy
+                );
+            }
+        }
         text
     }
 
@@ -165,7 +200,21 @@ impl Report {
                        "p50_ms": step.p50, "p99_ms": step.p99})
             })
             .collect();
-        json!({"layout": layout, "figures": figures, "load": load})
+        let cpu: Vec<_> = self
+            .cpu
+            .iter()
+            .map(|row| {
+                let parts: serde_json::Map<String, serde_json::Value> = row
+                    .cpu
+                    .parts
+                    .iter()
+                    .map(|(part, seconds)| (part.clone(), json!(seconds)))
+                    .collect();
+                json!({"figure": row.figure, "operations": row.operations,
+                       "cpu_seconds": parts, "cores_busy": row.cpu.cores_busy})
+            })
+            .collect();
+        json!({"layout": layout, "figures": figures, "load": load, "cpu": cpu})
     }
 
     /// p50 and p99 of the request latency against offered load, as lines.

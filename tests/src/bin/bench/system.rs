@@ -121,6 +121,27 @@ impl BenchSystem {
             .ok_or_else(|| anyhow::anyhow!("no VmRSS for {service}"))
     }
 
+    /// The system's processes that run now, by name (`tasks`, `edge`,
+    /// `nats-server`), for their CPU time.
+    pub fn processes(&self) -> Vec<(String, u32)> {
+        let mut processes: Vec<(String, u32)> = self
+            .cluster
+            .instances
+            .iter()
+            .filter_map(|instance| {
+                let name = instance.name.trim_end_matches("-1").to_owned();
+                Some((name, instance.pid()?))
+            })
+            .collect();
+        processes.extend(
+            self.cluster
+                .nats
+                .pid()
+                .map(|pid| ("nats-server".to_owned(), pid)),
+        );
+        processes
+    }
+
     /// Kills `service`'s process, or starts it again and waits until it is ready.
     pub async fn set_running(&mut self, service: &str, running: bool) {
         self.cluster

@@ -1,0 +1,48 @@
+//! `just profile`: samples every process of the machine with `perf` while
+//! the 16-client HTTP figure runs, call stacks included, so the flame
+//! graph shows where the cores go under that load (and nothing of the
+//! system's start).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Samples per second and core: enough for a figure of seconds, and few
+/// enough that `perf` (on the same 2 cores) stays out of the way.
+const FREQUENCY: &str = "199";
+
+/// A `perf record` running for the length of one figure.
+pub struct Profiler {
+    child: Child,
+    output: PathBuf,
+}
+
+impl Profiler {
+    /// Starts `perf record` if `TASKFLOW_BENCH_PROFILE` names its output file.
+    pub fn start_if_asked(length: Duration) -> anyhow::Result<Option<Self>> {
+        let Some(output) = std::env::var_os("TASKFLOW_BENCH_PROFILE").map(PathBuf::from) else {
+            return Ok(None);
+        };
+        let child = Command::new("perf")
+            .args(["record", "--all-cpus", "--freq", FREQUENCY])
+            .args(["--call-graph", "dwarf,16384", "--output"])
+            .arg(&output)
+            .arg("--")
+            .args(["sleep", &length.as_secs_f64().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|error| {
+                anyhow::anyhow!("perf record starts (is linux-perf installed?): {error}")
+            })?;
+        Ok(Some(Self { child, output }))
+    }
+
+    /// Waits for `perf record` to write its samples.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        let status = self.child.wait()?;
+        anyhow::ensure!(status.success(), "perf record failed: {status}");
+        println!("(perf samples: {})", self.output.display());
+        Ok(())
+    }
+}

@@ -212,3 +212,67 @@ async fn keyed_workers_keep_each_tasks_events_in_order() {
     effects.stop().await;
     system.stop().await;
 }
+
+/// Whether `consumer` recorded `event` in its service's inbox.
+async fn recorded(pool: &sqlx::PgPool, consumer: &str, event: Uuid) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM consumed_events WHERE consumer = $1 AND event_id = $2)",
+    )
+    .bind(consumer)
+    .bind(event)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_event_a_service_has_nothing_to_do_with_is_acked_without_a_transaction() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let bob = system.register("Bob").await;
+    let far = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let plain = json!({"title": "plain"});
+    let reminded = json!({"title": "reminded", "reminder_time": far});
+    let assigned = json!({"title": "assigned", "assignee_id": bob.id});
+    let mut created = Vec::new();
+    for body in [plain, reminded, assigned] {
+        let task = id_of(&system.create_task(&ada, body).await);
+        system
+            .wait_for_events(TASKS_STREAM, created.len() + 1)
+            .await;
+        created.push(system.task_events(task).await[0].envelope.event_id);
+    }
+    let (scheduler, notifier) = (system.service("scheduler"), system.service("notifier"));
+    wait_until(
+        "the scheduler and the notifier are done with the three",
+        Duration::from_secs(10),
+        || async {
+            let lag = scheduler.consumer_lag().await + notifier.consumer_lag().await;
+            (lag == 0).then_some(())
+        },
+    )
+    .await;
+
+    let mut in_scheduler = Vec::new();
+    let mut in_notifier = Vec::new();
+    for event in &created {
+        in_scheduler.push(recorded(&scheduler.pool, "scheduler-tasks", *event).await);
+        in_notifier.push(recorded(&notifier.pool, "notifier-tasks", *event).await);
+    }
+    // Only the reminder concerns the scheduler, only the assignment the notifier.
+    assert_eq!(in_scheduler, [false, true, false]);
+    assert_eq!(in_notifier, [false, false, true]);
+    let reminders: i64 = sqlx::query_scalar("SELECT count(*) FROM reminders")
+        .fetch_one(&scheduler.pool)
+        .await
+        .unwrap();
+    assert_eq!(reminders, 1);
+    let notified: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE recipient_id = $1")
+            .bind(bob.id)
+            .fetch_one(&notifier.pool)
+            .await
+            .unwrap();
+    assert!(notified >= 1, "bob is told of the assignment");
+    system.stop().await;
+}

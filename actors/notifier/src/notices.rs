@@ -20,6 +20,13 @@ pub struct Notice {
     pub message: String,
 }
 
+/// A new task nobody is told of leaves the notifier nothing to keep: its
+/// readers are recorded with its first notification, by a later event.
+/// Any other task event may change who reads a notified task.
+pub fn is_silent_creation(event_type: &str, actor: Option<Uuid>, event: &TaskEventPayload) -> bool {
+    event_type == TASK_CREATED && for_task_event(event_type, actor, event).is_empty()
+}
+
 pub fn for_reminder(reminder: &ReminderDuePayload) -> Vec<Notice> {
     let task = &reminder.task;
     let people = task.assignee_id.into_iter().chain([task.creator_id]);
@@ -170,6 +177,9 @@ mod tests {
         assert_eq!(recipients(&notices), [bob]);
         assert_eq!(notices[0].kind, NotificationKind::Assigned);
         assert!(for_task_event(TASK_CREATED, Some(bob), &created).is_empty());
+        assert!(!is_silent_creation(TASK_CREATED, Some(ada), &created));
+        assert!(is_silent_creation(TASK_CREATED, Some(bob), &created));
+        assert!(!is_silent_creation(TASK_UPDATED, Some(bob), &created));
 
         let mut changes = taskflow_schemas::events::Changes::new();
         changes.insert(

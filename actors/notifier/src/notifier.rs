@@ -15,7 +15,8 @@ use taskflow_runtime::outbox::{self, RelayHandle};
 use taskflow_schemas::EventEnvelope;
 use taskflow_schemas::access::Participants;
 use taskflow_schemas::events::{
-    NOTIFICATION_FAILED, NOTIFICATION_SENT, REMINDER_DUE, ReminderDuePayload, TaskEventPayload,
+    NOTIFICATION_FAILED, NOTIFICATION_SENT, REMINDER_DUE, ReminderDuePayload, TASK_CREATED,
+    TaskEventPayload,
 };
 use taskflow_schemas::notification::{
     Channel, Notification, NotificationEventPayload, NotificationStatus,
@@ -91,6 +92,19 @@ impl Effector for Notifier {
             }
         }
         Ok(emails)
+    }
+
+    fn ignores(&self, event: &ConsumedEvent) -> bool {
+        let envelope = &event.envelope;
+        envelope.event_type == TASK_CREATED
+            && TaskEventPayload::deserialize(&envelope.payload).is_ok_and(|payload| {
+                envelope.task_id == Some(payload.task.id)
+                    && notices::is_silent_creation(
+                        &envelope.event_type,
+                        envelope.actor_id,
+                        &payload,
+                    )
+            })
     }
 
     async fn perform(&self, _delivery: i64, email: &Email) -> Result<(), EffectError> {

@@ -4,13 +4,15 @@
 //! asked of the tasks service (`CreateNextOccurrence`) with retries, under
 //! an `Idempotency-Key` naming the occurrence, so it is made exactly once.
 
+use serde::Deserialize;
 use sqlx::PgConnection;
 use taskflow_runtime::bus::{CommandClient, CommandContext};
 use taskflow_runtime::consumer::effector::{EffectError, Effector};
 use taskflow_runtime::consumer::{ConsumedEvent, HandlerError};
 use taskflow_schemas::catalogue::CreateNextOccurrence;
 use taskflow_schemas::commands::{AsUser, NextOccurrence, Principal};
-use taskflow_schemas::events::{TASK_DELETED, TaskEventPayload};
+use taskflow_schemas::events::{TASK_CREATED, TASK_DELETED, TaskEventPayload};
+use taskflow_schemas::task::Task;
 use taskflow_schemas::user::Role;
 use taskflow_schemas::{ErrorBody, ErrorCode};
 
@@ -47,6 +49,14 @@ impl Effector for TaskPlanner {
         reminders::reconcile(tx, &task, wanted, envelope).await?;
         let next = series::follow(tx, &task, deleted, envelope).await?;
         Ok(next.into_iter().collect())
+    }
+
+    fn ignores(&self, event: &ConsumedEvent) -> bool {
+        let envelope = &event.envelope;
+        envelope.event_type == TASK_CREATED
+            && TaskEventPayload::deserialize(&envelope.payload).is_ok_and(|payload| {
+                envelope.task_id == Some(payload.task.id) && keeps_nothing_of(&payload.task)
+            })
     }
 
     async fn perform(&self, _delivery: i64, next: &NextTask) -> Result<(), EffectError> {
@@ -93,5 +103,30 @@ fn effect_error(error: ErrorBody) -> EffectError {
         | ErrorCode::RateLimited
         | ErrorCode::Internal => EffectError::Retry(error.error),
         _ => EffectError::Permanent(format!("{}: {}", error.code.as_str(), error.error)),
+    }
+}
+
+/// A new task with no reminder and no series: the scheduler keeps nothing
+/// of it (there is no earlier reminder to cancel), until an event gives it one.
+fn keeps_nothing_of(created: &Task) -> bool {
+    reminders::fire_time(created, false).is_none() && created.series_id.is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::keeps_nothing_of;
+    use crate::reminders::tests::task;
+
+    #[test]
+    fn a_new_task_without_reminder_or_series_is_nothing_to_the_scheduler() {
+        assert!(keeps_nothing_of(&task()));
+        let mut reminded = task();
+        reminded.reminder_time = Some(Utc::now());
+        assert!(!keeps_nothing_of(&reminded));
+        let mut recurring = task();
+        recurring.series_id = Some(recurring.id);
+        assert!(!keeps_nothing_of(&recurring));
     }
 }

@@ -179,10 +179,10 @@ pub async fn due_and_next(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn task() -> Task {
+    pub(crate) fn task() -> Task {
         let now = Utc::now();
         Task {
             id: Uuid::now_v7(),

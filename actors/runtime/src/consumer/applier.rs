@@ -36,7 +36,13 @@ impl<H: EventHandler> GroupApplier<H> {
     pub async fn process(&self, messages: Vec<Message>) {
         let mut events = Vec::with_capacity(messages.len());
         for message in messages {
-            if let Some(event) = self.prepare(message).await {
+            let Some(event) = self.prepare(message).await else {
+                continue;
+            };
+            if self.handler.ignores(&event.event) {
+                self.count_skip("ignored");
+                self.ack(&event.message, AckKind::Ack).await;
+            } else {
                 events.push(event);
             }
         }

@@ -61,6 +61,13 @@ pub trait Effector: Send + Sync + 'static {
         event: &ConsumedEvent,
     ) -> impl Future<Output = Result<Vec<Self::Effect>, HandlerError>> + Send;
 
+    /// Whether `event` asks for no effect and writes nothing, whatever the
+    /// state (see [`EventHandler::ignores`]). False by default.
+    fn ignores(&self, event: &ConsumedEvent) -> bool {
+        let _ = event;
+        false
+    }
+
     /// After the commit, outside any transaction: performs one effect;
     /// `delivery` is the delivery's id, stable across its retries.
     fn perform(
@@ -141,6 +148,10 @@ impl<E: Effector> EventHandler for Recorder<E> {
         .execute(tx)
         .await?;
         Ok(())
+    }
+
+    fn ignores(&self, event: &ConsumedEvent) -> bool {
+        self.effector.ignores(event)
     }
 
     fn committed(&self) {

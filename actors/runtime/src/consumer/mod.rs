@@ -7,7 +7,9 @@
 //!
 //! - A redelivered or re-injected event finds its id recorded and changes
 //!   nothing (`consumed_events`, a runtime migration in every service database).
-//! - An unknown `schema_version` is logged, counted, acked and skipped.
+//! - An unknown `schema_version` is logged, counted, acked and skipped; so
+//!   is an event the handler says it has nothing to do with
+//!   ([`EventHandler::ignores`]), without a transaction.
 //! - A message that is not an envelope, a handler that rejects an event, and
 //!   an event that failed `MAX_DELIVER` times go to `DLQ` as
 //!   `dlq.<consumer>`, with the reason and the original subject, stream and
@@ -109,6 +111,17 @@ pub trait EventHandler: Send + Sync + 'static {
         tx: &mut PgConnection,
         event: &ConsumedEvent,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Whether `event` changes nothing here, whenever and however often it
+    /// is applied: such an event is acked without a transaction, and without
+    /// an inbox record, which only guards effects. Most task events concern
+    /// few services; a transaction for each costs every service a commit.
+    /// An event that may not be understood (a payload to reject) is not
+    /// ignored: it goes through [`EventHandler::apply`] to the DLQ.
+    fn ignores(&self, event: &ConsumedEvent) -> bool {
+        let _ = event;
+        false
+    }
 
     /// Applies several events, in order, inside one transaction. The default
     /// applies them one at a time; a handler that can write them together

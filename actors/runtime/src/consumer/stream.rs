@@ -20,6 +20,8 @@ const ACK_WAIT: Duration = Duration::from_secs(30);
 const BATCH: usize = 256;
 /// Events applied in one transaction, at most.
 const GROUP: usize = 128;
+/// Events in a group before another worker (another transaction) takes a part.
+const EVENTS_PER_WORKER: usize = 16;
 const PULL_EXPIRES: Duration = Duration::from_millis(500);
 /// How often the lag gauge is refreshed.
 const LAG_EVERY: Duration = Duration::from_secs(1);
@@ -174,12 +176,13 @@ impl ConsumerState {
         Ok(())
     }
 
-    /// Splits the group by task over the workers, each part in stream
-    /// order, and waits until every part is done.
+    /// Splits the group by task over as many workers as its size is worth,
+    /// each part in stream order, and waits until every part is done.
     async fn apply_group(&self, group: Vec<Message>) {
-        let mut parts: Vec<Vec<Message>> = vec![Vec::new(); self.workers.len()];
+        let used = workers_for(group.len(), self.workers.len());
+        let mut parts: Vec<Vec<Message>> = vec![Vec::new(); used];
         for message in group {
-            parts[worker_for(&message.subject, self.workers.len())].push(message);
+            parts[worker_for(&message.subject, used)].push(message);
         }
         let calls = self
             .workers
@@ -199,6 +202,13 @@ impl ConsumerState {
         let info = self.consumer.info().await?;
         Ok(info.num_pending + info.num_ack_pending as u64)
     }
+}
+
+/// Workers for a group of `events`: a transaction each, so a few events
+/// share one (a commit costs more than applying them), and a big group is
+/// spread over all of them.
+fn workers_for(events: usize, workers: usize) -> usize {
+    events.div_ceil(EVENTS_PER_WORKER).clamp(1, workers)
 }
 
 /// The worker for a subject: the last token is the task id on `tasks.*` and
@@ -240,7 +250,16 @@ impl<H: EventHandler> Actor for ConsumerWorker<H> {
 
 #[cfg(test)]
 mod tests {
-    use super::worker_for;
+    use super::{worker_for, workers_for};
+
+    #[test]
+    fn a_small_group_is_one_transaction_and_a_big_one_uses_every_worker() {
+        assert_eq!(workers_for(1, 4), 1);
+        assert_eq!(workers_for(16, 4), 1);
+        assert_eq!(workers_for(17, 4), 2);
+        assert_eq!(workers_for(128, 4), 4);
+        assert_eq!(workers_for(128, 1), 1);
+    }
 
     #[test]
     fn one_tasks_events_reach_one_worker() {

@@ -95,13 +95,17 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(64)
         .build()?;
 
-    // For a profiler: `bench http` runs only the 16-client HTTP figure,
-    // `bench paced [RATE]` only the commit → stream latency (default 1000/s).
+    // For a profiler: `bench http [CLIENTS]` runs only the HTTP figure (16
+    // clients by default), `bench paced [RATE]` only the commit → stream
+    // latency (default 1000/s).
     match std::env::args().nth(1).as_deref() {
         Some("http") => {
+            let clients = std::env::args()
+                .nth(2)
+                .map_or(Ok(16), |clients| clients.parse())?;
             let clock = CpuClock::start(&system);
             let profiler = Profiler::start_if_asked(RUN_FOR)?;
-            let figures = http_creates(&system, &http, &user.token, 16).await;
+            let figures = http_creates(&system, &http, &user.token, clients).await;
             settle_outbox_and_consumers(&system).await;
             let cpu = clock.stop(&system);
             if let Some(profiler) = profiler {

@@ -65,10 +65,10 @@ bench *FIGURES:
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
         cargo run --release -p taskflow-system-tests --bin bench -- {{FIGURES}}
 
-# A flame graph of every process under the 16-client HTTP load: target/bench/flame.svg (needs perf and `cargo install inferno`)
-profile:
+# A flame graph of every process while one bench figure runs: just profile [http|audit] (needs perf and `cargo install inferno`)
+profile FIGURE="http":
     cargo build --release --bins
-    NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" scripts/profile.sh
+    NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" scripts/profile.sh {{FIGURE}}
 
 # Fuzz the running API (`just up`) against its OpenAPI document: just api-fuzz 200
 api-fuzz EXAMPLES="100":

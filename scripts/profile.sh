@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# `just profile`: a flame graph of the whole machine under the bench's
-# 16-client HTTP load (target/bench/flame.svg), from `perf record` of every
-# process, call stacks unwound from DWARF. Needs perf (Debian: linux-perf)
-# and inferno (`cargo install inferno`).
+# `just profile [FIGURE]`: a flame graph of the whole machine while one
+# figure of the bench runs (`http`: 16 clients creating tasks, the default;
+# `audit`: the audit consumer catching up on 10,000 events), from `perf
+# record` of every process, call stacks unwound from DWARF. Writes
+# target/bench/flame-FIGURE.svg. Needs perf (Debian: linux-perf) and
+# inferno (`cargo install inferno`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+figure="${1:-http}"
+case "$figure" in
+    http) title="16 HTTP clients creating tasks" ;;
+    audit) title="the audit consumer catching up on 10,000 events" ;;
+    *) echo "profile: no figure '$figure' (http or audit)" >&2; exit 2 ;;
+esac
 for tool in perf inferno-collapse-perf inferno-flamegraph; do
     command -v "$tool" >/dev/null || { echo "profile: $tool is not on PATH" >&2; exit 1; }
 done
 out=target/bench
 mkdir -p "$out"
-TASKFLOW_BENCH_PROFILE="$PWD/$out/perf.data" "${CARGO_TARGET_DIR:-target}/release/bench" http
-perf script --input "$out/perf.data" 2>/dev/null \
-    | inferno-collapse-perf --all > "$out/perf.folded"
-inferno-flamegraph --title "TaskFlow under 16 HTTP clients creating tasks (every process of the machine)" \
-    < "$out/perf.folded" > "$out/flame.svg"
-echo "flame graph: $out/flame.svg"
+TASKFLOW_BENCH_PROFILE="$PWD/$out/perf-$figure.data" "${CARGO_TARGET_DIR:-target}/release/bench" "$figure"
+# --pid keeps the processes apart: every service's threads are tokio-rt-worker.
+perf script --input "$out/perf-$figure.data" 2>/dev/null \
+    | inferno-collapse-perf --all --pid > "$out/perf-$figure.folded"
+inferno-flamegraph --title "TaskFlow: $title (every process of the machine)" \
+    < "$out/perf-$figure.folded" > "$out/flame-$figure.svg"
+echo "flame graph: $out/flame-$figure.svg"

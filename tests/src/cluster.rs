@@ -78,6 +78,21 @@ impl Instance {
         }
     }
 
+    /// SIGTERM, as an operator's stop would, and waits for it to exit: the
+    /// service finishes what it pulled and stops pulling.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let signalled = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .is_ok_and(|status| status.success());
+            if !signalled {
+                let _ = child.kill();
+            }
+            let _ = tokio::task::block_in_place(|| child.wait());
+        }
+    }
+
     pub fn start(&mut self) {
         if self.child.is_none() {
             self.spawn();
@@ -240,6 +255,16 @@ impl Cluster {
         } else {
             self.instances[index].kill();
         }
+    }
+
+    /// Stops the first instance named `name` as an operator would (SIGTERM).
+    pub fn terminate(&mut self, name: &str) {
+        let index = self
+            .instances
+            .iter()
+            .position(|instance| instance.name == name)
+            .unwrap_or_else(|| panic!("no instance {name}"));
+        self.instances[index].terminate();
     }
 
     /// Starts whatever is down (or ended by itself) and waits until every

@@ -154,6 +154,9 @@ impl<H: EventHandler> Actor for StreamConsumer<H> {
 }
 
 impl ConsumerState {
+    /// One pull request at a time: the server deals messages round-robin
+    /// over a consumer's waiting requests, and each batch has an inbox of
+    /// its own, so a second request made ahead would reorder the stream.
     async fn pull_batch(&mut self) -> Result<(), async_nats::Error> {
         let mut batch = self
             .consumer

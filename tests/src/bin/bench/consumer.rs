@@ -7,6 +7,8 @@ use taskflow_runtime::consumer::{ConsumedEvent, EventHandler};
 use taskflow_schemas::EventEnvelope;
 use taskflow_system_tests::fixtures;
 
+use crate::cpu::{CpuClock, CpuUse};
+use crate::profile::Profiler;
 use crate::system::BenchSystem;
 use uuid::Uuid;
 
@@ -60,18 +62,66 @@ pub async fn wait_for_every_consumer(system: &BenchSystem) {
     .await;
 }
 
-/// Records/s of the audit consumer catching up on `count` events.
+/// Records/s of the audit consumer catching up on `count` events, and the
+/// CPU it took, the restart of its process included (with `perf` sampling
+/// it when asked: see [`Profiler`]).
 pub async fn catch_up_rate(
     system: &mut BenchSystem,
     owner: Uuid,
     count: usize,
-) -> anyhow::Result<f64> {
-    system.set_running("audit", false).await;
-    publish(system, &events(owner, count)).await?;
-    let started = Instant::now();
+) -> anyhow::Result<(f64, CpuUse)> {
+    system.terminate("audit");
+    let burst = events(owner, count);
+    publish(system, &burst).await?;
+    wait_for_every_consumer_but_audit(system).await;
+    let clock = CpuClock::start(system);
+    let profiler = Profiler::start_if_asked()?;
     system.set_running("audit", true).await;
     wait_for_no_lag(system).await;
-    Ok(count as f64 / started.elapsed().as_secs_f64())
+    let cpu = clock.stop(system);
+    let ids: Vec<Uuid> = burst.iter().map(|event| event.event_id).collect();
+    let rate = recording_rate(system, &ids).await?;
+    if let Some(profiler) = profiler {
+        profiler.finish()?;
+    }
+    Ok((rate, cpu))
+}
+
+/// Records/s while the audit recorded `ids`, from the start of its first
+/// transaction to the start of its last (`recorded_at` is the transaction's
+/// time), the records of the last one left out: the process's own start is
+/// not part of the figure.
+async fn recording_rate(system: &BenchSystem, ids: &[Uuid]) -> anyhow::Result<f64> {
+    let transactions: Vec<(chrono::DateTime<chrono::Utc>, i64)> = sqlx::query_as(
+        "SELECT recorded_at, count(*) FROM audit_records WHERE event_id = ANY($1) \
+         GROUP BY recorded_at ORDER BY recorded_at",
+    )
+    .bind(ids)
+    .fetch_all(system.pool("audit"))
+    .await?;
+    let (Some((first, _)), Some((last, in_last))) = (transactions.first(), transactions.last())
+    else {
+        anyhow::bail!("the audit recorded none of the burst");
+    };
+    let span = (*last - *first).num_microseconds().unwrap_or(0) as f64 / 1e6;
+    anyhow::ensure!(span > 0.0, "the burst was recorded in one transaction");
+    Ok((ids.len() as i64 - in_last) as f64 / span)
+}
+
+/// The other services are done with the events before the audit starts on
+/// them, so the figure measures the audit alone.
+async fn wait_for_every_consumer_but_audit(system: &BenchSystem) {
+    for service in taskflow_system_tests::cluster::SERVICES {
+        if service == "audit" {
+            continue;
+        }
+        taskflow_system_tests::wait_until(
+            &format!("{service}'s consumers to catch up"),
+            Duration::from_secs(120),
+            || async { (system.consumer_lag(service).await == 0).then_some(()) },
+        )
+        .await;
+    }
 }
 
 /// Records/s of the same work straight from sqlx: the same rows in

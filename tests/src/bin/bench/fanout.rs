@@ -14,7 +14,10 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::{RUN_FOR, WARM_UP, percentiles};
 
 pub struct FanOut {
+    /// Creates timed (after the warm-up).
     pub creates: usize,
+    /// Creates sent, the warm-up's included.
+    pub sent: usize,
     pub deliveries: usize,
     pub ws: (f64, f64),
     pub audit: (f64, f64),
@@ -127,6 +130,7 @@ pub async fn run(
         .collect();
     Ok(FanOut {
         creates: sent.len() - counted_from,
+        sent: sent.len(),
         deliveries,
         ws: percentiles(&mut ws),
         audit: percentiles(&mut audit),

@@ -96,15 +96,15 @@ async fn main() -> anyhow::Result<()> {
         .build()?;
 
     // For a profiler: `bench http [CLIENTS]` runs only the HTTP figure (16
-    // clients by default), `bench paced [RATE]` only the commit → stream
-    // latency (default 1000/s).
+    // clients by default), `bench audit` only the audit catching up,
+    // `bench paced [RATE]` only the commit → stream latency (default 1000/s).
     match std::env::args().nth(1).as_deref() {
         Some("http") => {
             let clients = std::env::args()
                 .nth(2)
                 .map_or(Ok(16), |clients| clients.parse())?;
             let clock = CpuClock::start(&system);
-            let profiler = Profiler::start_if_asked(RUN_FOR)?;
+            let profiler = Profiler::start_if_asked()?;
             let figures = http_creates(&system, &http, &user.token, clients).await;
             settle_outbox_and_consumers(&system).await;
             let cpu = clock.stop(&system);
@@ -118,6 +118,17 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "CPU per create, the consumers' work included (ms): {}; {:.2} cores busy",
                 cpu.by_part(figures.count),
+                cpu.cores_busy
+            );
+            system.stop().await?;
+            return Ok(());
+        }
+        Some("audit") => {
+            let (rate, cpu) = consumer::catch_up_rate(&mut system, user.id, BURST).await?;
+            println!("the audit caught up on {BURST} events at {rate:.0} records/s");
+            println!(
+                "CPU per record (ms): {}; {:.2} cores busy",
+                cpu.by_part(BURST),
                 cpu.cores_busy
             );
             system.stop().await?;
@@ -263,7 +274,14 @@ async fn main() -> anyhow::Result<()> {
     }
 
     settle(&system, &raw_pool).await;
+    let clock = CpuClock::start(&system);
     let fan = fanout::run(&system, &user.token, FEED_CLIENTS, paced).await?;
+    settle_outbox_and_consumers(&system).await;
+    report.add_cpu(
+        format!("a create paced at {paced:.0}/s, fanned out to {FEED_CLIENTS} WebSocket clients"),
+        fan.sent,
+        clock.stop(&system),
+    );
     println!();
     println!(
         "Live feed and audit: {FEED_CLIENTS} WebSocket clients, {} creates paced at {paced:.0}/s, {} deliveries",
@@ -293,7 +311,12 @@ async fn main() -> anyhow::Result<()> {
     );
 
     settle(&system, &raw_pool).await;
-    let consumed = consumer::catch_up_rate(&mut system, user.id, BURST).await?;
+    let (consumed, consumed_cpu) = consumer::catch_up_rate(&mut system, user.id, BURST).await?;
+    report.add_cpu(
+        format!("an audit record, catching up on {BURST} events"),
+        BURST,
+        consumed_cpu,
+    );
     settle(&system, &raw_pool).await;
     let raw = consumer::raw_rate(&system, user.id, BURST).await?;
     println!();

@@ -1,11 +1,10 @@
 //! `just profile`: samples every process of the machine with `perf` while
-//! the 16-client HTTP figure runs, call stacks included, so the flame
-//! graph shows where the cores go under that load (and nothing of the
-//! system's start).
+//! one figure runs (the 16-client HTTP creates, or the audit catching up),
+//! call stacks included, so the flame graph shows where the cores go under
+//! that load (and nothing of the system's start).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 /// Samples per second and core: enough for a figure of seconds, and few
 /// enough that `perf` (on the same 2 cores) stays out of the way.
@@ -19,16 +18,15 @@ pub struct Profiler {
 
 impl Profiler {
     /// Starts `perf record` if `TASKFLOW_BENCH_PROFILE` names its output file.
-    pub fn start_if_asked(length: Duration) -> anyhow::Result<Option<Self>> {
+    pub fn start_if_asked() -> anyhow::Result<Option<Self>> {
         let Some(output) = std::env::var_os("TASKFLOW_BENCH_PROFILE").map(PathBuf::from) else {
             return Ok(None);
         };
+        // Without a command, `perf record --all-cpus` samples until interrupted.
         let child = Command::new("perf")
             .args(["record", "--all-cpus", "--freq", FREQUENCY])
             .args(["--call-graph", "dwarf,16384", "--output"])
             .arg(&output)
-            .arg("--")
-            .args(["sleep", &length.as_secs_f64().to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -38,10 +36,19 @@ impl Profiler {
         Ok(Some(Self { child, output }))
     }
 
-    /// Waits for `perf record` to write its samples.
+    /// Stops `perf record` (SIGINT, as Ctrl-C would) and waits for it to
+    /// write its samples.
     pub fn finish(mut self) -> anyhow::Result<()> {
+        let interrupted = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(interrupted.success(), "perf record could not be stopped");
         let status = self.child.wait()?;
-        anyhow::ensure!(status.success(), "perf record failed: {status}");
+        // perf exits with the signal's status when interrupted.
+        anyhow::ensure!(
+            status.success() || status.code().is_none() || status.code() == Some(130),
+            "perf record failed: {status}"
+        );
         println!("(perf samples: {})", self.output.display());
         Ok(())
     }

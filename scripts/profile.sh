@@ -19,9 +19,16 @@ done
 out=target/bench
 mkdir -p "$out"
 TASKFLOW_BENCH_PROFILE="$PWD/$out/perf-$figure.data" "${CARGO_TARGET_DIR:-target}/release/bench" "$figure"
-# --pid keeps the processes apart: every service's threads are tokio-rt-worker.
-perf script --input "$out/perf-$figure.data" 2>/dev/null \
-    | inferno-collapse-perf --all --pid > "$out/perf-$figure.folded"
-inferno-flamegraph --title "TaskFlow: $title (every process of the machine)" \
+# Every service's threads are named tokio-rt-worker: the samples carry the
+# pid, which the bench's list turns into the process's name.
+names=()
+while read -r pid name; do
+    names+=(-e "s/^tokio-rt-worker-$pid;/$name;/")
+done < "$out/perf-$figure.data.pids"
+perf script --input "$out/perf-$figure.data" -F +pid 2>/dev/null \
+    | inferno-collapse-perf --all --pid \
+    | sed "${names[@]}" -e 's/^\([^;]*\)-[0-9][0-9]*;/\1;/' > "$out/perf-$figure.folded"
+# Frames narrower than a pixel are left out: unseen, they only make the SVG big.
+inferno-flamegraph --minwidth 1 --title "TaskFlow: $title (every process of the machine)" \
     < "$out/perf-$figure.folded" > "$out/flame-$figure.svg"
 echo "flame graph: $out/flame-$figure.svg"

@@ -80,7 +80,7 @@ fn examine(event: &ConsumedEvent) -> Result<Examined, HandlerError> {
     if !envelope.event_type.starts_with("task.") {
         return Ok((Vec::new(), None));
     }
-    let payload: TaskPayload = serde_json::from_value(envelope.payload.clone())
+    let payload = TaskPayload::deserialize(&envelope.payload)
         .map_err(|error| HandlerError::Reject(format!("not a task event payload: {error}")))?;
     let task_id = envelope
         .task_id

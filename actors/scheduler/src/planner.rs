@@ -36,7 +36,7 @@ impl Effector for TaskPlanner {
         event: &ConsumedEvent,
     ) -> Result<Vec<NextTask>, HandlerError> {
         let envelope = &event.envelope;
-        let payload: TaskEventPayload = serde_json::from_value(envelope.payload.clone())
+        let payload = TaskEventPayload::deserialize(&envelope.payload)
             .map_err(|error| HandlerError::Reject(format!("not a task event payload: {error}")))?;
         let task = payload.task;
         if envelope.task_id != Some(task.id) {

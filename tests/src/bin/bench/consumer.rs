@@ -82,7 +82,7 @@ pub async fn catch_up_rate(
     let ids: Vec<Uuid> = burst.iter().map(|event| event.event_id).collect();
     let rate = recording_rate(system, &ids).await?;
     if let Some(profiler) = profiler {
-        profiler.finish()?;
+        profiler.finish(system)?;
     }
     Ok((rate, cpu))
 }

@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
             settle_outbox_and_consumers(&system).await;
             let cpu = clock.stop(&system);
             if let Some(profiler) = profiler {
-                profiler.finish()?;
+                profiler.finish(&system)?;
             }
             println!(
                 "{:.0} creates/s, p50 {:.2} ms, p99 {:.2} ms",

@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
+use crate::system::BenchSystem;
+
 /// Samples per second and core: enough for a figure of seconds, and few
 /// enough that `perf` (on the same 2 cores) stays out of the way.
 const FREQUENCY: &str = "199";
@@ -36,9 +38,11 @@ impl Profiler {
         Ok(Some(Self { child, output }))
     }
 
-    /// Stops `perf record` (SIGINT, as Ctrl-C would) and waits for it to
-    /// write its samples.
-    pub fn finish(mut self) -> anyhow::Result<()> {
+    /// Stops `perf record` (SIGINT, as Ctrl-C would), waits for it to
+    /// write its samples, and writes beside them which process each pid of
+    /// the system is (`<output>.pids`): every service's threads have the
+    /// same name.
+    pub fn finish(mut self, system: &BenchSystem) -> anyhow::Result<()> {
         let interrupted = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status()?;
@@ -49,6 +53,15 @@ impl Profiler {
             status.success() || status.code().is_none() || status.code() == Some(130),
             "perf record failed: {status}"
         );
+        let mut processes = system.processes();
+        processes.push(("bench".to_owned(), std::process::id()));
+        let pids: String = processes
+            .into_iter()
+            .map(|(name, pid)| format!("{pid} {name}\n"))
+            .collect();
+        let mut names = self.output.clone().into_os_string();
+        names.push(".pids");
+        std::fs::write(names, pids)?;
         println!("(perf samples: {})", self.output.display());
         Ok(())
     }

@@ -58,16 +58,23 @@ impl NatsServer {
     /// A copy of the server's store as it is on disk now, as a power loss
     /// would leave it.
     pub fn copy_store(&self) -> PathBuf {
-        let copy =
-            std::env::temp_dir().join(format!("taskflow-nats-copy-{}", uuid::Uuid::now_v7()));
-        let copied = Command::new("cp")
-            .arg("-a")
-            .arg(&self.store)
-            .arg(&copy)
-            .status()
-            .expect("cp runs");
-        assert!(copied.success(), "the store is copied");
-        copy
+        // The running server replaces its consumers' state files through
+        // temporary ones, which may vanish under `cp`: copy again.
+        for _ in 0..5 {
+            let copy =
+                std::env::temp_dir().join(format!("taskflow-nats-copy-{}", uuid::Uuid::now_v7()));
+            let copied = Command::new("cp")
+                .arg("-a")
+                .arg(&self.store)
+                .arg(&copy)
+                .status()
+                .expect("cp runs");
+            if copied.success() {
+                return copy;
+            }
+            let _ = std::fs::remove_dir_all(&copy);
+        }
+        panic!("the store could not be copied in five tries");
     }
 
     /// Puts `copy` back as the store of a killed server: what it wrote since

@@ -82,11 +82,7 @@ impl Instance {
     /// service finishes what it pulled and stops pulling.
     pub fn terminate(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let signalled = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .is_ok_and(|status| status.success());
-            if !signalled {
+            if !crate::signal(child.id(), "TERM") {
                 let _ = child.kill();
             }
             let _ = tokio::task::block_in_place(|| child.wait());
@@ -235,20 +231,20 @@ impl Cluster {
 
     /// The instance named `name` (`audit-1`).
     pub fn instance(&self, name: &str) -> &Instance {
+        &self.instances[self.index_of(name)]
+    }
+
+    fn index_of(&self, name: &str) -> usize {
         self.instances
             .iter()
-            .find(|instance| instance.name == name)
+            .position(|instance| instance.name == name)
             .unwrap_or_else(|| panic!("no instance {name}"))
     }
 
     /// Kills the first instance named `name` (`audit-1`), or starts it
     /// again and waits until it is ready.
     pub async fn set_running(&mut self, name: &str, running: bool) {
-        let index = self
-            .instances
-            .iter()
-            .position(|instance| instance.name == name)
-            .unwrap_or_else(|| panic!("no instance {name}"));
+        let index = self.index_of(name);
         if running {
             self.instances[index].start();
             self.wait_ready(index..index + 1).await;
@@ -259,11 +255,7 @@ impl Cluster {
 
     /// Stops the first instance named `name` as an operator would (SIGTERM).
     pub fn terminate(&mut self, name: &str) {
-        let index = self
-            .instances
-            .iter()
-            .position(|instance| instance.name == name)
-            .unwrap_or_else(|| panic!("no instance {name}"));
+        let index = self.index_of(name);
         self.instances[index].terminate();
     }
 

@@ -66,3 +66,11 @@ pub async fn consumer_backlog(js: &async_nats::jetstream::Context, prefix: &str)
     }
     Some(backlog)
 }
+
+/// Sends `signal` (`TERM`, `INT`) to process `pid`; whether it was sent.
+pub fn signal(pid: u32, signal: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .is_ok_and(|status| status.success())
+}

@@ -76,11 +76,7 @@ async fn the_taskflow_binary_serves_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
 
-    let terminated = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(terminated.success());
+    assert!(taskflow_system_tests::signal(child.id(), "TERM"));
     let status = wait_until("the binary to exit", Duration::from_secs(30), || {
         let exited = child.try_wait().expect("the child's status");
         async move { exited }

@@ -9,14 +9,13 @@
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use taskflow_runtime::consumer::effector::{EffectError, Effector, Settlement};
-use taskflow_runtime::consumer::{ConsumedEvent, HandlerError};
+use taskflow_runtime::consumer::{ConsumedEvent, HandlerError, created_task};
 use taskflow_runtime::directory;
 use taskflow_runtime::outbox::{self, RelayHandle};
 use taskflow_schemas::EventEnvelope;
 use taskflow_schemas::access::Participants;
 use taskflow_schemas::events::{
-    NOTIFICATION_FAILED, NOTIFICATION_SENT, REMINDER_DUE, ReminderDuePayload, TASK_CREATED,
-    TaskEventPayload,
+    NOTIFICATION_FAILED, NOTIFICATION_SENT, REMINDER_DUE, ReminderDuePayload, TaskEventPayload,
 };
 use taskflow_schemas::notification::{
     Channel, Notification, NotificationEventPayload, NotificationStatus,
@@ -96,15 +95,9 @@ impl Effector for Notifier {
 
     fn ignores(&self, event: &ConsumedEvent) -> bool {
         let envelope = &event.envelope;
-        envelope.event_type == TASK_CREATED
-            && TaskEventPayload::deserialize(&envelope.payload).is_ok_and(|payload| {
-                envelope.task_id == Some(payload.task.id)
-                    && notices::is_silent_creation(
-                        &envelope.event_type,
-                        envelope.actor_id,
-                        &payload,
-                    )
-            })
+        created_task(event).is_some_and(|payload| {
+            notices::is_silent_creation(&envelope.event_type, envelope.actor_id, &payload)
+        })
     }
 
     async fn perform(&self, _delivery: i64, email: &Email) -> Result<(), EffectError> {

@@ -8,10 +8,10 @@ use serde::Deserialize;
 use sqlx::PgConnection;
 use taskflow_runtime::bus::{CommandClient, CommandContext};
 use taskflow_runtime::consumer::effector::{EffectError, Effector};
-use taskflow_runtime::consumer::{ConsumedEvent, HandlerError};
+use taskflow_runtime::consumer::{ConsumedEvent, HandlerError, created_task};
 use taskflow_schemas::catalogue::CreateNextOccurrence;
 use taskflow_schemas::commands::{AsUser, NextOccurrence, Principal};
-use taskflow_schemas::events::{TASK_CREATED, TASK_DELETED, TaskEventPayload};
+use taskflow_schemas::events::{TASK_DELETED, TaskEventPayload};
 use taskflow_schemas::task::Task;
 use taskflow_schemas::user::Role;
 use taskflow_schemas::{ErrorBody, ErrorCode};
@@ -52,11 +52,7 @@ impl Effector for TaskPlanner {
     }
 
     fn ignores(&self, event: &ConsumedEvent) -> bool {
-        let envelope = &event.envelope;
-        envelope.event_type == TASK_CREATED
-            && TaskEventPayload::deserialize(&envelope.payload).is_ok_and(|payload| {
-                envelope.task_id == Some(payload.task.id) && keeps_nothing_of(&payload.task)
-            })
+        created_task(event).is_some_and(|payload| keeps_nothing_of(&payload.task))
     }
 
     async fn perform(&self, _delivery: i64, next: &NextTask) -> Result<(), EffectError> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, Message};
 use sqlx::PgPool;
+use taskflow_schemas::EventEnvelope;
 use taskflow_schemas::envelope::SCHEMA_VERSION;
 use tracing::Instrument;
 
@@ -36,13 +37,7 @@ impl<H: EventHandler> GroupApplier<H> {
     pub async fn process(&self, messages: Vec<Message>) {
         let mut events = Vec::with_capacity(messages.len());
         for message in messages {
-            let Some(event) = self.prepare(message).await else {
-                continue;
-            };
-            if self.handler.ignores(&event.event) {
-                self.count_skip("ignored");
-                self.ack(&event.message, AckKind::Ack).await;
-            } else {
+            if let Some(event) = self.prepare(message).await {
                 events.push(event);
             }
         }
@@ -68,8 +63,9 @@ impl<H: EventHandler> GroupApplier<H> {
         }
     }
 
-    /// Decodes the message; a malformed one goes to the DLQ and an unknown
-    /// schema version is skipped, both acked here.
+    /// Decodes the message; a malformed one goes to the DLQ, and an unknown
+    /// schema version and an event the handler ignores are skipped, all
+    /// acked here.
     async fn prepare(&self, message: Message) -> Option<Prepared> {
         let (stream, stream_seq, delivered) = match message.info() {
             Ok(info) => (info.stream.to_owned(), info.stream_sequence, info.delivered),
@@ -87,17 +83,8 @@ impl<H: EventHandler> GroupApplier<H> {
                 return None;
             }
         };
-        let span = tracing::info_span!(
-            "event",
-            service = self.spec.service,
-            consumer = %self.spec.durable,
-            event_id = %envelope.event_id,
-            event_type = %envelope.event_type,
-            task_id = ?envelope.task_id,
-            request_id = %envelope.correlation_id,
-        );
         if envelope.schema_version != SCHEMA_VERSION {
-            span.in_scope(|| {
+            self.span_of(&envelope).in_scope(|| {
                 tracing::warn!(
                     schema_version = envelope.schema_version,
                     "unknown schema_version; skipped"
@@ -113,12 +100,32 @@ impl<H: EventHandler> GroupApplier<H> {
             stream,
             stream_seq,
         };
+        // Before the span: most events a handler ignores cost it nothing else.
+        if self.handler.ignores(&event) {
+            self.count_skip("ignored");
+            self.ack(&message, AckKind::Ack).await;
+            return None;
+        }
+        let span = self.span_of(&event.envelope);
         Some(Prepared {
             message,
             event,
             delivered,
             span,
         })
+    }
+
+    /// The span of an event's handling, which every log line about it carries.
+    fn span_of(&self, envelope: &EventEnvelope) -> tracing::Span {
+        tracing::info_span!(
+            "event",
+            service = self.spec.service,
+            consumer = %self.spec.durable,
+            event_id = %envelope.event_id,
+            event_type = %envelope.event_type,
+            task_id = ?envelope.task_id,
+            request_id = %envelope.correlation_id,
+        )
     }
 
     async fn process_one(&self, prepared: Prepared) {

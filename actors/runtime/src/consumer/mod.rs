@@ -31,8 +31,10 @@ pub mod effector;
 mod inbox;
 mod stream;
 
+use serde::Deserialize;
 use sqlx::PgConnection;
 use taskflow_schemas::EventEnvelope;
+use taskflow_schemas::events::{TASK_CREATED, TaskEventPayload};
 
 use crate::store::postgres::DatabaseErrorKind;
 
@@ -100,6 +102,19 @@ pub fn user_profile(
     taskflow_schemas::events::UserEventPayload::of(&event.envelope)
         .transpose()
         .map_err(|error| HandlerError::Reject(format!("not a user event payload: {error}")))
+}
+
+/// The payload of a well-formed `task.created` (one about the task its
+/// envelope names); `None` for any other event, and for one that is not
+/// well-formed, which the handler's `apply` rejects.
+pub fn created_task(event: &ConsumedEvent) -> Option<TaskEventPayload> {
+    let envelope = &event.envelope;
+    if envelope.event_type != TASK_CREATED {
+        return None;
+    }
+    TaskEventPayload::deserialize(&envelope.payload)
+        .ok()
+        .filter(|payload| envelope.task_id == Some(payload.task.id))
 }
 
 /// What a service does with each event of one consumer.

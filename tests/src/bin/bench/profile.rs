@@ -43,10 +43,10 @@ impl Profiler {
     /// the system is (`<output>.pids`): every service's threads have the
     /// same name.
     pub fn finish(mut self, system: &BenchSystem) -> anyhow::Result<()> {
-        let interrupted = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()?;
-        anyhow::ensure!(interrupted.success(), "perf record could not be stopped");
+        anyhow::ensure!(
+            taskflow_system_tests::signal(self.child.id(), "INT"),
+            "perf record could not be stopped"
+        );
         let status = self.child.wait()?;
         // perf exits with the signal's status when interrupted.
         anyhow::ensure!(

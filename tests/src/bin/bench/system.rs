@@ -142,13 +142,13 @@ impl BenchSystem {
         processes
     }
 
-    /// Kills `service`'s process, or starts it again and waits until it is ready.
     /// Stops `service` as an operator would (SIGTERM): it finishes what it
     /// pulled, so no message waits out its ack timeout at the restart.
     pub fn terminate(&mut self, service: &str) {
         self.cluster.terminate(&format!("{service}-1"));
     }
 
+    /// Kills `service`'s process, or starts it again and waits until it is ready.
     pub async fn set_running(&mut self, service: &str, running: bool) {
         self.cluster
             .set_running(&format!("{service}-1"), running)

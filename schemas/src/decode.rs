@@ -38,7 +38,7 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorBody> {
 /// The path of the first string or key holding NUL (`\u0000`), if any. The
 /// byte search keeps the common case free; only a body that has the escape
 /// is walked.
-fn field_with_nul(bytes: &[u8]) -> Option<String> {
+pub fn field_with_nul(bytes: &[u8]) -> Option<String> {
     const ESCAPE: &[u8] = b"\\u0000";
     bytes
         .windows(ESCAPE.len())

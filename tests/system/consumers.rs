@@ -276,3 +276,135 @@ async fn an_event_a_service_has_nothing_to_do_with_is_acked_without_a_transactio
     assert!(notified >= 1, "bob is told of the assignment");
     system.stop().await;
 }
+
+/// The ids and reasons of what `consumer` parked, once it parked `count`.
+async fn parked(system: &TestSystem, consumer: &str, count: usize) -> Vec<(Uuid, String)> {
+    let parked = wait_until(
+        &format!("{count} parked by {consumer}"),
+        Duration::from_secs(10),
+        || async {
+            let parked = system.dlq_of(consumer).await;
+            (parked.len() >= count).then_some(parked)
+        },
+    )
+    .await;
+    parked
+        .iter()
+        .map(|message| {
+            let envelope: taskflow_schemas::EventEnvelope =
+                serde_json::from_slice(&message.payload).unwrap();
+            let reason = message.headers.get("Taskflow-Dlq-Reason").unwrap();
+            (envelope.event_id, reason.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn injected_creates_are_ignored_only_when_well_formed_and_a_flood_of_them_stalls_nothing() {
+    use taskflow_system_tests::fixtures::{subject_of, task_created};
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let inject = |event: taskflow_schemas::EventEnvelope| {
+        let system = &system;
+        async move {
+            let body = serde_json::to_vec(&event).unwrap();
+            system
+                .inject(subject_of(&event), body, &event.event_id.to_string())
+                .await;
+        }
+    };
+
+    // Plain in every field but one: its payload is about another task.
+    let mut mismatched = task_created(ada.id, "someone else's", "hostile-mismatched");
+    mismatched.payload["task"]["id"] = json!(Uuid::now_v7());
+    inject(mismatched.clone()).await;
+    // A NUL, which the API refuses and Postgres cannot store.
+    let with_nul = task_created(ada.id, "nul \u{0} inside", "hostile-nul");
+    inject(with_nul.clone()).await;
+    // Odd but well-formed: right-to-left text in the title, 10,000 labels.
+    let mut odd = task_created(ada.id, "\u{202e}reversed", "hostile-odd");
+    odd.payload["task"]["labels"] = json!((0..10_000).map(|n| format!("l{n}")).collect::<Vec<_>>());
+    inject(odd.clone()).await;
+    // A flood of plain creates, then a task that needs the scheduler.
+    for n in 0..1_000 {
+        inject(task_created(
+            ada.id,
+            &format!("flood {n}"),
+            &format!("hostile-{n}"),
+        ))
+        .await;
+    }
+    let far = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let reminded = id_of(
+        &system
+            .create_task(
+                &ada,
+                json!({"title": "after the flood", "reminder_time": far}),
+            )
+            .await,
+    );
+
+    let (scheduler, notifier) = (system.service("scheduler"), system.service("notifier"));
+    wait_until(
+        "the reminder behind the flood",
+        Duration::from_secs(20),
+        || async {
+            let found: Option<Uuid> = sqlx::query_scalar("SELECT task_id FROM reminders")
+                .fetch_optional(&scheduler.pool)
+                .await
+                .unwrap();
+            (found == Some(reminded)).then_some(())
+        },
+    )
+    .await;
+    for consumer in ["scheduler-tasks", "notifier-tasks"] {
+        let parked = parked(&system, consumer, 2).await;
+        let ids: Vec<Uuid> = parked.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [mismatched.event_id, with_nul.event_id], "{consumer}");
+        assert!(
+            parked[0].1.contains("task_id"),
+            "{consumer}: {}",
+            parked[0].1
+        );
+        assert!(
+            parked[1].1.starts_with("malformed: payload.task.title"),
+            "{consumer}: {}",
+            parked[1].1
+        );
+    }
+    let audit_parked = parked(&system, "audit-tasks", 1).await;
+    assert_eq!(
+        audit_parked.len(),
+        1,
+        "the audit records the mismatched one as it came"
+    );
+    assert_eq!(audit_parked[0].0, with_nul.event_id);
+    wait_until(
+        "the two are done with the flood",
+        Duration::from_secs(20),
+        || async {
+            let lag = scheduler.consumer_lag().await + notifier.consumer_lag().await;
+            (lag == 0).then_some(())
+        },
+    )
+    .await;
+    // The odd one and the flood were nothing to either: no inbox row, no notification.
+    assert!(!recorded(&scheduler.pool, "scheduler-tasks", odd.event_id).await);
+    assert!(!recorded(&notifier.pool, "notifier-tasks", odd.event_id).await);
+    let notifications: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications")
+        .fetch_one(&notifier.pool)
+        .await
+        .unwrap();
+    assert_eq!(notifications, 0);
+    // The audit ignores nothing: the odd one is recorded as it came.
+    let labels: i64 = wait_until("the odd one's audit record", Duration::from_secs(20), || async {
+        sqlx::query_scalar("SELECT jsonb_array_length(payload->'task'->'labels')::bigint FROM audit_records WHERE event_id = $1")
+            .bind(odd.event_id)
+            .fetch_optional(&system.audit().pool)
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(labels, 10_000);
+    system.stop().await;
+}

@@ -196,6 +196,11 @@ fn notices_of(envelope: &EventEnvelope) -> Result<Option<(Task, Vec<Notice>)>, H
     if envelope.event_type.starts_with("task.") {
         let task: TaskEventPayload =
             serde_json::from_value(envelope.payload.clone()).map_err(unreadable)?;
+        if envelope.task_id != Some(task.task.id) {
+            return Err(HandlerError::Reject(
+                "the envelope's task_id is not its task's id".into(),
+            ));
+        }
         let notices = notices::for_task_event(&envelope.event_type, envelope.actor_id, &task);
         return Ok(Some((task.task, notices)));
     }

@@ -41,8 +41,13 @@ impl DlqReason {
 pub(super) fn decode_envelope(payload: &[u8]) -> Result<EventEnvelope, String> {
     let envelope: EventEnvelope =
         serde_json::from_slice(payload).map_err(|error| error.to_string())?;
-    match envelope.out_of_bounds() {
-        Some(problem) => Err(problem),
+    if let Some(problem) = envelope.out_of_bounds() {
+        return Err(problem);
+    }
+    // Refused as the API refuses it: no service can store it in `text` or
+    // `jsonb`, so every consumer parks it alike instead of the one that tries.
+    match taskflow_schemas::decode::field_with_nul(payload) {
+        Some(field) => Err(format!("{field}: must not contain NUL characters")),
         None => Ok(envelope),
     }
 }
@@ -96,6 +101,22 @@ mod tests {
         assert_eq!(retry_delay(1), Duration::from_millis(200));
         assert_eq!(retry_delay(2), Duration::from_millis(400));
         assert_eq!(retry_delay(50), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn an_envelope_holding_nul_is_refused_by_the_field_that_holds_it() {
+        let envelope = EventEnvelope::new(
+            "task.created",
+            Some(uuid::Uuid::now_v7()),
+            None,
+            "req-1",
+            serde_json::json!({"task": {"title": "a\u{0}b"}}),
+        );
+        let reason = decode_envelope(&serde_json::to_vec(&envelope).unwrap()).unwrap_err();
+        assert_eq!(
+            reason,
+            "payload.task.title: must not contain NUL characters"
+        );
     }
 
     mod properties {

@@ -63,6 +63,20 @@ async fn main() -> ExitCode {
     }
 }
 
+/// How often a process that stopped by itself is looked for.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(250);
+
+/// Starts again every process that stopped by itself (crash-only: a live
+/// feed that saw its stream lose its tail, say), as a supervisor would.
+fn restart_exited(cluster: &mut Cluster, kills: &mut BTreeMap<String, usize>) {
+    for instance in &mut cluster.instances {
+        if instance.exited() {
+            instance.start();
+            *kills.entry("exited, restarted".to_owned()).or_default() += 1;
+        }
+    }
+}
+
 async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
     let logs = std::env::temp_dir().join(format!("taskflow-chaos-{seed}"));
     std::fs::create_dir_all(&logs)?;
@@ -116,17 +130,9 @@ async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
     while Instant::now() + gap < until {
         let jitter = Duration::from_millis(rng.below(gap.as_millis() as u64 / 2 + 1));
         let next_kill = Instant::now() + gap / 2 + jitter;
-        // A process that stopped by itself (crash-only: a live feed that
-        // saw its stream lose its tail, say) is started again, as a
-        // supervisor would.
         while Instant::now() < next_kill {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            for instance in &mut cluster.instances {
-                if instance.exited() {
-                    instance.start();
-                    *kills.entry("exited, restarted".to_owned()).or_default() += 1;
-                }
-            }
+            tokio::time::sleep(SUPERVISE_EVERY).await;
+            restart_exited(&mut cluster, &mut kills);
         }
         poison::inject(&injector, &mut rng, &mut injected).await;
         let down_for = Duration::from_millis(200 + rng.below(1_500));
@@ -186,8 +192,19 @@ async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
     if let Some(unused) = older_store {
         let _ = std::fs::remove_dir_all(unused);
     }
-    for run in runs {
-        run.await?;
+    // The last kill may stop a process after the loop above last looked:
+    // the supervisor goes on while the clients finish what they started.
+    let mut runs = futures::future::join_all(runs);
+    loop {
+        tokio::select! {
+            finished = &mut runs => {
+                for run in finished {
+                    run?;
+                }
+                break;
+            }
+            () = tokio::time::sleep(SUPERVISE_EVERY) => restart_exited(&mut cluster, &mut kills),
+        }
     }
     cluster.heal().await;
     let acknowledged = std::mem::take(&mut *workload.acknowledged.lock().await);

@@ -5,6 +5,7 @@ mod audit;
 mod binary;
 mod consumers;
 mod feed_limits;
+mod group_commit;
 mod hostile;
 mod identity;
 mod livefeed;

@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod error;
+pub mod group_commit;
 pub mod projects;
 pub mod rules;
 pub mod service;

@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::access;
 use crate::error::TasksError;
+use crate::group_commit::CreateGroups;
 use crate::rules;
 use crate::store::{self, IdempotentCreate};
 
@@ -88,6 +89,8 @@ impl Caller {
 /// The tasks service's commands, over its database and its relay.
 pub struct TasksService {
     pool: PgPool,
+    /// Where plain creates are written together.
+    creates: CreateGroups,
     relay: RelayHandle,
     directory: DirectoryUpdates,
     waiters: Semaphore,
@@ -96,6 +99,7 @@ pub struct TasksService {
 impl TasksService {
     pub fn new(pool: PgPool, relay: RelayHandle, directory: DirectoryUpdates) -> Self {
         Self {
+            creates: CreateGroups::new(pool.clone()),
             pool,
             relay,
             directory,
@@ -170,12 +174,15 @@ impl TasksService {
         let created = self
             .settled(|| async move {
                 if key.is_none() && task.project_id.is_none() {
-                    // One statement, nothing to lock: users are never removed.
-                    let mut conn = self.pool.acquire().await?;
-                    if placement == Placement::Checked {
+                    // Nothing to lock (users are never removed): written
+                    // with the creates that arrive beside it. Only the
+                    // people it names need the directory.
+                    let names_anyone = task.assignee_id.is_some() || !task.observer_ids.is_empty();
+                    if placement == Placement::Checked && names_anyone {
+                        let mut conn = self.pool.acquire().await?;
                         access::check_placement(&mut conn, caller.user_id, None, task).await?;
                     }
-                    store::insert_with_event(&mut *conn, task, record, None).await?;
+                    self.creates.insert(task.clone(), record.clone()).await?;
                     return Ok(None);
                 }
                 let mut tx = postgres::begin_until(&self.pool, caller.deadline).await?;
@@ -406,7 +413,7 @@ async fn first_response(
 }
 
 /// The event of a change, and its outbox row.
-pub(crate) fn event_record(
+pub fn event_record(
     caller: &Caller,
     event_type: &str,
     task: &Task,

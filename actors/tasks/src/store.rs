@@ -117,6 +117,29 @@ pub async fn insert_with_event(
     Ok(())
 }
 
+/// Inserts many tasks and their events in one statement: one round trip and
+/// one commit for a whole group (see `group_commit`). The tasks go as one
+/// JSON array, whose fields are the table's columns; the events as arrays.
+pub async fn insert_many_with_events(
+    conn: impl PgExecutor<'_>,
+    tasks: &[&Task],
+    events: &[&OutboxRecord],
+) -> Result<(), sqlx::Error> {
+    let query = sqlx::query(concat!(
+        "WITH task AS (INSERT INTO tasks (",
+        columns!(),
+        ") SELECT ",
+        columns!(),
+        " FROM jsonb_populate_recordset(NULL::tasks, $6)) ",
+        taskflow_runtime::outbox_insert_many!()
+    ));
+    OutboxRecord::bind_many(query, events)
+        .bind(Json(tasks))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 /// Binds every column of the task, in `columns!()` order.

@@ -16,7 +16,21 @@ macro_rules! outbox_insert {
     };
 }
 
+/// The head of a many-row outbox insert: the five columns as arrays,
+/// `$1` to `$5`, bound by [`OutboxRecord::bind_many`]. A service may put its
+/// own write in front (`WITH write AS (... $6 ...)`), as with [`outbox_insert!`].
+#[macro_export]
+macro_rules! outbox_insert_many {
+    () => {
+        concat!(
+            "INSERT INTO outbox (event_id, subject, body, request_id, created_at) ",
+            "SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::text[], $5::timestamptz[])"
+        )
+    };
+}
+
 /// An event as the outbox stores it.
+#[derive(Clone)]
 pub struct OutboxRecord {
     pub event_id: uuid::Uuid,
     pub subject: String,
@@ -61,6 +75,31 @@ impl OutboxRecord {
             .bind(&self.request_id)
             .bind(self.created_at)
     }
+
+    /// Binds the five arrays of [`outbox_insert_many!`]: one element per record, in order.
+    pub fn bind_many<'q>(
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        records: &[&'q OutboxRecord],
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        let column = |value: fn(&'q OutboxRecord) -> &'q str| {
+            records
+                .iter()
+                .map(|record| value(record))
+                .collect::<Vec<_>>()
+        };
+        let event_ids: Vec<uuid::Uuid> = records.iter().map(|record| record.event_id).collect();
+        let bodies: Vec<&[u8]> = records
+            .iter()
+            .map(|record| record.body.as_slice())
+            .collect();
+        let created: Vec<DateTime<Utc>> = records.iter().map(|record| record.created_at).collect();
+        query
+            .bind(event_ids)
+            .bind(column(|record| record.subject.as_str()))
+            .bind(bodies)
+            .bind(column(|record| record.request_id.as_str()))
+            .bind(created)
+    }
 }
 
 /// Adds `event` to the outbox inside the caller's transaction; an event
@@ -98,24 +137,10 @@ pub async fn enqueue_records(
     if records.is_empty() {
         return Ok(());
     }
-    let column = |value: fn(&OutboxRecord) -> &str| records.iter().map(value).collect::<Vec<_>>();
-    let event_ids: Vec<uuid::Uuid> = records.iter().map(|record| record.event_id).collect();
-    let bodies: Vec<&[u8]> = records
-        .iter()
-        .map(|record| record.body.as_slice())
-        .collect();
-    let created: Vec<DateTime<Utc>> = records.iter().map(|record| record.created_at).collect();
-    sqlx::query(concat!(
-        "INSERT INTO outbox (event_id, subject, body, request_id, created_at) ",
-        "SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::text[], $5::timestamptz[])"
-    ))
-    .bind(&event_ids)
-    .bind(column(|record| record.subject.as_str()))
-    .bind(&bodies)
-    .bind(column(|record| record.request_id.as_str()))
-    .bind(&created)
-    .execute(tx)
-    .await?;
+    let records: Vec<&OutboxRecord> = records.iter().collect();
+    OutboxRecord::bind_many(sqlx::query(outbox_insert_many!()), &records)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 

@@ -206,3 +206,41 @@ async fn concurrent_creates_through_http_are_each_stored_and_published_once() {
     assert_eq!(published, ids, "each create's event once");
     system.stop().await;
 }
+
+#[tokio::test]
+async fn a_group_whose_connection_is_killed_mid_write_fails_alone_and_the_next_group_goes_through()
+{
+    let system = TestSystem::spawn().await;
+    let groups = CreateGroups::new(system.tasks().pool.clone());
+    let actor = Uuid::now_v7();
+
+    let mut blocker = lock_tasks(&system).await;
+    let (first_id, first) = create(&groups, actor, "first");
+    let first = tokio::spawn(first);
+    an_insert_waits(&system).await;
+    let (ids, mut inserts): (Vec<Uuid>, Vec<Insert>) = (0..3)
+        .map(|n| create(&groups, actor, &format!("queued {n}")))
+        .unzip();
+    queue(&mut inserts);
+    // What a database restart does to the session writing the first group.
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND wait_event_type = 'Lock'",
+    )
+    .bind(system.settings.database_name("tasks"))
+    .fetch_all(&system.tasks().pool)
+    .await
+    .unwrap();
+    assert_eq!(killed, vec![true]);
+
+    let refused = first.await.unwrap().expect_err("its connection died");
+    let body = refused.into_body();
+    assert_eq!(body.code, ErrorCode::ServiceUnavailable, "{body:?}");
+    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+    for outcome in futures::future::join_all(inserts).await {
+        outcome.expect("the next group commits on a live connection");
+    }
+    assert_eq!(transactions_of(&system, &[first_id]).await, 0);
+    assert_eq!(transactions_of(&system, &ids).await, 1);
+    system.stop().await;
+}

@@ -37,6 +37,8 @@ pub struct CreateGroups {
 
 struct Shared {
     pool: PgPool,
+    /// Bounded without a limit of its own: each command worker of the
+    /// service waits for its create, so at most one per worker is here.
     waiting: Mutex<Vec<WaitingCreate>>,
     /// Set while a writer task runs: at most one group is written at a time.
     writing: AtomicBool,

@@ -292,3 +292,63 @@ async fn events_a_restarted_server_lost_are_published_again_exactly_however_old(
     );
     system.stop().await;
 }
+
+/// The outbox table's scan counters: rows read by sequential scans, rows updated.
+async fn outbox_reads(system: &TestSystem) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT seq_tup_read, n_tup_upd FROM pg_stat_user_tables WHERE relname = 'outbox'",
+    )
+    .fetch_one(&system.tasks().pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_relay_marks_each_batch_without_scanning_an_outbox_that_grew_since_it_started() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    // Batches enough, on a small table, for Postgres to settle on a plan.
+    for n in 1..=8 {
+        system
+            .create_task(&ada, json!({"title": format!("small {n}")}))
+            .await;
+        system.wait_for_events("TASKS", n).await;
+    }
+    // The outbox grows as it does over its hour of retention, with no ANALYZE yet.
+    sqlx::query(
+        "INSERT INTO outbox (event_id, subject, body, request_id, created_at, published_at) \
+         SELECT gen_random_uuid(), 'tasks.created.old', '\\x7b7d', 'old', now(), now() \
+         FROM generate_series(1, 50000)",
+    )
+    .execute(&system.tasks().pool)
+    .await
+    .unwrap();
+    let marked_before = wait_until(
+        "the marks so far counted",
+        Duration::from_secs(15),
+        || async {
+            let (read, updated) = outbox_reads(&system).await;
+            (updated >= 8).then_some((read, updated))
+        },
+    )
+    .await;
+
+    for n in 1..=5 {
+        system
+            .create_task(&ada, json!({"title": format!("large {n}")}))
+            .await;
+        system.wait_for_events("TASKS", 8 + n).await;
+    }
+    // The relay's session reports its counters when it is next idle.
+    let marked_after = wait_until("the new marks counted", Duration::from_secs(15), || async {
+        let (read, updated) = outbox_reads(&system).await;
+        (updated >= marked_before.1 + 5).then_some((read, updated))
+    })
+    .await;
+    let scanned = marked_after.0 - marked_before.0;
+    assert!(
+        scanned < 50_000,
+        "five marks read {scanned} rows by sequential scan: the whole table at least once"
+    );
+    system.stop().await;
+}

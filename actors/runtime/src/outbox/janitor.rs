@@ -46,24 +46,42 @@ impl Actor for OutboxJanitor {
     ) -> Result<(), ActorProcessingErr> {
         let backlog =
             sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                .persistent(false)
                 .fetch_one(&state.pool)
                 .await;
         if let Ok(backlog) = backlog {
             metrics::gauge!("taskflow_outbox_backlog", "service" => state.service)
                 .set(backlog as f64);
         }
-        // The oldest rows come first in `id` order, so looking at the first
-        // few thousand finds every expired one without scanning the table.
-        let query = format!(
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT {CLEANUP_BATCH}) \
-             AND published_at < now() - interval '{RETENTION}'"
-        );
-        if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(query))
-            .execute(&state.pool)
-            .await
-        {
+        if let Err(error) = delete_expired(&state.pool).await {
             tracing::debug!(service = state.service, %error, "outbox cleanup skipped");
         }
         Ok(())
     }
+}
+
+/// Deletes the expired rows among the oldest [`CLEANUP_BATCH`]: rows expire
+/// roughly in `id` order, so these find them without reading the table.
+///
+/// Two statements, each planned afresh (`persistent(false)`): a plan cached
+/// while the table was small kept scanning the whole table once it was
+/// large, and so did a single `DELETE ... WHERE id IN (subquery)`, whose
+/// planner read every row to filter on `published_at` first.
+async fn delete_expired(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let expired: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM (SELECT id, published_at FROM outbox ORDER BY id LIMIT {CLEANUP_BATCH}) oldest \
+         WHERE published_at < now() - interval '{RETENTION}'"
+    )))
+    .persistent(false)
+    .fetch_all(pool)
+    .await?;
+    if expired.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+        .bind(&expired)
+        .persistent(false)
+        .execute(pool)
+        .await?;
+    Ok(())
 }

@@ -39,7 +39,7 @@ test:
     TASKFLOW_TEST_INSTANCES=2 NATS_SERVER_BIN="$(scripts/nats.sh bin)" \
         SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
         cargo nextest run --workspace --no-fail-fast \
-        -E 'test(consumers::) | test(outbox::) | test(scheduler::) | test(notifications::) | test(project_tasks::) | test(livefeed::)'
+        -E 'test(consumers::) | test(outbox::) | test(group_commit::) | test(scheduler::) | test(notifications::) | test(project_tasks::) | test(livefeed::)'
     # The short form of `just chaos`: two minutes, a dozen kills, a random seed it prints.
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo run -q -p taskflow-system-tests --bin chaos -- 2m
 

@@ -92,24 +92,55 @@ fn queue(inserts: &mut [Insert]) {
     }
 }
 
+/// A first create writing while the tasks table is locked, and creates
+/// queued behind it for the next group.
+struct Stalled {
+    blocker: PgConnection,
+    first_id: Uuid,
+    first: tokio::task::JoinHandle<Result<(), TasksError>>,
+    ids: Vec<Uuid>,
+    queued: Vec<Insert>,
+}
+
+async fn stall_a_group(system: &TestSystem, groups: &CreateGroups, titles: &[String]) -> Stalled {
+    let actor = Uuid::now_v7();
+    let blocker = lock_tasks(system).await;
+    let (first_id, first) = create(groups, actor, "first");
+    let first = tokio::spawn(first);
+    an_insert_waits(system).await;
+    let (ids, mut queued): (Vec<Uuid>, Vec<Insert>) = titles
+        .iter()
+        .map(|title| create(groups, actor, title))
+        .unzip();
+    queue(&mut queued);
+    Stalled {
+        blocker,
+        first_id,
+        first,
+        ids,
+        queued,
+    }
+}
+
+fn titles(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|n| format!("{prefix} {n}")).collect()
+}
+
 #[tokio::test]
 async fn creates_that_arrive_during_a_commit_share_the_next_one() {
     let system = TestSystem::spawn().await;
     let groups = CreateGroups::new(system.tasks().pool.clone());
-    let actor = Uuid::now_v7();
-
-    let mut blocker = lock_tasks(&system).await;
-    let (first_id, first) = create(&groups, actor, "first");
-    let first = tokio::spawn(first);
-    an_insert_waits(&system).await;
-    let (ids, mut inserts): (Vec<Uuid>, Vec<Insert>) = (0..20)
-        .map(|n| create(&groups, actor, &format!("queued {n}")))
-        .unzip();
-    queue(&mut inserts);
+    let Stalled {
+        mut blocker,
+        first_id,
+        first,
+        ids,
+        queued,
+    } = stall_a_group(&system, &groups, &titles("queued", 20)).await;
     sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
 
     first.await.unwrap().expect("the first create commits");
-    for outcome in futures::future::join_all(inserts).await {
+    for outcome in futures::future::join_all(queued).await {
         outcome.expect("every queued create commits");
     }
     assert_eq!(transactions_of(&system, &[first_id]).await, 1);
@@ -133,24 +164,22 @@ async fn creates_that_arrive_during_a_commit_share_the_next_one() {
 async fn a_group_the_database_refuses_is_written_one_by_one_and_only_the_bad_create_fails() {
     let system = TestSystem::spawn().await;
     let groups = CreateGroups::new(system.tasks().pool.clone());
-    let actor = Uuid::now_v7();
-
-    let mut blocker = lock_tasks(&system).await;
-    let (_, first) = create(&groups, actor, "first");
-    let first = tokio::spawn(first);
-    an_insert_waits(&system).await;
     // The API refuses NUL before this point; here it reaches Postgres, which
     // refuses it too, failing the whole statement.
-    let (good_ids, mut good): (Vec<Uuid>, Vec<Insert>) = (0..5)
-        .map(|n| create(&groups, actor, &format!("good {n}")))
-        .unzip();
-    let (bad_id, bad) = create(&groups, actor, "bad \0 title");
-    good.insert(2, bad);
-    queue(&mut good);
+    let mut queued_titles = titles("good", 5);
+    queued_titles.insert(2, "bad \0 title".into());
+    let Stalled {
+        mut blocker,
+        first,
+        mut ids,
+        queued,
+        ..
+    } = stall_a_group(&system, &groups, &queued_titles).await;
+    let bad_id = ids.remove(2);
     sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
 
     first.await.unwrap().expect("the first create commits");
-    let mut outcomes = futures::future::join_all(good).await;
+    let mut outcomes = futures::future::join_all(queued).await;
     let refused = outcomes.remove(2).expect_err("the NUL title is refused");
     let body: ErrorBody = refused.into_body();
     assert_eq!(body.code, ErrorCode::ValidationFailed, "{body:?}");
@@ -162,11 +191,7 @@ async fn a_group_the_database_refuses_is_written_one_by_one_and_only_the_bad_cre
         0,
         "nothing of it is stored"
     );
-    assert_eq!(
-        transactions_of(&system, &good_ids).await,
-        5,
-        "one commit each"
-    );
+    assert_eq!(transactions_of(&system, &ids).await, 5, "one commit each");
     system.stop().await;
 }
 
@@ -212,16 +237,13 @@ async fn a_group_whose_connection_is_killed_mid_write_fails_alone_and_the_next_g
 {
     let system = TestSystem::spawn().await;
     let groups = CreateGroups::new(system.tasks().pool.clone());
-    let actor = Uuid::now_v7();
-
-    let mut blocker = lock_tasks(&system).await;
-    let (first_id, first) = create(&groups, actor, "first");
-    let first = tokio::spawn(first);
-    an_insert_waits(&system).await;
-    let (ids, mut inserts): (Vec<Uuid>, Vec<Insert>) = (0..3)
-        .map(|n| create(&groups, actor, &format!("queued {n}")))
-        .unzip();
-    queue(&mut inserts);
+    let Stalled {
+        mut blocker,
+        first_id,
+        first,
+        ids,
+        queued,
+    } = stall_a_group(&system, &groups, &titles("queued", 3)).await;
     // What a database restart does to the session writing the first group.
     let killed: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
@@ -237,7 +259,7 @@ async fn a_group_whose_connection_is_killed_mid_write_fails_alone_and_the_next_g
     let body = refused.into_body();
     assert_eq!(body.code, ErrorCode::ServiceUnavailable, "{body:?}");
     sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
-    for outcome in futures::future::join_all(inserts).await {
+    for outcome in futures::future::join_all(queued).await {
         outcome.expect("the next group commits on a live connection");
     }
     assert_eq!(transactions_of(&system, &[first_id]).await, 0);

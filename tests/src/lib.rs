@@ -40,6 +40,24 @@ where
     }
 }
 
+/// Waits until every one of `services` has finished every message its
+/// consumers were given, or panics with `what` after `limit`.
+pub async fn caught_up(
+    what: &str,
+    limit: Duration,
+    services: &[&taskflow_runtime::service::RunningService],
+) {
+    wait_until(what, limit, || async {
+        for service in services {
+            if service.consumer_lag().await != 0 {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await
+}
+
 /// What the durable consumers of the event streams whose names start with
 /// `prefix` (a service's name, or "" for all) have pending or not yet
 /// acknowledged; `None` when NATS cannot say.

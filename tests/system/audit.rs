@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use taskflow_runtime::service::Service;
 use taskflow_schemas::EventEnvelope;
-use taskflow_system_tests::{TestSystem, User, fixtures, id_of, wait_until};
+use taskflow_system_tests::{TestSystem, User, caught_up, fixtures, id_of, wait_until};
 
 /// Waits until the audit holds `count` records of `event_type`, then
 /// until its consumers have nothing left to do.
@@ -29,9 +29,11 @@ async fn wait_for_records(system: &TestSystem, event_type: &str, count: i64) {
         },
     )
     .await;
-    wait_until("no consumer lag", Duration::from_secs(10), || async {
-        (system.audit().consumer_lag().await == 0).then_some(())
-    })
+    caught_up(
+        "no consumer lag",
+        Duration::from_secs(10),
+        &[system.audit()],
+    )
     .await;
 }
 

@@ -16,7 +16,7 @@ use taskflow_runtime::consumer::effector::{EffectError, Effector};
 use taskflow_runtime::consumer::{ConsumedEvent, ConsumerSpec, HandlerError};
 use taskflow_runtime::service::{ConsumerStarter, Service, ServiceDefinition};
 use taskflow_schemas::subjects::TASKS_STREAM;
-use taskflow_system_tests::{TestSystem, id_of, wait_until};
+use taskflow_system_tests::{TestSystem, caught_up, id_of, wait_until};
 use uuid::Uuid;
 
 /// What the effector saw, in the order it saw it (each test is a process).
@@ -154,10 +154,10 @@ async fn an_effector_performs_each_effect_once_after_retries_and_records_its_sta
             &Uuid::now_v7().to_string(),
         )
         .await;
-    wait_until(
+    caught_up(
         "the duplicate is consumed",
         Duration::from_secs(10),
-        || async { (effects.consumer_lag().await == 0).then_some(()) },
+        &[&effects],
     )
     .await;
     assert_eq!(deliveries(&effects.pool).await.len(), 3);
@@ -243,13 +243,10 @@ async fn an_event_a_service_has_nothing_to_do_with_is_acked_without_a_transactio
         created.push(system.task_events(task).await[0].envelope.event_id);
     }
     let (scheduler, notifier) = (system.service("scheduler"), system.service("notifier"));
-    wait_until(
+    caught_up(
         "the scheduler and the notifier are done with the three",
         Duration::from_secs(10),
-        || async {
-            let lag = scheduler.consumer_lag().await + notifier.consumer_lag().await;
-            (lag == 0).then_some(())
-        },
+        &[scheduler, notifier],
     )
     .await;
 
@@ -377,13 +374,10 @@ async fn injected_creates_are_ignored_only_when_well_formed_and_a_flood_of_them_
         "the audit records the mismatched one as it came"
     );
     assert_eq!(audit_parked[0].0, with_nul.event_id);
-    wait_until(
+    caught_up(
         "the two are done with the flood",
         Duration::from_secs(20),
-        || async {
-            let lag = scheduler.consumer_lag().await + notifier.consumer_lag().await;
-            (lag == 0).then_some(())
-        },
+        &[scheduler, notifier],
     )
     .await;
     // The odd one and the flood were nothing to either: no inbox row, no notification.

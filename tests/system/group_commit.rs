@@ -122,6 +122,16 @@ async fn stall_a_group(system: &TestSystem, groups: &CreateGroups, titles: &[Str
     }
 }
 
+impl Stalled {
+    /// Lets the first group's insert go on.
+    async fn release(&mut self) {
+        sqlx::query("COMMIT")
+            .execute(&mut self.blocker)
+            .await
+            .unwrap();
+    }
+}
+
 fn titles(prefix: &str, count: usize) -> Vec<String> {
     (0..count).map(|n| format!("{prefix} {n}")).collect()
 }
@@ -130,14 +140,15 @@ fn titles(prefix: &str, count: usize) -> Vec<String> {
 async fn creates_that_arrive_during_a_commit_share_the_next_one() {
     let system = TestSystem::spawn().await;
     let groups = CreateGroups::new(system.tasks().pool.clone());
+    let mut stalled = stall_a_group(&system, &groups, &titles("queued", 20)).await;
+    stalled.release().await;
     let Stalled {
-        mut blocker,
         first_id,
         first,
         ids,
         queued,
-    } = stall_a_group(&system, &groups, &titles("queued", 20)).await;
-    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
+        ..
+    } = stalled;
 
     first.await.unwrap().expect("the first create commits");
     for outcome in futures::future::join_all(queued).await {
@@ -168,15 +179,15 @@ async fn a_group_the_database_refuses_is_written_one_by_one_and_only_the_bad_cre
     // refuses it too, failing the whole statement.
     let mut queued_titles = titles("good", 5);
     queued_titles.insert(2, "bad \0 title".into());
+    let mut stalled = stall_a_group(&system, &groups, &queued_titles).await;
+    stalled.release().await;
     let Stalled {
-        mut blocker,
         first,
         mut ids,
         queued,
         ..
-    } = stall_a_group(&system, &groups, &queued_titles).await;
+    } = stalled;
     let bad_id = ids.remove(2);
-    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
 
     first.await.unwrap().expect("the first create commits");
     let mut outcomes = futures::future::join_all(queued).await;
@@ -237,13 +248,7 @@ async fn a_group_whose_connection_is_killed_mid_write_fails_alone_and_the_next_g
 {
     let system = TestSystem::spawn().await;
     let groups = CreateGroups::new(system.tasks().pool.clone());
-    let Stalled {
-        mut blocker,
-        first_id,
-        first,
-        ids,
-        queued,
-    } = stall_a_group(&system, &groups, &titles("queued", 3)).await;
+    let mut stalled = stall_a_group(&system, &groups, &titles("queued", 3)).await;
     // What a database restart does to the session writing the first group.
     let killed: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
@@ -255,14 +260,17 @@ async fn a_group_whose_connection_is_killed_mid_write_fails_alone_and_the_next_g
     .unwrap();
     assert_eq!(killed, vec![true]);
 
-    let refused = first.await.unwrap().expect_err("its connection died");
+    let refused = (&mut stalled.first)
+        .await
+        .unwrap()
+        .expect_err("its connection died");
     let body = refused.into_body();
     assert_eq!(body.code, ErrorCode::ServiceUnavailable, "{body:?}");
-    sqlx::query("COMMIT").execute(&mut blocker).await.unwrap();
-    for outcome in futures::future::join_all(queued).await {
+    stalled.release().await;
+    for outcome in futures::future::join_all(stalled.queued).await {
         outcome.expect("the next group commits on a live connection");
     }
-    assert_eq!(transactions_of(&system, &[first_id]).await, 0);
-    assert_eq!(transactions_of(&system, &ids).await, 1);
+    assert_eq!(transactions_of(&system, &[stalled.first_id]).await, 0);
+    assert_eq!(transactions_of(&system, &stalled.ids).await, 1);
     system.stop().await;
 }

@@ -9,10 +9,11 @@
 //! - The assignee and the observers read the task and may complete it.
 //! - Admins read every task and write under the same rules as anyone.
 //!
-//! Each service holds this rule's inputs itself: the task's people and
-//! project, and its own copy of the memberships (`taskflow_runtime::directory`).
-//! Where a filter must run in the database, it is this rule in SQL: a reader
-//! is among [`Participants::readers`] or holds a role in the task's project.
+//! Reading comes down to [`ReadAccess`]: who is named in the task and which
+//! project it is in. Every service keeps that of each task it knows (the
+//! runtime's `task_readers` table, or the live feed's memory), and its own
+//! copy of the memberships (`taskflow_runtime::directory`); the runtime's
+//! `access` module is this rule in SQL for lists, and nothing else decides.
 
 use uuid::Uuid;
 
@@ -52,13 +53,21 @@ impl<'a> Participants<'a> {
         readers
     }
 
+    /// What reading it depends on: who is named in it, and its project.
+    pub fn read_access(&self) -> ReadAccess {
+        ReadAccess {
+            named: self.readers(),
+            project: self.project,
+        }
+    }
+
     fn names(&self, user: Uuid) -> bool {
         self.assignee == Some(user) || self.observers.contains(&user)
     }
 
     /// `role`: the user's role in the task's project, if it has one.
     pub fn may_read(&self, user: Uuid, role: Option<ProjectRole>, admin: bool) -> bool {
-        admin || self.names(user) || self.may_write(user, role) || role.is_some()
+        self.read_access().may_read(user, role.is_some(), admin)
     }
 
     /// Change, move or delete it.
@@ -72,6 +81,24 @@ impl<'a> Participants<'a> {
     /// Whoever writes it, and its assignee and observers.
     pub fn may_complete(&self, user: Uuid, role: Option<ProjectRole>) -> bool {
         self.names(user) || self.may_write(user, role)
+    }
+}
+
+/// Who may read a task, as every service keeps it: those it names (its
+/// assignee and observers, and its creator outside projects) and the
+/// project whose members read it too.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadAccess {
+    /// Once each ([`Participants::readers`]).
+    pub named: Vec<Uuid>,
+    pub project: Option<Uuid>,
+}
+
+impl ReadAccess {
+    /// The rule itself. `member`: the user holds a role in [`Self::project`];
+    /// `admin`: the directory says they are an admin now.
+    pub fn may_read(&self, user: Uuid, member: bool, admin: bool) -> bool {
+        admin || self.named.contains(&user) || (self.project.is_some() && member)
     }
 }
 

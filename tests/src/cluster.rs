@@ -11,15 +11,8 @@ use std::time::Duration;
 
 use crate::{NatsServer, PostgresServer, wait_until};
 
-/// The service binaries.
-pub const SERVICES: [&str; 6] = [
-    "identity",
-    "projects",
-    "tasks",
-    "audit",
-    "scheduler",
-    "notifier",
-];
+pub use taskflow::service_names;
+
 const JWT_SECRET: &str = "cluster-secret-of-at-least-thirty-two-characters";
 
 /// How the system is laid out.
@@ -176,7 +169,7 @@ impl Cluster {
             env
         };
         for copy in 1..=topology.copies {
-            for service in SERVICES {
+            for service in service_names() {
                 let ops = ports.take();
                 instances.push(Instance {
                     name: format!("{service}-{copy}"),
@@ -315,7 +308,7 @@ impl Cluster {
 fn binaries() -> PathBuf {
     let me = std::env::current_exe().expect("the harness's path");
     let folder = me.parent().expect("a folder").to_owned();
-    for service in SERVICES.iter().chain(&["edge"]) {
+    for service in service_names().chain(["edge"]) {
         let binary = folder.join(format!("taskflow-{service}"));
         assert!(
             binary.exists(),

@@ -110,7 +110,7 @@ impl TestSystem {
             ("TASKFLOW_RATE_LIMIT_USER".into(), "off".into()),
         ]);
         // The first value of a name wins: the test's own come first.
-        let settings = Settings::from_lookup(|name| {
+        let settings = Settings::from_lookup(move |name| {
             pairs
                 .iter()
                 .find(|(key, _)| key == name)
@@ -145,7 +145,7 @@ impl TestSystem {
         for _ in 0..instances() {
             let running = taskflow_runtime::platform::process::start_all(
                 &system.platform,
-                &taskflow::SERVICES,
+                taskflow::SERVICES,
             )
             .await
             .expect("the services start");
@@ -240,7 +240,12 @@ impl TestSystem {
         let readiness = Readiness::of("taskflow", &self.platform, &self.services);
         let shutdown = Shutdown::new();
         let feed = self.feed.as_ref().expect("the live feed runs");
-        let app = taskflow_edge::app(&self.platform, readiness, local, feed, shutdown.clone());
+        let live = taskflow_edge::LiveFeedRoutes {
+            routes: taskflow_livefeed::router(feed, &self.platform, shutdown.clone()),
+            connections: feed.counter(),
+        };
+        let edge = taskflow_edge::EdgeSettings::read(&self.settings).expect("edge settings");
+        let app = taskflow_edge::app(&self.platform, &edge, readiness, local, live);
         let (bound, server) = taskflow_edge::serve(self.edge_addr, app, shutdown.clone())
             .await
             .expect("the edge binds");
@@ -261,24 +266,7 @@ impl TestSystem {
         if let Some(feed) = self.feed.take() {
             feed.stop().await;
         }
-        let server: sqlx::postgres::PgConnectOptions = self
-            .settings
-            .database_url
-            .parse()
-            .expect("a valid DATABASE_URL");
-        if let Ok(pool) = sqlx::PgPool::connect_with(server.database("postgres")).await {
-            let ours: Vec<String> = sqlx::query_scalar(
-                "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
-            )
-            .bind(&self.settings.database_prefix)
-            .fetch_all(&pool)
-            .await
-            .unwrap_or_default();
-            for database in ours {
-                let drop = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
-                let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
-            }
-        }
+        drop_databases(&self.settings).await;
     }
 
     // ---- HTTP ----
@@ -364,7 +352,7 @@ impl TestSystem {
                     .fetch_one(&service.pool)
                     .await
                     .ok()?;
-                    if unpublished > 0 && matches!(service.name, "identity" | "projects") {
+                    if unpublished > 0 && service.publishes_directory {
                         return None;
                     }
                 }
@@ -573,6 +561,24 @@ impl TestSystem {
             .into_iter()
             .filter(|event| event.envelope.task_id == Some(task_id))
             .collect()
+    }
+}
+
+/// Drops the databases of `settings`' prefix.
+pub async fn drop_databases(settings: &Settings) {
+    let server: sqlx::postgres::PgConnectOptions =
+        settings.database_url.parse().expect("a valid DATABASE_URL");
+    if let Ok(pool) = sqlx::PgPool::connect_with(server.database("postgres")).await {
+        let ours: Vec<String> =
+            sqlx::query_scalar("SELECT datname FROM pg_database WHERE starts_with(datname, $1)")
+                .bind(&settings.database_prefix)
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+        for database in ours {
+            let drop = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
+        }
     }
 }
 

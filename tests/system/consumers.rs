@@ -30,6 +30,8 @@ static EFFECTS: ServiceDefinition<()> = ServiceDefinition {
     migrator: &NO_MIGRATIONS,
     workers: 1,
     outbox: false,
+    publishes_directory: false,
+    check_settings: |_| Ok(()),
     ops_addr: "127.0.0.1:0",
     state: |_, _| (),
     endpoints: Endpoints::new,

@@ -1,6 +1,7 @@
 //! System tests: the real services against a real nats-server and Postgres.
 //! One binary, a module per area.
 
+mod access;
 mod audit;
 mod binary;
 mod consumers;
@@ -8,6 +9,7 @@ mod feed_limits;
 mod group_commit;
 mod hostile;
 mod identity;
+mod layout;
 mod livefeed;
 mod nats_commands;
 mod notifications;

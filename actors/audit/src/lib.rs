@@ -35,6 +35,8 @@ pub static SERVICE: ServiceDefinition<AuditQueries> = ServiceDefinition {
     migrator: &MIGRATOR,
     workers: 4,
     outbox: false,
+    publishes_directory: false,
+    check_settings: |_| Ok(()),
     ops_addr: "127.0.0.1:9103",
     state: |_, parts| AuditQueries::new(parts.pool),
     endpoints,

@@ -2,30 +2,29 @@
 //! each task's records up to date from the task events themselves (the audit
 //! service never reads another service's database).
 
-use std::collections::HashMap;
-
 use serde::Deserialize;
 use sqlx::PgConnection;
+use taskflow_runtime::access::{self, TaskReaders};
 use taskflow_runtime::consumer::{ConsumedEvent, EventHandler, HandlerError};
 use taskflow_schemas::access::Participants;
 use taskflow_schemas::audit::AuditChange;
 use taskflow_schemas::events::Changes;
 use uuid::Uuid;
 
-use crate::store::{self, TaskAccess};
+use crate::store;
 
 pub struct AuditRecorder;
 
 /// What the recorder needs of a task event's payload.
 #[derive(Deserialize)]
 struct TaskPayload {
-    task: TaskReaders,
+    task: TaskPeople,
     #[serde(default)]
     changes: Changes,
 }
 
 #[derive(Deserialize)]
-struct TaskReaders {
+struct TaskPeople {
     creator_id: Uuid,
     #[serde(default)]
     project_id: Option<Uuid>,
@@ -52,28 +51,20 @@ impl EventHandler for AuditRecorder {
         events: &[&ConsumedEvent],
     ) -> Result<(), HandlerError> {
         let mut records = Vec::with_capacity(events.len());
-        // The newest readers of each task in the batch.
-        let mut access: HashMap<Uuid, TaskAccess> = HashMap::new();
+        let mut readers = Vec::new();
         for event in events {
-            let (changes, readers) = examine(event)?;
-            if let Some((task_id, readers)) = readers {
-                match access.get(&task_id) {
-                    Some(newest) if newest.version > readers.version => {}
-                    _ => {
-                        access.insert(task_id, readers);
-                    }
-                }
-            }
+            let (changes, task_readers) = examine(event)?;
+            readers.extend(task_readers);
             records.push((*event, changes));
         }
-        store::set_task_readers(tx, &access).await?;
+        access::keep(tx, &readers).await?;
         store::insert_records(tx, &records).await?;
         Ok(())
     }
 }
 
 /// The changes an event reports, and for a task event who may read its task.
-type Examined = (Vec<AuditChange>, Option<(Uuid, TaskAccess)>);
+type Examined = (Vec<AuditChange>, Option<TaskReaders>);
 
 fn examine(event: &ConsumedEvent) -> Result<Examined, HandlerError> {
     let envelope = &event.envelope;
@@ -94,21 +85,20 @@ fn examine(event: &ConsumedEvent) -> Result<Examined, HandlerError> {
             new: change.new,
         })
         .collect();
-    Ok((changes, Some((task_id, access_of(&payload.task)))))
+    Ok((changes, Some(readers_of(task_id, &payload.task))))
 }
 
-/// Who may read the task's records: the access rule's readers, and the
-/// members of its project.
-fn access_of(task: &TaskReaders) -> TaskAccess {
+/// Who may read the task's records, as of this event.
+fn readers_of(task_id: Uuid, task: &TaskPeople) -> TaskReaders {
     let participants = Participants {
         creator: task.creator_id,
         project: task.project_id,
         assignee: task.assignee_id,
         observers: &task.observer_ids,
     };
-    TaskAccess {
-        readers: participants.readers(),
-        project: task.project_id,
+    TaskReaders {
+        task_id,
+        access: participants.read_access(),
         version: task.version,
     }
 }

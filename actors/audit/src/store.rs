@@ -1,7 +1,5 @@
 //! The audit database: every query of this service.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
@@ -128,63 +126,13 @@ struct RecordColumns<'a> {
     stream_seq: Vec<i64>,
 }
 
-/// Who may read a task's records, as of one version of it.
-pub struct TaskAccess {
-    /// Those named in it (see `taskflow_schemas::access`).
-    pub readers: Vec<Uuid>,
-    /// Whose members read it too.
-    pub project: Option<Uuid>,
-    pub version: i64,
-}
-
-/// Who may read each task's records, unless a newer version already said so.
-pub async fn set_task_readers(
-    conn: &mut PgConnection,
-    access: &HashMap<Uuid, TaskAccess>,
-) -> Result<(), sqlx::Error> {
-    if access.is_empty() {
-        return Ok(());
-    }
-    let mut task_ids = Vec::with_capacity(access.len());
-    // Reader lists differ in length and a uuid[][] must be rectangular: each
-    // goes as the text of a uuid[].
-    let mut readers = Vec::with_capacity(access.len());
-    let mut projects = Vec::with_capacity(access.len());
-    let mut versions = Vec::with_capacity(access.len());
-    for (task_id, task) in access {
-        task_ids.push(*task_id);
-        let list: Vec<String> = task.readers.iter().map(Uuid::to_string).collect();
-        readers.push(format!("{{{}}}", list.join(",")));
-        projects.push(task.project);
-        versions.push(task.version);
-    }
-    sqlx::query(
-        "INSERT INTO task_access (task_id, readers, project_id, version) \
-         SELECT task_id, readers::uuid[], project_id, version \
-         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[]) \
-         AS access(task_id, readers, project_id, version) \
-         ON CONFLICT (task_id) DO UPDATE SET readers = EXCLUDED.readers, \
-         project_id = EXCLUDED.project_id, version = EXCLUDED.version \
-         WHERE task_access.version <= EXCLUDED.version",
-    )
-    .bind(&task_ids)
-    .bind(&readers)
-    .bind(&projects)
-    .bind(&versions)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// The records `reader` may see (all for `None`, an admin): records of tasks
-/// they can read now (named in them, or a member of their project), and
-/// their own records that concern no task.
+/// The records `reader` (`$1`) may see: records of tasks they can read now
+/// (the access rule, `taskflow_runtime::readable!`), and their own records
+/// that concern no task.
 const VISIBLE: &str = concat!(
-    "($1::uuid IS NULL \
-     OR task_id IN (SELECT task_id FROM task_access WHERE $1 = ANY(readers) \
-        OR project_id IN (",
-    taskflow_runtime::member_projects!(),
-    ")) OR (task_id IS NULL AND actor_id = $1))"
+    "(",
+    taskflow_runtime::readable!("audit_records.task_id"),
+    " OR (audit_records.task_id IS NULL AND audit_records.actor_id = $1))"
 );
 
 /// A listed record and its place in recording order (a page's cursor). It

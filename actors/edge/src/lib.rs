@@ -3,7 +3,8 @@
 //! keeps no state of its own; any number of edges may run.
 //!
 //! Serves: `/api/v1/{auth,users,tasks,projects,audit,schedules,notifications}`, `/api/v1/openapi.json`,
-//! `/health`, `/health/ready`, `/metrics`.
+//! `/health`, `/health/ready`, `/metrics`, and under the same layers the
+//! routes of a live feed the binary mounts ([`LiveFeedRoutes`]: `/ws`).
 //! Sends: the identity, tasks, projects, audit, scheduler and notifier commands of the catalogue, with the
 //! request's `X-Request-Id` (and `Idempotency-Key`) in headers.
 
@@ -15,6 +16,7 @@ mod openapi;
 mod rate_limit;
 mod request_id;
 mod routes;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, Request, header};
-use taskflow_livefeed::{FeedHandle, LiveFeed};
+use futures::future::BoxFuture;
 use taskflow_runtime::bus::CommandClient;
 use taskflow_runtime::bus::client::LocalCommands;
 use taskflow_runtime::http::ops::Readiness;
@@ -37,6 +39,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
+pub use crate::settings::EdgeSettings;
 
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Bodies above this are refused with 413.
@@ -51,8 +54,19 @@ pub struct EdgeState(Arc<Shared>);
 pub struct Shared {
     pub commands: CommandClient,
     pub tokens: Tokens,
-    pub feed: FeedHandle,
+    pub connections: ConnectionCount,
     pub limits: Arc<rate_limit::Limits>,
+}
+
+/// How many live-feed clients this process serves now.
+pub type ConnectionCount = Arc<dyn Fn() -> BoxFuture<'static, usize> + Send + Sync>;
+
+/// A live feed the edge serves without owning it: its routes (`/ws`),
+/// mounted under the edge's layers, and its client count for
+/// `GET /api/v1/connections`.
+pub struct LiveFeedRoutes {
+    pub routes: Router,
+    pub connections: ConnectionCount,
 }
 
 impl std::ops::Deref for EdgeState {
@@ -86,21 +100,21 @@ pub fn api() -> (Router<EdgeState>, utoipa::openapi::OpenApi) {
     (router, openapi)
 }
 
-/// The whole edge: API, OpenAPI document, live feed, operational routes,
-/// layers. Commands for the services in `local` skip NATS (the all-in-one
-/// process); live-feed sockets close when `shutdown` is cancelled.
+/// The whole edge: API, OpenAPI document, the live feed's routes,
+/// operational routes, layers. Commands for the services in `local` skip
+/// NATS (the all-in-one process).
 pub fn app(
     platform: &Platform,
+    settings: &EdgeSettings,
     readiness: Readiness,
     local: Vec<LocalCommands>,
-    feed: &LiveFeed,
-    shutdown: Shutdown,
+    feed: LiveFeedRoutes,
 ) -> Router {
-    let limits = rate_limit::Limits::start(&platform.settings.rate_limits);
+    let limits = rate_limit::Limits::start(&settings.rate_limits);
     let state = EdgeState(Arc::new(Shared {
         commands: CommandClient::new(platform.nats.clone(), local),
         tokens: Tokens::new(&platform.settings.jwt_secret),
-        feed: feed.handle(),
+        connections: feed.connections,
         limits: limits.clone(),
     }));
     let (api, openapi) = api();
@@ -115,7 +129,7 @@ pub fn app(
     })
     .with_state(state)
     .merge(taskflow_runtime::http::ops::router(readiness))
-    .merge(taskflow_livefeed::router(feed, platform, shutdown))
+    .merge(feed.routes)
     .layer(axum::middleware::from_fn_with_state(
         limits,
         rate_limit::per_address,
@@ -123,7 +137,7 @@ pub fn app(
     .layer(axum::middleware::from_fn(http_metrics::record))
     .layer(DefaultBodyLimit::max(BODY_LIMIT))
     .layer(axum::middleware::from_fn(within_time))
-    .layer(cors(&platform.settings.cors_origins))
+    .layer(cors(&settings.cors_origins))
     .layer(PropagateRequestIdLayer::new(REQUEST_ID))
     .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
         let request_id = request

@@ -12,12 +12,12 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::settings::{Rate, RateLimits};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use taskflow_runtime::platform::settings::{Rate, RateLimits};
 use uuid::Uuid;
 
 use crate::error::ApiError;

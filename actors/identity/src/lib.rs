@@ -30,6 +30,8 @@ pub static SERVICE: ServiceDefinition<IdentityService> = ServiceDefinition {
     // profile reads moving while sign-ins wait for it.
     workers: 8,
     outbox: true,
+    publishes_directory: true,
+    check_settings: |_| Ok(()),
     ops_addr: "127.0.0.1:9102",
     state: |platform, parts| {
         IdentityService::new(

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use taskflow_schemas::EventEnvelope;
+use taskflow_schemas::access::ReadAccess;
 use taskflow_schemas::envelope::SCHEMA_VERSION;
 use taskflow_schemas::events::{self, RoleChangePayload};
 use taskflow_schemas::project::ProjectEventPayload;
@@ -60,11 +61,13 @@ impl FeedDirectory {
             .is_some_and(|members| members.contains(&user))
     }
 
-    /// Whether `user` may read a task named by `readers` in `project`.
-    pub fn reads(&self, user: Uuid, readers: &[Uuid], project: Option<Uuid>) -> bool {
-        self.is_admin(user)
-            || readers.contains(&user)
-            || project.is_some_and(|project| self.is_member(project, user))
+    /// Whether `user` may read a task with `access`: the access rule, with
+    /// this directory's admins and members.
+    pub fn reads(&self, user: Uuid, access: &ReadAccess) -> bool {
+        let member = access
+            .project
+            .is_some_and(|project| self.is_member(project, user));
+        access.may_read(user, member, self.is_admin(user))
     }
 
     /// The `AUDIT` sequence of the last membership or role change applied.
@@ -152,12 +155,12 @@ impl FeedDirectory {
             }
         }
         // A deleted task stays as a tombstone: no earlier event brings it back.
-        let project = event.project.filter(|_| !event.deleted);
+        let project = event.access.project.filter(|_| !event.deleted);
         if let Some(project) = project {
             self.tasks
                 .entry(project)
                 .or_default()
-                .insert(task, event.readers.clone());
+                .insert(task, event.access.named.clone());
         }
         self.placed.insert(task, (project, event.cursor.seq));
     }

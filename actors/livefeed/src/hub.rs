@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use taskflow_runtime::Platform;
 use taskflow_schemas::EventEnvelope;
-use taskflow_schemas::access::Participants;
+use taskflow_schemas::access::{Participants, ReadAccess};
 use taskflow_schemas::envelope::SCHEMA_VERSION;
 use taskflow_schemas::events::{NOTIFICATION_SENT, TASK_DELETED};
 use taskflow_schemas::feed::{FeedCursor, ServerFrame};
@@ -56,10 +56,8 @@ const REWIND_CHECK_PAUSE: Duration = Duration::from_millis(200);
 pub struct LiveEvent {
     pub cursor: FeedCursor,
     pub task_id: Option<Uuid>,
-    /// Who is named in the task once this event happened (see
-    /// `Participants::readers`); the members of its project read it too.
-    pub readers: Vec<Uuid>,
-    pub project: Option<Uuid>,
+    /// Who may read the task once this event happened.
+    pub access: ReadAccess,
     /// The project the change moved the task out of: its members who do not
     /// read it where it is now get a `revoked` frame.
     pub previous_project: Option<Uuid>,
@@ -105,12 +103,11 @@ impl LiveEvent {
             .as_ref()
             .and_then(|change| change.old)
             .filter(|previous| Some(*previous) != project);
-        let (readers, revoked) = peek.payload.access();
+        let (named, revoked) = peek.payload.access();
         Some(Self {
             cursor,
             task_id: peek.task_id,
-            readers,
-            project,
+            access: ReadAccess { named, project },
             previous_project,
             deleted: peek.event_type == TASK_DELETED,
             revoked,
@@ -122,7 +119,7 @@ impl LiveEvent {
     /// the members of its project), `revoked` for whom it removed: an old
     /// assignee or observer, or a member of the project it left.
     pub fn delivery_to(&self, user: Uuid, directory: &FeedDirectory) -> Delivery {
-        if directory.reads(user, &self.readers, self.project) {
+        if directory.reads(user, &self.access) {
             return Delivery::Event;
         }
         let left = self.revoked.contains(&user)

@@ -17,10 +17,12 @@ pub mod cursor;
 pub mod directory;
 pub mod hub;
 pub mod session;
+pub mod settings;
 pub mod supervisor;
 
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
+use futures::future::BoxFuture;
 use std::sync::Arc;
 
 use axum::http::{StatusCode, Uri, header};
@@ -37,6 +39,7 @@ use crate::directory::{FeedDirectory, SharedDirectory};
 use crate::hub::HubMessage;
 pub use crate::session::Keepalive;
 use crate::session::{FeedContext, Handshake, MAX_CLIENT_FRAME};
+pub use crate::settings::FeedSettings;
 use crate::supervisor::{FeedMessage, FeedSupervisor};
 
 /// A running live feed: its supervisor and the hub under it.
@@ -60,18 +63,18 @@ impl LiveFeed {
         platform: &Platform,
         keepalive: Keepalive,
     ) -> Result<Self, RuntimeError> {
+        let settings = FeedSettings::read(&platform.settings)?;
         let directory = FeedDirectory::shared();
         let arguments = (platform.clone(), directory.clone());
         let (supervisor, join) = Actor::spawn(None, FeedSupervisor, arguments).await?;
         let hub = ractor::call!(supervisor, FeedMessage::Hub)
             .map_err(|_| RuntimeError::Unresponsive("livefeed"))?;
-        let settings = &platform.settings;
         Ok(Self {
             supervisor,
             hub,
             directory,
             keepalive,
-            connections: Connections::new(settings.ws_max_connections, settings.ws_max_per_user),
+            connections: Connections::new(settings.max_connections, settings.max_per_user),
             join,
         })
     }
@@ -91,6 +94,15 @@ impl LiveFeed {
         FeedHandle(self.hub.clone())
     }
 
+    /// Counts the feed's clients, for an edge that serves the count.
+    pub fn counter(&self) -> Arc<dyn Fn() -> BoxFuture<'static, usize> + Send + Sync> {
+        let handle = self.handle();
+        Arc::new(move || {
+            let handle = handle.clone();
+            Box::pin(async move { handle.connections().await })
+        })
+    }
+
     /// Resolves when the feed has stopped, asked or not.
     pub async fn stopped(&mut self) {
         if !self.join.is_finished() {
@@ -108,7 +120,7 @@ impl LiveFeed {
     }
 }
 
-/// What the edge keeps of the feed.
+/// A cheap handle on the feed, to count its clients.
 #[derive(Clone)]
 pub struct FeedHandle(ActorRef<HubMessage>);
 

@@ -481,7 +481,7 @@ async fn replay(
         last_seen
             .into_iter()
             .map(|(task, last)| {
-                let reads = directory.reads(viewer.user, &last.readers, last.project);
+                let reads = directory.reads(viewer.user, &last.access);
                 (task, reads)
             })
             .collect()

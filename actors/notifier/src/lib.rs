@@ -33,7 +33,7 @@ use taskflow_runtime::service::{ConsumerStarter, ServiceDefinition, ServiceParts
 use taskflow_schemas::catalogue::{ListNotifications, MarkNotificationRead};
 use taskflow_schemas::subjects::{AUDIT_STREAM, REMINDERS_STREAM, TASKS_STREAM};
 
-use crate::mailer::Mailer;
+use crate::mailer::{MailSettings, Mailer};
 use crate::notifier::Notifier;
 use crate::queries::NotificationQueries;
 use crate::recipients::RecipientProjection;
@@ -46,6 +46,8 @@ pub static SERVICE: ServiceDefinition<NotificationQueries> = ServiceDefinition {
     migrator: &MIGRATOR,
     workers: 4,
     outbox: true,
+    publishes_directory: false,
+    check_settings: |settings| MailSettings::read(settings).map(drop),
     ops_addr: "127.0.0.1:9105",
     state: |_, parts| NotificationQueries::new(parts.pool),
     endpoints,
@@ -94,9 +96,9 @@ fn consumers(platform: &Platform, parts: &ServiceParts) -> Vec<ConsumerStarter> 
 
 /// The SMTP transport, when `TASKFLOW_SMTP_URL` is set.
 fn mailer(platform: &Platform) -> Option<Mailer> {
-    let settings = &platform.settings;
-    let url = settings.smtp_url.as_deref()?;
-    match Mailer::new(url, &settings.smtp_from) {
+    // Read once at start already (`check_settings`).
+    let settings = MailSettings::read(&platform.settings).ok()?;
+    match Mailer::new(settings.url.as_deref()?, &settings.from) {
         Ok(mailer) => Some(mailer),
         Err(error) => {
             tracing::error!(service = "notifier", %error, "email is off: SMTP cannot be used");

@@ -5,7 +5,9 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use taskflow_runtime::RuntimeError;
 use taskflow_runtime::consumer::effector::EffectError;
+use taskflow_runtime::platform::settings::{Settings, invalid};
 
 /// How long one SMTP conversation may take before it counts as failed.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -16,6 +18,35 @@ pub enum MailerError {
     Url(#[from] lettre::transport::smtp::Error),
     #[error("TASKFLOW_SMTP_FROM: {0}")]
     From(#[from] lettre::address::AddressError),
+}
+
+/// The mailer's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailSettings {
+    /// `TASKFLOW_SMTP_URL`, e.g. `smtp://127.0.0.1:1025`; none disables email.
+    pub url: Option<String>,
+    /// `TASKFLOW_SMTP_FROM`: the sender of notification emails.
+    pub from: String,
+}
+
+impl MailSettings {
+    pub fn read(settings: &Settings) -> Result<Self, RuntimeError> {
+        let source = &settings.source;
+        let from = match source.get("TASKFLOW_SMTP_FROM") {
+            None => "TaskFlow <taskflow@localhost>".into(),
+            Some(from) if from.contains('@') && !from.chars().any(char::is_control) => from,
+            Some(_) => {
+                return Err(invalid(
+                    "TASKFLOW_SMTP_FROM",
+                    "must be an address, e.g. `TaskFlow <taskflow@example.com>`",
+                ));
+            }
+        };
+        Ok(Self {
+            url: source.url("TASKFLOW_SMTP_URL", &["smtp://", "smtps://"])?,
+            from,
+        })
+    }
 }
 
 pub struct Mailer {
@@ -68,5 +99,37 @@ impl Mailer {
             }
             Err(error) => Err(EffectError::Retry(format!("smtp: {error}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(pairs: &'static [(&'static str, &'static str)]) -> Result<MailSettings, RuntimeError> {
+        let settings = Settings::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        })?;
+        MailSettings::read(&settings)
+    }
+
+    #[test]
+    fn email_is_off_unless_a_url_is_set_and_a_bad_one_is_named() {
+        assert_eq!(read(&[]).unwrap().url, None);
+        let on = read(&[("TASKFLOW_SMTP_URL", "smtp://127.0.0.1:1025")]).unwrap();
+        assert_eq!(on.url.as_deref(), Some("smtp://127.0.0.1:1025"));
+        let error = read(&[("TASKFLOW_SMTP_URL", "http://mail")]).unwrap_err();
+        assert!(
+            error.to_string().starts_with("TASKFLOW_SMTP_URL:"),
+            "{error}"
+        );
+        let error = read(&[("TASKFLOW_SMTP_FROM", "nobody")]).unwrap_err();
+        assert!(
+            error.to_string().starts_with("TASKFLOW_SMTP_FROM:"),
+            "{error}"
+        );
     }
 }

@@ -8,12 +8,11 @@
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use taskflow_runtime::access::{self, TaskReaders};
 use taskflow_runtime::consumer::effector::{EffectError, Effector, Settlement};
 use taskflow_runtime::consumer::{ConsumedEvent, HandlerError, created_task};
-use taskflow_runtime::directory;
 use taskflow_runtime::outbox::{self, RelayHandle};
 use taskflow_schemas::EventEnvelope;
-use taskflow_schemas::access::Participants;
 use taskflow_schemas::events::{
     NOTIFICATION_FAILED, NOTIFICATION_SENT, REMINDER_DUE, ReminderDuePayload, TaskEventPayload,
 };
@@ -55,8 +54,9 @@ impl Effector for Notifier {
         let Some((task, notices)) = notices_of(envelope)? else {
             return Ok(Vec::new());
         };
-        store::set_task_access(tx, &task).await?;
-        let notices = readers_only(tx, &task, notices).await?;
+        let readers = TaskReaders::of(&task);
+        access::keep(tx, std::slice::from_ref(&readers)).await?;
+        let notices = readers_only(tx, &readers, notices).await?;
         let mut emails = Vec::new();
         for notice in notices {
             let mut new = NewNotification {
@@ -151,28 +151,18 @@ impl Effector for Notifier {
     }
 }
 
-/// What `envelope` means to whom; a payload that is not what its type says
-/// is refused (the DLQ).
 /// Only the notices whose recipient may read the task now, by the access
 /// rule: a creator who left the task's project is not told of it.
 async fn readers_only(
     tx: &mut PgConnection,
-    task: &Task,
+    task: &TaskReaders,
     notices: Vec<Notice>,
 ) -> Result<Vec<Notice>, sqlx::Error> {
-    let named = Participants::of(task).readers();
-    let unnamed: Vec<Uuid> = notices
-        .iter()
-        .map(|notice| notice.recipient)
-        .filter(|recipient| !named.contains(recipient))
-        .collect();
-    let outsiders = match task.project_id {
-        Some(project) => directory::outsiders(tx, project, &unnamed).await?,
-        None => unnamed,
-    };
+    let recipients: Vec<Uuid> = notices.iter().map(|notice| notice.recipient).collect();
+    let readers = access::readers_among(tx, &task.access, &recipients).await?;
     Ok(notices
         .into_iter()
-        .filter(|notice| !outsiders.contains(&notice.recipient))
+        .filter(|notice| readers.contains(&notice.recipient))
         .collect())
 }
 

@@ -2,11 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
-use taskflow_schemas::access::Participants;
 use taskflow_schemas::notification::{
     Channel, Notification, NotificationKind, NotificationQuery, NotificationStatus,
 };
-use taskflow_schemas::task::Task;
 use uuid::Uuid;
 
 const COLUMNS: &str = "id, recipient_id, task_id, kind, channel, status, attempts, error, \
@@ -147,41 +145,27 @@ pub async fn settle(
     Ok(row.map(Notification::from))
 }
 
-/// A user's notifications, newest first, after the cursor `(created_at, id)`.
-/// The recipient `$1` may still read the notification's task.
+/// A notification about a task is listed while the reader `$1` may read
+/// the task (the access rule, `taskflow_runtime::readable!`).
 const READABLE: &str = concat!(
-    "(task_id IS NULL OR task_id IN (SELECT task_id FROM task_access \
-       WHERE $1 = ANY(readers) OR project_id IN (",
-    taskflow_runtime::member_projects!(),
-    ")))"
+    "(notifications.task_id IS NULL OR ",
+    taskflow_runtime::readable!("notifications.task_id"),
+    ")"
 );
 
-/// Who may read `task`, unless a newer version of it was seen already.
-pub async fn set_task_access(conn: &mut PgConnection, task: &Task) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO task_access (task_id, readers, project_id, version) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (task_id) DO UPDATE SET readers = EXCLUDED.readers, \
-         project_id = EXCLUDED.project_id, version = EXCLUDED.version \
-         WHERE task_access.version < EXCLUDED.version",
-    )
-    .bind(task.id)
-    .bind(Participants::of(task).readers())
-    .bind(task.project_id)
-    .bind(task.version)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
+/// `recipient`'s notifications, newest first, after the cursor
+/// `(created_at, id)`, as `reader` (the recipient, or `None` for an admin)
+/// may see them.
 pub async fn list(
     pool: &PgPool,
+    reader: Option<Uuid>,
     recipient: Uuid,
     query: &NotificationQuery,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<Notification>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM notifications WHERE recipient_id = $1 AND {READABLE} \
+        "SELECT {COLUMNS} FROM notifications WHERE recipient_id = $8 AND {READABLE} \
            AND ($2::text IS NULL OR status = $2) \
            AND ($3::uuid IS NULL OR task_id = $3) \
            AND ($4::bool IS NULL OR (read_at IS NULL) = $4) \
@@ -189,13 +173,14 @@ pub async fn list(
          ORDER BY created_at DESC, id DESC LIMIT $7"
     );
     let rows: Vec<NotificationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(recipient)
+        .bind(reader)
         .bind(query.status.map(status_text))
         .bind(query.task_id)
         .bind(query.unread)
         .bind(after.map(|(at, _)| at))
         .bind(after.map(|(_, id)| id))
         .bind(limit)
+        .bind(recipient)
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(Notification::from).collect())

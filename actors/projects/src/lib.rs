@@ -35,6 +35,8 @@ pub static SERVICE: ServiceDefinition<ProjectsService> = ServiceDefinition {
     migrator: &MIGRATOR,
     workers: 8,
     outbox: true,
+    publishes_directory: true,
+    check_settings: |_| Ok(()),
     ops_addr: "127.0.0.1:9106",
     state: |_, parts| ProjectsService::new(parts.pool.clone(), parts.relay()),
     endpoints,

@@ -22,15 +22,6 @@ use uuid::Uuid;
 use crate::consumer::{ConsumedEvent, ConsumerSpec, EventHandler, HandlerError, user_profile};
 use crate::service::ConsumerStarter;
 
-/// The projects `$1` holds a role in, as SQL: a reader filter writes
-/// `project_id IN (` this `)`.
-#[macro_export]
-macro_rules! member_projects {
-    () => {
-        "SELECT project_id FROM directory_members WHERE user_id = $1 AND role IS NOT NULL"
-    };
-}
-
 /// The durable consumer `<service>-directory` that keeps `service`'s copy.
 pub fn spec(service: &'static str) -> ConsumerSpec {
     ConsumerSpec {

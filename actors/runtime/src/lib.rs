@@ -11,9 +11,12 @@
 //! - [`consumer`]: durable stream consumers, their handlers and the DLQ;
 //! - [`directory`]: each service's copy of users, admins and project
 //!   memberships, which access is decided from;
+//! - [`access`]: the access rule where the data lives: who may read each
+//!   task, and the rule in SQL that every list filters with;
 //! - [`service`]: a service's definition and the supervised actors that run it;
 //! - [`http`]: the health, readiness and metrics endpoints, access tokens.
 
+pub mod access;
 pub mod bus;
 pub mod consumer;
 pub mod directory;

@@ -42,6 +42,8 @@ pub static SERVICE: ServiceDefinition<ScheduleQueries> = ServiceDefinition {
     migrator: &MIGRATOR,
     workers: 4,
     outbox: true,
+    publishes_directory: false,
+    check_settings: |_| Ok(()),
     ops_addr: "127.0.0.1:9104",
     state: |_, parts| ScheduleQueries::new(parts.pool),
     endpoints,

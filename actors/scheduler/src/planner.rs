@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 use sqlx::PgConnection;
+use taskflow_runtime::access::{self, TaskReaders};
 use taskflow_runtime::bus::{CommandClient, CommandContext};
 use taskflow_runtime::consumer::effector::{EffectError, Effector};
 use taskflow_runtime::consumer::{ConsumedEvent, HandlerError, created_task};
@@ -45,6 +46,7 @@ impl Effector for TaskPlanner {
             ));
         }
         let deleted = envelope.event_type == TASK_DELETED;
+        access::keep(tx, &[TaskReaders::of(&task)]).await?;
         let wanted = reminders::fire_time(&task, deleted);
         reminders::reconcile(tx, &task, wanted, envelope).await?;
         let next = series::follow(tx, &task, deleted, envelope).await?;

@@ -15,8 +15,8 @@ use crate::recurrence::{self, Anchor};
 
 /// Reminders and series as one list, newest first. `$1` a reader (null for
 /// an admin), `$2` is_active, `$3` task, `$4`/`$5` the cursor, `$6` the limit,
-/// `$7` one id. A reader sees what their task's access rule lets them read:
-/// named in it, or a member of its project.
+/// `$7` one id. A reader sees the schedules of the tasks they may read (the
+/// access rule, `taskflow_runtime::readable!`).
 const SCHEDULES: &str = concat!(
     "\
     SELECT * FROM ( \
@@ -25,19 +25,19 @@ const SCHEDULES: &str = concat!(
              CASE WHEN status = 'pending' THEN fire_at END AS next_fire_at, fired_at, \
              NULL::jsonb AS recurrence, NULL::text AS timezone, NULL::timestamptz AS current_due, \
              NULL::smallint AS anchor_day, NULL::time AS anchor_time, \
-             created_at, updated_at, readers, project_id \
+             created_at, updated_at \
       FROM reminders \
       UNION ALL \
       SELECT id, 'series', current_task_id, title, is_active, \
              CASE WHEN is_active THEN 'active' ELSE 'ended' END, \
              CASE WHEN is_active THEN next_due END, NULL, \
              recurrence, timezone, current_due, anchor_day, anchor_time, \
-             created_at, updated_at, readers, project_id \
+             created_at, updated_at \
       FROM series \
     ) schedules \
-    WHERE ($1::uuid IS NULL OR $1 = ANY(readers) OR project_id IN (",
-    taskflow_runtime::member_projects!(),
-    ")) \
+    WHERE ",
+    taskflow_runtime::readable!("schedules.task_id"),
+    " \
       AND ($2::bool IS NULL OR is_active = $2) \
       AND ($3::uuid IS NULL OR task_id = $3) \
       AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \

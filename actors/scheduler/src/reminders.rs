@@ -4,7 +4,6 @@
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgConnection;
 use taskflow_runtime::outbox::{self, OutboxRecord};
-use taskflow_schemas::access::Participants;
 use taskflow_schemas::events::{REMINDER_DUE, ReminderDuePayload};
 use taskflow_schemas::subjects::reminder_subject;
 use taskflow_schemas::task::{Task, TaskStatus};
@@ -55,16 +54,13 @@ pub async fn reconcile(
         return Ok(());
     };
     let snapshot = serde_json::to_value(task).expect("a task serializes");
-    let readers = Participants::of(task).readers();
     // A pending or fired reminder keeps the event that set it as its cause;
-    // its copy of the task (title, readers) follows the task.
+    // its copy of the task (the title) follows the task.
     let pending: Option<bool> = sqlx::query_scalar(
-        "INSERT INTO reminders (id, task_id, fire_at, status, task, readers, project_id, \
-           cause_event_id, correlation_id) \
-         VALUES ($1, $2, $3, 'pending', $4, $5, $8, $6, $7) \
+        "INSERT INTO reminders (id, task_id, fire_at, status, task, cause_event_id, correlation_id) \
+         VALUES ($1, $2, $3, 'pending', $4, $5, $6) \
          ON CONFLICT (id) DO UPDATE SET \
-           task = EXCLUDED.task, readers = EXCLUDED.readers, project_id = EXCLUDED.project_id, \
-           updated_at = now(), \
+           task = EXCLUDED.task, updated_at = now(), \
            status = CASE WHEN reminders.status = 'cancelled' THEN 'pending' ELSE reminders.status END, \
            cause_event_id = CASE WHEN reminders.status = 'cancelled' \
              THEN EXCLUDED.cause_event_id ELSE reminders.cause_event_id END, \
@@ -76,10 +72,8 @@ pub async fn reconcile(
     .bind(task.id)
     .bind(fire_at)
     .bind(&snapshot)
-    .bind(&readers)
     .bind(cause.event_id)
     .bind(&cause.correlation_id)
-    .bind(task.project_id)
     .fetch_optional(&mut *tx)
     .await?;
     if pending == Some(true) {

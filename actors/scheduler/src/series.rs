@@ -6,7 +6,6 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use taskflow_schemas::EventEnvelope;
-use taskflow_schemas::access::Participants;
 use taskflow_schemas::task::{Task, TaskStatus};
 use uuid::Uuid;
 
@@ -67,16 +66,15 @@ pub async fn follow(
     }
     let zone = timezone_of(tx, task.creator_id).await?;
     let anchor = Anchor::of(due, zone);
-    let readers = Participants::of(task).readers();
     let row: Option<SeriesRow> = sqlx::query_as(
         "INSERT INTO series (id, current_task_id, recurrence, anchor_day, anchor_time, timezone, \
-           is_active, current_due, readers, title, project_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, true, $7, $8, $9, $10) \
+           is_active, current_due, title) \
+         VALUES ($1, $2, $3, $4, $5, $6, true, $7, $8) \
          ON CONFLICT (id) DO UPDATE SET \
            current_task_id = EXCLUDED.current_task_id, recurrence = EXCLUDED.recurrence, \
            title = EXCLUDED.title, \
            timezone = EXCLUDED.timezone, is_active = true, current_due = EXCLUDED.current_due, \
-           readers = EXCLUDED.readers, project_id = EXCLUDED.project_id, updated_at = now(), \
+           updated_at = now(), \
            next_due = CASE WHEN series.current_task_id = EXCLUDED.current_task_id \
              THEN series.next_due END \
          WHERE series.current_task_id <= EXCLUDED.current_task_id \
@@ -89,9 +87,7 @@ pub async fn follow(
     .bind(anchor.time)
     .bind(zone.name())
     .bind(due)
-    .bind(&readers)
     .bind(&task.title)
-    .bind(task.project_id)
     .fetch_optional(&mut *tx)
     .await?;
     // None: an event of an older task of the series.

@@ -37,6 +37,8 @@ pub static SERVICE: ServiceDefinition<TasksService> = ServiceDefinition {
     // Enough to keep the database busy; one task's commands share a worker.
     workers: 16,
     outbox: true,
+    publishes_directory: false,
+    check_settings: |_| Ok(()),
     ops_addr: "127.0.0.1:9101",
     state: |_, parts| TasksService::new(parts.pool.clone(), parts.relay(), parts.directory),
     endpoints,

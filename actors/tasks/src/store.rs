@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor, PgPool};
+use taskflow_runtime::access::{self, TaskReaders};
 use taskflow_runtime::outbox::OutboxRecord;
 use taskflow_schemas::commands::TaskQuery;
 use taskflow_schemas::task::{Priority, Recurrence, Task, TaskStatus};
@@ -76,9 +77,9 @@ macro_rules! insert_task {
     };
 }
 
-/// Inserts the task and its event in one statement (one round trip, one
-/// commit), and with an `Idempotency-Key` the key, its request and the
-/// response beside them.
+/// Inserts the task, its readers and its event in one statement (one
+/// round trip, one commit), and with an `Idempotency-Key` the key, its
+/// request and the response beside them.
 pub async fn insert_with_event(
     conn: impl PgExecutor<'_>,
     task: &Task,
@@ -89,6 +90,8 @@ pub async fn insert_with_event(
         None => sqlx::query(concat!(
             "WITH task AS (",
             insert_task!(),
+            "), readers AS (",
+            taskflow_runtime::task_readers_insert!("$25"),
             ") ",
             taskflow_runtime::outbox_insert!(),
             "($20, $21, $22, $23, $24)"
@@ -96,15 +99,20 @@ pub async fn insert_with_event(
         Some(_) => sqlx::query(concat!(
             "WITH task AS (",
             insert_task!(),
+            "), readers AS (",
+            taskflow_runtime::task_readers_insert!("$25"),
             "), key AS (INSERT INTO idempotency_keys (user_id, key, request, response, completed_at) \
-             VALUES ($25, $26, $27, $28, now()) ON CONFLICT (user_id, key) DO UPDATE \
+             VALUES ($26, $27, $28, $29, now()) ON CONFLICT (user_id, key) DO UPDATE \
              SET request = EXCLUDED.request, response = EXCLUDED.response, \
              completed_at = EXCLUDED.completed_at) ",
             taskflow_runtime::outbox_insert!(),
             "($20, $21, $22, $23, $24)"
         )),
     };
-    let query = event.bind(bind_task(query, task));
+    let readers = TaskReaders::of(task);
+    let query = event
+        .bind(bind_task(query, task))
+        .bind(Json([readers.row()]));
     let query = match key {
         None => query,
         Some(key) => query
@@ -117,9 +125,10 @@ pub async fn insert_with_event(
     Ok(())
 }
 
-/// Inserts many tasks and their events in one statement: one round trip and
-/// one commit for a whole group (see `group_commit`). The tasks go as one
-/// JSON array, whose fields are the table's columns; the events as arrays.
+/// Inserts many tasks, their readers and their events in one statement:
+/// one round trip and one commit for a whole group (see `group_commit`).
+/// The tasks go as one JSON array, whose fields are the table's columns;
+/// their readers as another; the events as arrays.
 pub async fn insert_many_with_events(
     conn: impl PgExecutor<'_>,
     tasks: &[&Task],
@@ -130,11 +139,16 @@ pub async fn insert_many_with_events(
         columns!(),
         ") SELECT ",
         columns!(),
-        " FROM jsonb_populate_recordset(NULL::tasks, $6)) ",
+        " FROM jsonb_populate_recordset(NULL::tasks, $6)), readers AS (",
+        taskflow_runtime::task_readers_insert!("$7"),
+        ") ",
         taskflow_runtime::outbox_insert_many!()
     ));
+    let readers: Vec<TaskReaders> = tasks.iter().map(|task| TaskReaders::of(task)).collect();
+    let rows: Vec<_> = readers.iter().map(TaskReaders::row).collect();
     OutboxRecord::bind_many(query, events)
         .bind(Json(tasks))
+        .bind(Json(rows))
         .execute(conn)
         .await?;
     Ok(())
@@ -167,23 +181,24 @@ fn bind_task<'q>(query: PgQuery<'q>, task: &'q Task) -> PgQuery<'q> {
 }
 
 /// Writes every field of `task`, which was read `FOR UPDATE` in this
-/// transaction (id, creator and creation time are written back unchanged).
+/// transaction (id, creator and creation time are written back unchanged),
+/// and who may read it now.
 pub async fn update(conn: &mut PgConnection, task: &Task) -> Result<(), sqlx::Error> {
     let query = sqlx::query(concat!(
         "UPDATE tasks SET (",
         columns!(),
         ") = ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) WHERE id = $1"
     ));
-    bind_task(query, task).execute(conn).await?;
-    Ok(())
+    bind_task(query, task).execute(&mut *conn).await?;
+    access::keep(conn, &[TaskReaders::of(task)]).await
 }
 
 pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM tasks WHERE id = $1")
         .bind(id)
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
-    Ok(())
+    access::forget(conn, &[id]).await
 }
 
 /// Locks every task of `project` until the transaction ends.
@@ -205,8 +220,10 @@ pub async fn delete_project(
         columns!()
     ))
     .bind(project)
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+    access::forget(conn, &ids).await?;
     Ok(rows.into_iter().map(Task::from).collect())
 }
 
@@ -238,8 +255,7 @@ pub async fn find_for_update(
 
 /// The tasks `reader` may read (every task for `None`, an admin) that match
 /// `query`, newest first, after the task `after` (the cursor), at most `limit`.
-/// The reader filter is the access rule of `taskflow_schemas::access` in SQL:
-/// named in the task, its creator outside projects, or a member of its project.
+/// The reader filter is the access rule (`taskflow_runtime::readable!`).
 pub async fn list(
     pool: &PgPool,
     reader: Option<Uuid>,
@@ -250,12 +266,9 @@ pub async fn list(
     let rows: Vec<TaskRow> = sqlx::query_as(concat!(
         "SELECT ",
         columns!(),
-        " FROM tasks WHERE ($1::uuid IS NULL OR (creator_id = $1 AND project_id IS NULL) \
-               OR assignee_id = $1 OR $1 = ANY(observer_ids) \
-               OR project_id IN (",
-        taskflow_runtime::member_projects!(),
-        ")) \
-          AND ($2::uuid IS NULL OR id < $2) \
+        " FROM tasks WHERE ",
+        taskflow_runtime::readable!("tasks.id"),
+        " AND ($2::uuid IS NULL OR id < $2) \
           AND ($3::text IS NULL OR status = $3) \
           AND ($4::text IS NULL OR priority = $4) \
           AND ($5::uuid IS NULL OR assignee_id = $5) \

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use taskflow_edge::{EdgeSettings, LiveFeedRoutes};
 use taskflow_livefeed::LiveFeed;
 use taskflow_runtime::http::ops::Readiness;
 use taskflow_runtime::platform::process;
@@ -13,18 +14,20 @@ async fn main() -> ExitCode {
         Ok(platform) => platform,
         Err(code) => return code,
     };
+    let edge = match EdgeSettings::read(&platform.settings) {
+        Ok(edge) => edge,
+        Err(error) => return process::fail("taskflow-edge", error),
+    };
     let mut feed = match LiveFeed::start(&platform).await {
         Ok(feed) => feed,
         Err(error) => return process::fail("taskflow-edge", error),
     };
     let readiness = Readiness::of("edge", &platform, &[]);
-    let app = taskflow_edge::app(
-        &platform,
-        readiness,
-        Vec::new(),
-        &feed,
-        platform.shutdown.clone(),
-    );
+    let live = LiveFeedRoutes {
+        routes: taskflow_livefeed::router(&feed, &platform, platform.shutdown.clone()),
+        connections: feed.counter(),
+    };
+    let app = taskflow_edge::app(&platform, &edge, readiness, Vec::new(), live);
     if let Err(error) =
         taskflow_edge::serve(platform.settings.http_addr, app, platform.shutdown.clone()).await
     {

@@ -1,10 +1,13 @@
-//! The services of TaskFlow, in start order. The all-in-one binary and the
-//! test harness start this list; a new service is one line here (and a
-//! binary of its own, `bins/taskflow-<name>`, one call long).
+//! The services of TaskFlow, in start order: the one list that the
+//! all-in-one binary, the test harness, the chaos run and the bench start,
+//! and that a test holds `compose.yaml`, the `Dockerfile` and the binaries
+//! against. A new service is its crate, one line here, its binary
+//! (`bins/taskflow-<name>`, one call long) and its entries in `compose.yaml`
+//! and the `Dockerfile`.
 
 use taskflow_runtime::service::Service;
 
-pub static SERVICES: [&dyn Service; 6] = [
+pub static SERVICES: &[&dyn Service] = &[
     &taskflow_identity::SERVICE,
     &taskflow_projects::SERVICE,
     &taskflow_tasks::SERVICE,
@@ -12,3 +15,9 @@ pub static SERVICES: [&dyn Service; 6] = [
     &taskflow_scheduler::SERVICE,
     &taskflow_notifier::SERVICE,
 ];
+
+/// The names of [`SERVICES`] (`tasks`: binary `taskflow-tasks`, database
+/// `taskflow_tasks`), in start order.
+pub fn service_names() -> impl Iterator<Item = &'static str> {
+    SERVICES.iter().map(|service| service.name())
+}

@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use taskflow_edge::{EdgeSettings, LiveFeedRoutes};
 use taskflow_livefeed::LiveFeed;
 use taskflow_runtime::http::ops::Readiness;
 use taskflow_runtime::platform::process;
@@ -14,7 +15,11 @@ async fn main() -> ExitCode {
         Ok(platform) => platform,
         Err(code) => return code,
     };
-    let services = match process::start_all(&platform, &taskflow::SERVICES).await {
+    let edge = match EdgeSettings::read(&platform.settings) {
+        Ok(edge) => edge,
+        Err(error) => return process::fail("taskflow", error),
+    };
+    let services = match process::start_all(&platform, taskflow::SERVICES).await {
         Ok(services) => services,
         Err(error) => return process::fail("taskflow", error),
     };
@@ -27,13 +32,11 @@ async fn main() -> ExitCode {
         .iter()
         .map(|service| service.local.clone())
         .collect();
-    let app = taskflow_edge::app(
-        &platform,
-        readiness,
-        local,
-        &feed,
-        platform.shutdown.clone(),
-    );
+    let live = LiveFeedRoutes {
+        routes: taskflow_livefeed::router(&feed, &platform, platform.shutdown.clone()),
+        connections: feed.counter(),
+    };
+    let app = taskflow_edge::app(&platform, &edge, readiness, local, live);
     if let Err(error) =
         taskflow_edge::serve(platform.settings.http_addr, app, platform.shutdown.clone()).await
     {

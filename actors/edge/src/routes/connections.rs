@@ -21,6 +21,6 @@ struct Connections {
 #[utoipa::path(get, path = "/api/v1/connections", tag = "operations", responses((status = 200, body = Connections)))]
 async fn connections(State(state): State<EdgeState>) -> axum::Json<Connections> {
     axum::Json(Connections {
-        count: state.feed.connections().await,
+        count: (state.connections)().await,
     })
 }

@@ -1,7 +1,13 @@
 //! Settings from environment variables (and `.env` when present), each with
 //! a working default. A bad value stops the process with one line naming it.
+//!
+//! [`Settings`] holds what every process needs (where it listens, NATS,
+//! Postgres, the token secret); each crate reads its own from
+//! [`Settings::source`] with the helpers of [`SettingSource`] (the edge's
+//! rate limits and CORS, the live feed's connection limits, the mailer's).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::RuntimeError;
 
@@ -33,107 +39,53 @@ pub struct Settings {
     pub jwt_secret: String,
     /// True when the secret is the built-in development one.
     pub jwt_secret_is_default: bool,
-    /// `TASKFLOW_SMTP_URL`, e.g. `smtp://127.0.0.1:1025`; none disables email.
-    pub smtp_url: Option<String>,
-    /// `TASKFLOW_SMTP_FROM`: the sender of notification emails.
-    pub smtp_from: String,
-    /// `TASKFLOW_CORS_ORIGINS`: comma-separated origins, or `*`.
-    pub cors_origins: Vec<String>,
-    /// `TASKFLOW_RATE_LIMIT_*`: what the edge lets through per client.
-    pub rate_limits: RateLimits,
-    /// `TASKFLOW_WS_MAX_PER_USER` (default 10): live-feed connections one user may hold.
-    pub ws_max_per_user: usize,
-    /// `TASKFLOW_WS_MAX_CONNECTIONS` (default 10000): live-feed connections of one process.
-    pub ws_max_connections: usize,
+    /// Where every setting was read from, for the crates' own.
+    pub source: SettingSource,
 }
 
-/// A rate: `count` requests per `period`, up to `count` at once. Written
-/// `100/s`, `20/min` or `500/h`; `off` disables the limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    pub count: u32,
-    pub period: std::time::Duration,
-}
+/// Finds a setting's value by its name.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
-impl Rate {
-    pub const fn per_second(count: u32) -> Self {
-        Self {
-            count,
-            period: std::time::Duration::from_secs(1),
-        }
+/// A lookup of settings by name; blank values count as unset.
+#[derive(Clone)]
+pub struct SettingSource(Arc<Lookup>);
+
+impl SettingSource {
+    pub fn new(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(lookup))
     }
 
-    pub const fn per_minute(count: u32) -> Self {
-        Self {
-            count,
-            period: std::time::Duration::from_secs(60),
-        }
+    /// The value of `name`, unless unset or blank.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|value| !value.trim().is_empty())
     }
 
-    fn parse(text: &str) -> Option<Option<Self>> {
-        if text.eq_ignore_ascii_case("off") {
-            return Some(None);
-        }
-        let (count, unit) = text.split_once('/')?;
-        let count: u32 = count.trim().parse().ok().filter(|n| *n > 0)?;
-        let seconds = match unit.trim() {
-            "s" => 1,
-            "min" => 60,
-            "h" => 3600,
-            _ => return None,
-        };
-        Some(Some(Self {
-            count,
-            period: std::time::Duration::from_secs(seconds),
-        }))
-    }
-}
-
-/// The edge's limits, each per key; `None` is no limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimits {
-    /// `TASKFLOW_RATE_LIMIT_IP` (default `200/s`): every request, per client address.
-    pub per_ip: Option<Rate>,
-    /// `TASKFLOW_RATE_LIMIT_USER` (default `50/s`): authenticated requests, per user.
-    pub per_user: Option<Rate>,
-    /// `TASKFLOW_RATE_LIMIT_AUTH_IP` (default `30/min`): login and register, per client address.
-    pub auth_per_ip: Option<Rate>,
-    /// `TASKFLOW_RATE_LIMIT_AUTH_ACCOUNT` (default `10/min`): login and register, per email.
-    pub auth_per_account: Option<Rate>,
-}
-
-impl Default for RateLimits {
-    fn default() -> Self {
-        Self {
-            per_ip: Some(Rate::per_second(200)),
-            per_user: Some(Rate::per_second(50)),
-            auth_per_ip: Some(Rate::per_minute(30)),
-            auth_per_account: Some(Rate::per_minute(10)),
-        }
-    }
-}
-
-impl RateLimits {
-    fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, RuntimeError> {
-        let defaults = Self::default();
-        let rate = |name: &'static str, default: Option<Rate>| match get(name) {
+    /// A positive integer, or `default` when unset.
+    pub fn positive<T: std::str::FromStr + PartialOrd + Default>(
+        &self,
+        name: &'static str,
+        default: T,
+    ) -> Result<T, RuntimeError> {
+        match self.get(name) {
             None => Ok(default),
-            Some(text) => Rate::parse(&text).ok_or_else(|| {
-                invalid(
-                    name,
-                    format!("`{text}` is not a rate like 100/s, 20/min, 500/h or off"),
-                )
-            }),
-        };
-        Ok(Self {
-            per_ip: rate("TASKFLOW_RATE_LIMIT_IP", defaults.per_ip)?,
-            per_user: rate("TASKFLOW_RATE_LIMIT_USER", defaults.per_user)?,
-            auth_per_ip: rate("TASKFLOW_RATE_LIMIT_AUTH_IP", defaults.auth_per_ip)?,
-            auth_per_account: rate(
-                "TASKFLOW_RATE_LIMIT_AUTH_ACCOUNT",
-                defaults.auth_per_account,
-            )?,
-        })
+            Some(text) => text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n > T::default())
+                .ok_or_else(|| invalid(name, "must be a positive integer")),
+        }
+    }
+
+    /// A URL with one of `schemes`, if set.
+    pub fn url(
+        &self,
+        name: &'static str,
+        schemes: &[&str],
+    ) -> Result<Option<String>, RuntimeError> {
+        self.get(name)
+            .map(|url| url_setting(name, Some(url), "", schemes))
+            .transpose()
     }
 }
 
@@ -147,12 +99,6 @@ impl std::fmt::Debug for Settings {
             .field("database_url", &self.database_url)
             .field("database_prefix", &self.database_prefix)
             .field("jwt_secret", &"<redacted>")
-            .field("smtp_url", &self.smtp_url)
-            .field("smtp_from", &self.smtp_from)
-            .field("cors_origins", &self.cors_origins)
-            .field("rate_limits", &self.rate_limits)
-            .field("ws_max_per_user", &self.ws_max_per_user)
-            .field("ws_max_connections", &self.ws_max_connections)
             .finish()
     }
 }
@@ -164,8 +110,11 @@ impl Settings {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, RuntimeError> {
-        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Result<Self, RuntimeError> {
+        let source = SettingSource::new(lookup);
+        let get = |name: &str| source.get(name);
         let jwt_secret = get("TASKFLOW_JWT_SECRET");
         if let Some(secret) = &jwt_secret
             && secret.len() < 32
@@ -218,40 +167,10 @@ impl Settings {
             )?,
             nats_creds_file: get("NATS_CREDS_FILE").map(std::path::PathBuf::from),
             database_prefix,
-            database_max_connections: positive(get, "TASKFLOW_DATABASE_MAX_CONNECTIONS", 24)?,
             jwt_secret_is_default: jwt_secret.is_none(),
             jwt_secret: jwt_secret.unwrap_or_else(|| DEV_JWT_SECRET.into()),
-            smtp_url: match get("TASKFLOW_SMTP_URL") {
-                None => None,
-                Some(url) => Some(url_setting(
-                    "TASKFLOW_SMTP_URL",
-                    Some(url),
-                    "",
-                    &["smtp://", "smtps://"],
-                )?),
-            },
-            smtp_from: match get("TASKFLOW_SMTP_FROM") {
-                None => "TaskFlow <taskflow@localhost>".into(),
-                Some(from) if from.contains('@') && !from.chars().any(char::is_control) => from,
-                Some(_) => {
-                    return Err(RuntimeError::Setting {
-                        name: "TASKFLOW_SMTP_FROM",
-                        problem: "must be an address, e.g. `TaskFlow <taskflow@example.com>`"
-                            .into(),
-                    });
-                }
-            },
-            cors_origins: get("TASKFLOW_CORS_ORIGINS")
-                .map(|text| {
-                    text.split(',')
-                        .map(|s| s.trim().to_owned())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            ws_max_per_user: positive(get, "TASKFLOW_WS_MAX_PER_USER", 10)?,
-            ws_max_connections: positive(get, "TASKFLOW_WS_MAX_CONNECTIONS", 10_000)?,
-            rate_limits: RateLimits::from_lookup(get)?,
+            database_max_connections: source.positive("TASKFLOW_DATABASE_MAX_CONNECTIONS", 24)?,
+            source,
         })
     }
 
@@ -261,31 +180,16 @@ impl Settings {
     }
 }
 
-fn invalid(name: &'static str, problem: impl Into<String>) -> RuntimeError {
+/// The error of a bad setting: stops the process with one line naming it.
+pub fn invalid(name: &'static str, problem: impl Into<String>) -> RuntimeError {
     RuntimeError::Setting {
         name,
         problem: problem.into(),
     }
 }
 
-/// A positive integer setting, or its default when unset.
-fn positive<T: std::str::FromStr + PartialOrd + Default>(
-    get: impl Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: T,
-) -> Result<T, RuntimeError> {
-    match get(name) {
-        None => Ok(default),
-        Some(text) => text
-            .trim()
-            .parse()
-            .ok()
-            .filter(|n| *n > T::default())
-            .ok_or_else(|| invalid(name, "must be a positive integer")),
-    }
-}
-
-fn parse_addr(
+/// An address like `127.0.0.1:8080`, if set.
+pub fn parse_addr(
     name: &'static str,
     value: Option<String>,
 ) -> Result<Option<SocketAddr>, RuntimeError> {
@@ -341,7 +245,6 @@ mod tests {
         assert_eq!(settings.http_addr.to_string(), DEFAULT_HTTP_ADDR);
         assert_eq!(settings.database_name("tasks"), "taskflow_tasks");
         assert!(settings.jwt_secret_is_default);
-        assert_eq!(settings.rate_limits, RateLimits::default());
     }
 
     #[test]
@@ -374,23 +277,6 @@ mod tests {
     }
 
     #[test]
-    fn rates_are_read_per_unit_or_turned_off() {
-        let settings = settings(&[
-            ("TASKFLOW_RATE_LIMIT_IP", "off"),
-            ("TASKFLOW_RATE_LIMIT_AUTH_ACCOUNT", "5/h"),
-        ])
-        .unwrap();
-        assert_eq!(settings.rate_limits.per_ip, None);
-        assert_eq!(
-            settings.rate_limits.auth_per_account,
-            Some(Rate {
-                count: 5,
-                period: std::time::Duration::from_secs(3600)
-            })
-        );
-    }
-
-    #[test]
     fn a_bad_setting_is_named() {
         let error = settings(&[("TASKFLOW_HTTP_ADDR", "eight")])
             .unwrap_err()
@@ -400,10 +286,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.starts_with("NATS_URL:"), "{error}");
-        let error = settings(&[("TASKFLOW_RATE_LIMIT_USER", "lots")])
-            .unwrap_err()
-            .to_string();
-        assert!(error.starts_with("TASKFLOW_RATE_LIMIT_USER:"), "{error}");
         let error = settings(&[("TASKFLOW_JWT_SECRET", "short")])
             .unwrap_err()
             .to_string();

@@ -29,6 +29,13 @@ pub struct ServiceDefinition<S> {
     pub workers: usize,
     /// Whether it publishes events through an outbox (and so runs a relay).
     pub outbox: bool,
+    /// Whether its events on `AUDIT` build every service's directory (who
+    /// exists, who is an admin, who holds which role): what decides access
+    /// waits for its outbox.
+    pub publishes_directory: bool,
+    /// Reads its own settings (`Settings::source`), so that a bad one
+    /// stops the process at start, naming it.
+    pub check_settings: fn(&crate::Settings) -> Result<(), RuntimeError>,
     /// Where a binary running it alone serves `/health`, `/health/ready`
     /// and `/metrics` unless `TASKFLOW_OPS_ADDR` says otherwise.
     pub ops_addr: &'static str,
@@ -67,6 +74,7 @@ impl ServiceParts {
 pub trait Service: Sync {
     fn name(&self) -> &'static str;
     fn ops_addr(&self) -> &'static str;
+    fn publishes_directory(&self) -> bool;
     fn migrator(&self) -> &'static Migrator;
     /// Connects to (creating and migrating) its database and starts its actors.
     fn start(
@@ -82,6 +90,10 @@ impl<S: Send + Sync + 'static> Service for ServiceDefinition<S> {
 
     fn ops_addr(&self) -> &'static str {
         self.ops_addr
+    }
+
+    fn publishes_directory(&self) -> bool {
+        self.publishes_directory
     }
 
     fn migrator(&self) -> &'static Migrator {

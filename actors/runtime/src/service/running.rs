@@ -12,6 +12,8 @@ use crate::{Platform, RuntimeError};
 /// A running service: its supervisor and its database.
 pub struct RunningService {
     pub name: &'static str,
+    /// See [`ServiceDefinition::publishes_directory`].
+    pub publishes_directory: bool,
     pub actor: ActorRef<SupervisorMessage>,
     pub pool: PgPool,
     /// Its own migrations, for readiness.
@@ -27,6 +29,7 @@ impl RunningService {
         platform: Platform,
         definition: &'static ServiceDefinition<S>,
     ) -> Result<Self, RuntimeError> {
+        (definition.check_settings)(&platform.settings)?;
         let pool = crate::store::postgres::connect(
             &platform.settings,
             definition.name,
@@ -43,6 +46,7 @@ impl RunningService {
             .map_err(|_| RuntimeError::Unresponsive(definition.name))?;
         Ok(Self {
             name: definition.name,
+            publishes_directory: definition.publishes_directory,
             actor,
             pool,
             migrator: definition.migrator,

@@ -111,7 +111,7 @@ async fn recording_rate(system: &BenchSystem, ids: &[Uuid]) -> anyhow::Result<f6
 /// The other services are done with the events before the audit starts on
 /// them, so the figure measures the audit alone.
 async fn wait_for_every_consumer_but_audit(system: &BenchSystem) {
-    for service in taskflow_system_tests::cluster::SERVICES {
+    for service in taskflow_system_tests::cluster::service_names() {
         if service == "audit" {
             continue;
         }

@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::Value;
 use sqlx::PgPool;
 use taskflow_runtime::Settings;
-use taskflow_system_tests::cluster::{Cluster, Database, SERVICES, Topology};
+use taskflow_system_tests::cluster::{Cluster, Database, Topology, service_names};
 use taskflow_system_tests::{Api, Reply, User, consumer_backlog, wait_until};
 
 /// The bench's databases: `tfbench_tasks`, ...
@@ -48,7 +48,7 @@ impl BenchSystem {
         let nats_url = cluster.nats.url();
         let jetstream = jetstream::new(async_nats::connect(nats_url.as_str()).await?);
         let mut pools = HashMap::new();
-        for service in SERVICES {
+        for service in service_names() {
             pools.insert(service, cluster.database(service).await);
         }
         let api = Api {
@@ -163,7 +163,10 @@ impl BenchSystem {
             "the directories to settle",
             Duration::from_secs(10),
             || async {
-                for service in ["identity", "projects"] {
+                let publishers = taskflow::SERVICES
+                    .iter()
+                    .filter(|service| service.publishes_directory());
+                for service in publishers.map(|service| service.name()) {
                     let unpublished: i64 = sqlx::query_scalar(
                         "SELECT count(*) FROM outbox WHERE published_at IS NULL",
                     )
@@ -174,7 +177,7 @@ impl BenchSystem {
                         return None;
                     }
                 }
-                for service in SERVICES {
+                for service in service_names() {
                     if self.consumer_lag(&format!("{service}-directory")).await > 0 {
                         return None;
                     }

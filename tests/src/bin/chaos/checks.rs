@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::poison::Injected;
 use crate::watchers::Watcher;
 use crate::workload::Acknowledged;
-use taskflow_system_tests::cluster::{Cluster, SERVICES};
+use taskflow_system_tests::cluster::{Cluster, service_names};
 
 /// One invariant: what it says, how many cases it covered, and what broke it.
 pub struct Invariant {
@@ -92,7 +92,7 @@ async fn read_messages(
 /// consumer with nothing pending. Says what it still waits for now and then.
 pub async fn settle(cluster: &Cluster, js: &jetstream::Context) -> anyhow::Result<()> {
     let mut pools = Vec::new();
-    for service in SERVICES {
+    for service in service_names() {
         pools.push((service, cluster.database(service).await));
     }
     let started = std::time::Instant::now();

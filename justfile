@@ -43,6 +43,13 @@ test:
     # The short form of `just chaos`: two minutes, a dozen kills, a random seed it prints.
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo run -q -p taskflow-system-tests --bin chaos -- 2m
 
+# The fast loop: lint, every unit and property test, and one system test end to end (under two minutes on a warm build)
+check:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo nextest run --workspace \
+        -E 'not binary(system) | test(properties::) | test(smoke::) | test(layout::)'
+
 # The property tests with more cases than `just test` runs (256): just props 20000
 props CASES="10000":
     PROPTEST_CASES={{CASES}} cargo nextest run --workspace -E 'test(properties::)'

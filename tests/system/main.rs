@@ -18,4 +18,5 @@ mod outbox;
 mod project_tasks;
 mod projects;
 mod scheduler;
+mod smoke;
 mod tasks_api;

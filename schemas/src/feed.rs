@@ -37,7 +37,50 @@ pub enum ServerFrame {
     /// lost): reload over REST, then continue from `cursor`.
     ResyncRequired { cursor: u64 },
     /// Bad input (or a slow client); the connection closes after it.
-    Error { error: String, code: String },
+    Error { error: String, code: FeedErrorCode },
+}
+
+/// Why the feed closes a connection: the `code` of its error frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedErrorCode {
+    /// A `?token=`/`?cursor=` or a cursor this feed never gave out.
+    ValidationFailed,
+    /// No token, a bad one, or one for another user than the connection's.
+    Unauthorized,
+    /// A client frame that is not JSON text of a known type, or too large.
+    BadFrame,
+    /// The first frame is not `authenticate`.
+    BadFirstFrame,
+    /// The user holds as many connections as they may.
+    TooManyConnections,
+    /// More resumes in a minute than one connection may ask for.
+    TooManyResumes,
+    /// The token expired before a fresh `authenticate` came.
+    TokenExpired,
+    /// The client read too slowly and fell behind: resume from its cursor.
+    SlowConsumer,
+    /// The feed is restarting: resume from the last cursor.
+    ServiceUnavailable,
+    /// A replay could not reach its end: resume later from the cursor given.
+    ReplayFailed,
+}
+
+impl FeedErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ValidationFailed => "validation_failed",
+            Self::Unauthorized => "unauthorized",
+            Self::BadFrame => "bad_frame",
+            Self::BadFirstFrame => "bad_first_frame",
+            Self::TooManyConnections => "too_many_connections",
+            Self::TooManyResumes => "too_many_resumes",
+            Self::TokenExpired => "token_expired",
+            Self::SlowConsumer => "slow_consumer",
+            Self::ServiceUnavailable => "service_unavailable",
+            Self::ReplayFailed => "replay_failed",
+        }
+    }
 }
 
 /// Where a feed client is: the `TASKS` sequence of the last event it got,
@@ -93,6 +136,29 @@ impl FeedCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_codes_are_written_as_their_names() {
+        for code in [
+            FeedErrorCode::ValidationFailed,
+            FeedErrorCode::Unauthorized,
+            FeedErrorCode::BadFrame,
+            FeedErrorCode::BadFirstFrame,
+            FeedErrorCode::TooManyConnections,
+            FeedErrorCode::TooManyResumes,
+            FeedErrorCode::TokenExpired,
+            FeedErrorCode::SlowConsumer,
+            FeedErrorCode::ServiceUnavailable,
+            FeedErrorCode::ReplayFailed,
+        ] {
+            let written = serde_json::to_value(code).unwrap();
+            assert_eq!(written, code.as_str());
+            assert_eq!(
+                serde_json::from_value::<FeedErrorCode>(written).unwrap(),
+                code
+            );
+        }
+    }
 
     #[test]
     fn a_cursor_round_trips_below_two_to_the_53() {

@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use taskflow_audit::queries::AuditQueries;
 use taskflow_audit::recorder::AuditRecorder;
 use taskflow_livefeed::directory::FeedDirectory;
-use taskflow_livefeed::hub::{Delivery, LiveEvent};
+use taskflow_livefeed::event::{Delivery, LiveEvent};
 use taskflow_notifier::queries::NotificationQueries;
 use taskflow_notifier::store::NewNotification;
 use taskflow_runtime::access::{self, TaskReaders};

@@ -15,7 +15,7 @@ use taskflow_schemas::project::ProjectEventPayload;
 use taskflow_schemas::user::Role;
 use uuid::Uuid;
 
-use crate::hub::LiveEvent;
+use crate::event::LiveEvent;
 
 /// The hub writes it; sessions read it.
 pub type SharedDirectory = Arc<RwLock<FeedDirectory>>;
@@ -164,4 +164,17 @@ impl FeedDirectory {
         }
         self.placed.insert(task, (project, event.cursor.seq));
     }
+}
+
+/// The directory to read; a writer that panicked left it as it was.
+pub fn read(directory: &SharedDirectory) -> std::sync::RwLockReadGuard<'_, FeedDirectory> {
+    directory
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub fn write(directory: &SharedDirectory) -> std::sync::RwLockWriteGuard<'_, FeedDirectory> {
+    directory
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

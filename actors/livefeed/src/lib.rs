@@ -15,6 +15,8 @@
 pub mod connections;
 pub mod cursor;
 pub mod directory;
+pub mod event;
+pub mod follow;
 pub mod hub;
 pub mod session;
 pub mod settings;
@@ -82,7 +84,7 @@ impl LiveFeed {
     /// The `AUDIT` sequence of the last membership or role change the feed
     /// applied.
     pub fn directory_applied(&self) -> u64 {
-        hub::read(&self.directory).applied()
+        directory::read(&self.directory).applied()
     }
 
     /// Connected clients.

@@ -210,7 +210,7 @@ impl utoipa::PartialSchema for Label {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::Type::String)
             .min_length(Some(1))
-            .max_length(Some(50))
+            .max_length(Some(crate::limits::MAX_LABEL))
             .pattern(Some(crate::limits::NOT_BLANK))
             .into()
     }

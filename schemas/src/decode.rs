@@ -1,6 +1,11 @@
 //! Decoding a JSON body into a wire type, with errors that name the field.
 
-use serde::de::DeserializeOwned;
+use std::borrow::Cow;
+
+use serde::de::value::MapDeserializer;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 use crate::commands::AsUser;
 use crate::error::ErrorBody;
@@ -9,6 +14,11 @@ use crate::error::ErrorBody;
 /// offending field where there is one. A string holding NUL is refused too
 /// (no field needs it, and Postgres cannot store it in `text`).
 pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorBody> {
+    borrowed(bytes)
+}
+
+/// [`json`] for a type that borrows from `bytes`.
+fn borrowed<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ErrorBody> {
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     let decoded = serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -78,28 +88,66 @@ fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
     }
 }
 
-/// Decodes a request made on a user's behalf: `actor_id` beside the fields of `B`.
+/// Decodes a request made on a user's behalf: `actor_id` (and `actor_role`)
+/// beside the fields of `B`, which keeps its refusal of unknown fields
+/// (serde's `flatten` would lose it). One pass splits the object into its
+/// fields, each left as the JSON text it is; the actor's are read, and `B`
+/// is read from the rest, each value parsed once.
 pub fn command<B: DeserializeOwned>(bytes: &[u8]) -> Result<AsUser<B>, ErrorBody> {
-    let mut fields: serde_json::Map<String, serde_json::Value> = json(bytes)?;
-    let actor_id = fields
-        .remove("actor_id")
-        .ok_or_else(|| ErrorBody::invalid("actor_id", "missing field `actor_id`"))?;
-    let actor_id = serde_json::from_value(actor_id)
+    let Fields(fields) = borrowed::<Fields>(bytes)?;
+    let mut actor_id = None;
+    let mut actor_role = None;
+    let mut rest = Vec::with_capacity(fields.len());
+    for (name, value) in fields {
+        match name.as_ref() {
+            "actor_id" => actor_id = Some(value),
+            "actor_role" => actor_role = Some(value),
+            _ => rest.push((name, value)),
+        }
+    }
+    let actor_id =
+        actor_id.ok_or_else(|| ErrorBody::invalid("actor_id", "missing field `actor_id`"))?;
+    let actor_id = serde_json::from_str(actor_id.get())
         .map_err(|_| ErrorBody::invalid("actor_id", "must be a user id (UUID)"))?;
-    let actor_role = match fields.remove("actor_role") {
+    let actor_role = match actor_role {
         None => Default::default(),
-        Some(role) => serde_json::from_value(role)
+        Some(role) => serde_json::from_str(role.get())
             .map_err(|_| ErrorBody::invalid("actor_role", "is admin or member"))?,
     };
-    let body =
-        serde_path_to_error::deserialize(serde_json::Value::Object(fields)).map_err(|error| {
-            from_serde_message(&error.path().to_string(), &error.into_inner().to_string())
-        })?;
+    let body = MapDeserializer::<_, serde_json::Error>::new(rest.into_iter());
+    let body = serde_path_to_error::deserialize(body).map_err(|error| {
+        from_serde_message(&error.path().to_string(), &error.into_inner().to_string())
+    })?;
     Ok(AsUser {
         actor_id,
         actor_role,
         body,
     })
+}
+
+/// A JSON object's fields in order, each value as its own JSON text.
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Fields<'de>;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+                    fields.push((name, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
 }
 
 /// Decodes a URL query string the same way; a parameter whose value is
@@ -209,6 +257,45 @@ mod tests {
         assert_eq!(error.field.as_deref(), Some("q"));
         let error = query::<TaskQuery>("q=a%00b").unwrap_err();
         assert_eq!(error.field.as_deref(), Some("q"));
+    }
+
+    #[test]
+    fn a_command_reads_its_actor_beside_the_body_and_names_what_is_wrong() {
+        let actor = uuid::Uuid::now_v7();
+        let ok: AsUser<NewTask> = command(
+            format!(r#"{{"title": "from nats", "actor_id": "{actor}", "labels": ["a"]}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!((ok.actor_id, ok.body.title.as_str()), (actor, "from nats"));
+        assert_eq!(ok.body.labels, ["a"]);
+        let refused = |body: String| command::<NewTask>(body.as_bytes()).unwrap_err();
+        let field = |body: String| refused(body).field;
+        assert_eq!(
+            field(r#"{"title": "x"}"#.into()).as_deref(),
+            Some("actor_id")
+        );
+        assert_eq!(
+            field(r#"{"title": "x", "actor_id": "me"}"#.into()).as_deref(),
+            Some("actor_id")
+        );
+        for (body, named) in [
+            (r#""colour": "red""#, "colour"),
+            (r#""priority": "whenever""#, "priority"),
+            (r#""actor_role": "root""#, "actor_role"),
+            (r#""labels": ["a\u0000"]"#, "labels[0]"),
+        ] {
+            let body = format!(r#"{{"title": "x", "actor_id": "{actor}", {body}}}"#);
+            assert_eq!(field(body.clone()).as_deref(), Some(named), "{body}");
+        }
+        assert_eq!(
+            refused("[]".into()).code,
+            crate::ErrorCode::ValidationFailed
+        );
+        assert_eq!(
+            refused(format!(r#"{{"actor_id": "{actor}"}} x"#)).code,
+            crate::ErrorCode::ValidationFailed
+        );
     }
 
     #[test]

@@ -2,6 +2,27 @@
 //! and indexes. A value past one of them is refused where it enters, so it
 //! can never reach a stream, a header or an index that would choke on it.
 
+/// A task's title, in characters.
+pub const MAX_TITLE: usize = 200;
+/// A task's description, in characters.
+pub const MAX_DESCRIPTION: usize = 10_000;
+/// Labels of one task.
+pub const MAX_LABELS: usize = 20;
+/// One label, in characters.
+pub const MAX_LABEL: usize = 50;
+/// Observers of one task.
+pub const MAX_OBSERVERS: usize = 50;
+/// The largest `recurrence.interval`.
+pub const MAX_INTERVAL: u32 = 365;
+/// A reminder may come at most a year (in minutes) before the due date.
+pub const MAX_REMINDER_OFFSET: i32 = 525_600;
+/// The longest search text (`?q=`), in characters.
+pub const MAX_SEARCH: usize = 200;
+
+// The OpenAPI document repeats these numbers in the types' `#[schema]`
+// attributes, which take literals only (utoipa#1322); the edge's tests hold
+// the document to them.
+
 /// The longest `X-Request-Id` kept; it becomes every event's `correlation_id`.
 pub const MAX_REQUEST_ID: usize = 128;
 

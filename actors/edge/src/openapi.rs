@@ -133,3 +133,73 @@ fn request_id_parameter() -> Parameter {
         .schema(Some(string_matching("^[!-~]{1,128}$")))
         .build()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+    use taskflow_schemas::commands::MAX_PAGE;
+    use taskflow_schemas::limits::{
+        MAX_DESCRIPTION, MAX_INTERVAL, MAX_LABEL, MAX_LABELS, MAX_OBSERVERS, MAX_REMINDER_OFFSET,
+        MAX_SEARCH, MAX_TITLE,
+    };
+
+    /// The first value of `key` anywhere under `value` (a field's schema may
+    /// sit in a `oneOf` beside `null`).
+    fn find<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+        match value {
+            Value::Object(fields) => fields
+                .get(key)
+                .or_else(|| fields.values().find_map(|inner| find(inner, key))),
+            Value::Array(items) => items.iter().find_map(|inner| find(inner, key)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_document_states_the_limits_the_services_enforce() {
+        let document = serde_json::to_value(crate::api().1).expect("a document");
+        let schemas = &document["components"]["schemas"];
+        for task in ["NewTask", "TaskPatch"] {
+            let field = |name: &str| &schemas[task]["properties"][name];
+            for (name, key, limit) in [
+                ("title", "maxLength", json!(MAX_TITLE)),
+                ("description", "maxLength", json!(MAX_DESCRIPTION)),
+                ("labels", "maxItems", json!(MAX_LABELS)),
+                ("observer_ids", "maxItems", json!(MAX_OBSERVERS)),
+                (
+                    "reminder_offset_minutes",
+                    "maximum",
+                    json!(MAX_REMINDER_OFFSET),
+                ),
+            ] {
+                assert_eq!(find(field(name), key), Some(&limit), "{task}.{name}.{key}");
+            }
+        }
+        assert_eq!(schemas["Label"]["maxLength"], json!(MAX_LABEL));
+        let interval = &schemas["Recurrence"]["properties"]["interval"];
+        assert_eq!(find(interval, "maximum"), Some(&json!(MAX_INTERVAL)));
+        let mut pages = 0;
+        for (path, operations) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in operations.as_object().expect("operations") {
+                for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                    let bound = |key| find(&parameter["schema"], key).cloned();
+                    match parameter["name"].as_str() {
+                        Some("limit") => {
+                            pages += 1;
+                            assert_eq!(bound("maximum"), Some(json!(MAX_PAGE)), "{method} {path}");
+                        }
+                        Some("q") => {
+                            assert_eq!(
+                                bound("maxLength"),
+                                Some(json!(MAX_SEARCH)),
+                                "{method} {path}"
+                            )
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        assert!(pages >= 6, "every list has a limit: {pages}");
+    }
+}

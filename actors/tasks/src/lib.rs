@@ -10,8 +10,11 @@
 //! on `TASKS` as `tasks.<verb>.<task_id>`, through its transactional outbox.
 
 pub mod access;
+pub mod caller;
 pub mod error;
+mod grace;
 pub mod group_commit;
+mod idempotency;
 pub mod projects;
 pub mod rules;
 pub mod service;

@@ -1,19 +1,16 @@
 //! The tasks service's commands: each write commits the task and its event together
 //! (the outbox), then wakes the relay.
 
-use std::time::{Duration, SystemTime};
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use sqlx::{PgConnection, PgPool};
-use taskflow_runtime::bus::CommandContext;
 use taskflow_runtime::directory::{self, DirectoryUpdates};
 use taskflow_runtime::outbox::{self, OutboxRecord, RelayHandle};
 use taskflow_runtime::store::postgres;
 use taskflow_schemas::access::Participants;
 use taskflow_schemas::commands::{
-    NewTask, NextOccurrence, Page, Principal, TaskQuery, TaskRef, TaskUpdate, page_size,
+    NewTask, NextOccurrence, Page, TaskQuery, TaskRef, TaskUpdate, page_size,
 };
 use taskflow_schemas::events::{self, Changes, TaskEventPayload};
 use taskflow_schemas::limits;
@@ -21,70 +18,16 @@ use taskflow_schemas::project::ProjectRole;
 use taskflow_schemas::subjects::{IDEMPOTENCY_KEY_HEADER, task_event_subject};
 use taskflow_schemas::task::{Task, TaskStatus};
 use taskflow_schemas::{ErrorBody, ErrorCode, EventEnvelope};
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::access;
+pub use crate::caller::Caller;
 use crate::error::TasksError;
+use crate::grace::DirectoryGrace;
 use crate::group_commit::CreateGroups;
+use crate::idempotency::first_response;
 use crate::rules;
 use crate::store::{self, IdempotentCreate};
-
-/// The longest search text (`?q=`).
-const MAX_QUERY: usize = 200;
-
-/// How long a command refused by the directory waits for it to change
-/// (a project or member added a moment ago in another service) before the
-/// refusal goes back.
-const DIRECTORY_GRACE: Duration = Duration::from_millis(500);
-
-/// How often a command waiting out [`DIRECTORY_GRACE`] looks again, when
-/// this instance hears of no change.
-const RECHECK: Duration = Duration::from_millis(20);
-
-/// Commands that may wait out [`DIRECTORY_GRACE`] at once. A waiting command
-/// holds its worker: a flood of refused writes must not hold them all, so
-/// the others are refused at once.
-const GRACE_WAITERS: usize = 4;
-
-/// Who asks, and under which request id (the events' correlation id).
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// Whether they are an admin is the directory's to say, not the token's.
-    pub user_id: Uuid,
-    pub request_id: String,
-    /// When the caller stops waiting: a write still blocked then is cancelled.
-    pub deadline: Option<SystemTime>,
-    /// `Idempotency-Key`: a create retried with it returns the first reply.
-    pub idempotency_key: Option<String>,
-    /// The event this command follows from (a completion, for the next
-    /// occurrence of a series); its events name it as their cause.
-    pub causation_id: Option<Uuid>,
-}
-
-impl Caller {
-    pub fn new(context: CommandContext, user: Principal) -> Self {
-        Self {
-            user_id: user.id,
-            request_id: context.request_id,
-            deadline: context.deadline,
-            idempotency_key: context.idempotency_key,
-            causation_id: context.causation_id,
-        }
-    }
-
-    /// `actor`, acting through an event of another service (`cause`), whose
-    /// correlation id the consequences keep.
-    pub fn acting_on(actor: Uuid, correlation_id: String, cause: Uuid) -> Self {
-        Self {
-            user_id: actor,
-            request_id: correlation_id,
-            deadline: None,
-            idempotency_key: None,
-            causation_id: Some(cause),
-        }
-    }
-}
 
 /// The tasks service's commands, over its database and its relay.
 pub struct TasksService {
@@ -92,8 +35,7 @@ pub struct TasksService {
     /// Where plain creates are written together.
     creates: CreateGroups,
     relay: RelayHandle,
-    directory: DirectoryUpdates,
-    waiters: Semaphore,
+    grace: DirectoryGrace,
 }
 
 impl TasksService {
@@ -102,13 +44,16 @@ impl TasksService {
             creates: CreateGroups::new(pool.clone()),
             pool,
             relay,
-            directory,
-            waiters: Semaphore::new(GRACE_WAITERS),
+            grace: DirectoryGrace::new(directory),
         }
     }
 
     pub async fn create(&self, caller: &Caller, new: NewTask) -> Result<Task, TasksError> {
-        let request = serde_json::to_value(&new).expect("a new task serializes");
+        // What a retry's body is compared with, only when there is a key.
+        let request = caller
+            .idempotency_key
+            .is_some()
+            .then(|| serde_json::to_value(&new).expect("a new task serializes"));
         let task = rules::new_task(Uuid::now_v7(), caller.user_id, Utc::now(), new)?;
         self.create_once(caller, &task, request, Placement::Checked)
             .await
@@ -134,14 +79,14 @@ impl TasksService {
             Some(task) if task.creator_id == caller.user_id => task,
             _ => return Err(TasksError::not_found()),
         };
-        let request = serde_json::to_value(&next).expect("an occurrence serializes");
+        let request = Some(serde_json::to_value(&next).expect("an occurrence serializes"));
         let task = rules::next_occurrence(Uuid::now_v7(), &previous, next.due_date, Utc::now())?;
         self.create_once(caller, &task, request, Placement::Inherited)
             .await
     }
 
     /// Inserts `task`, once per `Idempotency-Key` when the caller gave one
-    /// (`request` is what the key must come with again).
+    /// (`request` is what the key must come with again: present with a key).
     ///
     /// The key is taken in the write's own transaction: a lock on it (a
     /// Postgres advisory lock of the transaction) tells a concurrent retry
@@ -152,7 +97,7 @@ impl TasksService {
         &self,
         caller: &Caller,
         task: &Task,
-        request: serde_json::Value,
+        request: Option<serde_json::Value>,
         placement: Placement,
     ) -> Result<Task, TasksError> {
         let key = caller.idempotency_key.as_deref();
@@ -163,15 +108,19 @@ impl TasksService {
             );
         }
         let (event, record) = event_record(caller, events::TASK_CREATED, task, Changes::new())?;
-        let response = serde_json::to_value(task).expect("a task serializes");
-        let key = key.map(|key| IdempotentCreate {
-            user: caller.user_id,
-            key,
-            request: &request,
-            response: &response,
-        });
+        let response = key.map(|_| serde_json::to_value(task).expect("a task serializes"));
+        let key =
+            key.zip(request.as_ref())
+                .zip(response.as_ref())
+                .map(|((key, request), response)| IdempotentCreate {
+                    user: caller.user_id,
+                    key,
+                    request,
+                    response,
+                });
         let (record, key) = (&record, key.as_ref());
         let created = self
+            .grace
             .settled(|| async move {
                 if key.is_none() && task.project_id.is_none() {
                     // Nothing to lock (users are never removed): written
@@ -221,41 +170,6 @@ impl TasksService {
         }
     }
 
-    /// Runs `command` again each time the directory changes, for up to
-    /// [`DIRECTORY_GRACE`], while the directory refuses it: a project made or
-    /// a member added a moment ago reaches this service's directory a few
-    /// milliseconds after its event. The change may be applied by another
-    /// instance of the service (they share the directory's consumer), which
-    /// this one is not told of: it also looks again every [`RECHECK`].
-    async fn settled<T, F>(&self, command: impl Fn() -> F) -> Result<T, TasksError>
-    where
-        F: Future<Output = Result<T, TasksError>>,
-    {
-        let mut changes = self.directory.subscribe();
-        let grace = tokio::time::Instant::now() + DIRECTORY_GRACE;
-        let mut waiting = None;
-        loop {
-            changes.mark_unchanged();
-            match command().await {
-                Err(TasksError::Unsettled(body)) => {
-                    if waiting.is_none() {
-                        waiting = self.waiters.try_acquire().ok();
-                    }
-                    if waiting.is_none() {
-                        return Err(TasksError::Rejected(body));
-                    }
-                    let now = tokio::time::Instant::now();
-                    if now >= grace {
-                        return Err(TasksError::Rejected(body));
-                    }
-                    let next_look = grace.min(now + RECHECK);
-                    let _ = tokio::time::timeout_at(next_look, changes.changed()).await;
-                }
-                done => return done,
-            }
-        }
-    }
-
     pub async fn get(&self, caller: &Caller, reference: TaskRef) -> Result<Task, TasksError> {
         let mut conn = self.pool.acquire().await?;
         let Some(task) = store::find(&mut *conn, reference.task_id).await? else {
@@ -276,9 +190,13 @@ impl TasksService {
         if query
             .q
             .as_deref()
-            .is_some_and(|q| q.chars().count() > MAX_QUERY)
+            .is_some_and(|q| q.chars().count() > limits::MAX_SEARCH)
         {
-            return Err(ErrorBody::invalid("q", format!("at most {MAX_QUERY} characters")).into());
+            return Err(ErrorBody::invalid(
+                "q",
+                format!("at most {} characters", limits::MAX_SEARCH),
+            )
+            .into());
         }
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
         let reader = directory::reader(&self.pool, caller.user_id).await?;
@@ -290,7 +208,9 @@ impl TasksService {
 
     pub async fn update(&self, caller: &Caller, update: TaskUpdate) -> Result<Task, TasksError> {
         rules::check_patch(&update.patch)?;
-        self.settled(|| self.try_update(caller, &update)).await
+        self.grace
+            .settled(|| self.try_update(caller, &update))
+            .await
     }
 
     async fn try_update(&self, caller: &Caller, update: &TaskUpdate) -> Result<Task, TasksError> {
@@ -383,32 +303,6 @@ impl TasksService {
             "task event committed"
         );
         self.relay.wake();
-    }
-}
-
-/// Takes `create`'s key for this transaction; the first response when the
-/// key was used before with the same request, `None` when this is the first.
-async fn first_response(
-    tx: &mut PgConnection,
-    create: &IdempotentCreate<'_>,
-) -> Result<Option<serde_json::Value>, TasksError> {
-    if !store::lock_key(&mut *tx, create.user, create.key).await? {
-        return Err(ErrorBody::new(
-            ErrorCode::IdempotencyKeyInFlight,
-            "a request with this Idempotency-Key is still in progress",
-        )
-        .into());
-    }
-    match store::used_key(tx, create.user, create.key).await? {
-        None => Ok(None),
-        Some(used) if used.request != *create.request => Err(ErrorBody::new(
-            ErrorCode::IdempotencyKeyReused,
-            "this Idempotency-Key was used with a different request",
-        )
-        .into()),
-        // A claim without a response is from before claims were
-        // transactional: its request never committed, so this one goes ahead.
-        Some(used) => Ok(used.response),
     }
 }
 

@@ -1,14 +1,23 @@
--- Who may read each task a service has heard of (taskflow_runtime::access),
--- in every service database: those the task names (its assignee and
--- observers, and its creator outside projects) and its project, whose
--- members read it too by the service's directory (0004). Kept from the
--- task's own events, the newest version winning; every list filters with
--- the one rule over this table.
-CREATE TABLE task_readers (
+-- What the access rule (taskflow_runtime::access) needs of each task a
+-- service has heard of, in every service database: its project, whose
+-- members read it by the service's directory (0004), and who is named in it
+-- (its assignee and observers, and its creator outside projects). Kept from
+-- the task's own writes or events, the newest version winning; every list
+-- filters with the one rule over these two tables.
+CREATE TABLE access_tasks (
     task_id    UUID PRIMARY KEY,
-    named      UUID[] NOT NULL,
     project_id UUID,
     version    BIGINT NOT NULL
 );
-CREATE INDEX task_readers_by_name ON task_readers USING GIN (named);
-CREATE INDEX task_readers_by_project ON task_readers (project_id) WHERE project_id IS NOT NULL;
+-- A project's tasks, in task order: a member's page walks it.
+CREATE INDEX access_tasks_by_project ON access_tasks (project_id, task_id)
+    WHERE project_id IS NOT NULL;
+
+-- A user's tasks, in task order: a reader's page walks it, and a page in
+-- another order probes it.
+CREATE TABLE access_named (
+    user_id UUID NOT NULL,
+    task_id UUID NOT NULL,
+    PRIMARY KEY (user_id, task_id)
+);
+CREATE INDEX access_named_by_task ON access_named (task_id);

@@ -19,10 +19,10 @@ use taskflow_livefeed::directory::FeedDirectory;
 use taskflow_livefeed::event::{Delivery, LiveEvent};
 use taskflow_notifier::queries::NotificationQueries;
 use taskflow_notifier::store::NewNotification;
-use taskflow_runtime::access::{self, TaskReaders};
+use taskflow_runtime::Settings;
+use taskflow_runtime::access::{self, Reader, TaskReaders};
 use taskflow_runtime::consumer::{ConsumedEvent, EventHandler};
 use taskflow_runtime::service::Service;
-use taskflow_runtime::{Settings, directory};
 use taskflow_scheduler::queries::ScheduleQueries;
 use taskflow_schemas::EventEnvelope;
 use taskflow_schemas::access::Participants;
@@ -435,12 +435,12 @@ impl<'a> Case<'a> {
         for user in 0..USERS {
             let expected = self.expected(user);
             let id = self.users[user];
-            let reader = directory::reader(&databases.tasks, id)
+            let reader = Reader::of(&databases.tasks, id)
                 .await
                 .map_err(|e| e.to_string())?;
             let tasks = taskflow_tasks::store::list(
                 &databases.tasks,
-                reader,
+                &reader,
                 &TaskQuery::default(),
                 None,
                 200,

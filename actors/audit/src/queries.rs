@@ -7,8 +7,7 @@ use taskflow_schemas::audit::{AuditQuery, AuditRecord, AuditRef};
 use taskflow_schemas::commands::{Page, Principal, page_size};
 use taskflow_schemas::{ErrorBody, ErrorCode};
 
-use taskflow_runtime::directory;
-use uuid::Uuid;
+use taskflow_runtime::access::Reader;
 
 use crate::store;
 
@@ -23,8 +22,8 @@ impl AuditQueries {
 
     /// Whose records `actor` sees: their own reading, or all for an admin
     /// (as the directory says now, whatever role their token was signed with).
-    async fn reader(&self, actor: Principal) -> Result<Option<Uuid>, ErrorBody> {
-        directory::reader(&self.pool, actor.id)
+    async fn reader(&self, actor: Principal) -> Result<Reader, ErrorBody> {
+        Reader::of(&self.pool, actor.id)
             .await
             .map_err(database_error)
     }
@@ -51,7 +50,7 @@ impl AuditQueries {
         }
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
         let reader = self.reader(actor).await?;
-        let listed = store::list(&self.pool, reader, &query, after, i64::from(limit) + 1)
+        let listed = store::list(&self.pool, &reader, &query, after, i64::from(limit) + 1)
             .await
             .map_err(database_error)?;
         let page = Page::cut(listed, limit as usize, |listed| {
@@ -69,7 +68,7 @@ impl AuditQueries {
         reference: AuditRef,
     ) -> Result<AuditRecord, ErrorBody> {
         let reader = self.reader(actor).await?;
-        store::get(&self.pool, reader, reference.record_id)
+        store::get(&self.pool, &reader, reference.record_id)
             .await
             .map_err(database_error)?
             .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "audit record not found"))

@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection, PgPool};
+use taskflow_runtime::access::{self, ReadableList, Reader};
 use taskflow_runtime::consumer::ConsumedEvent;
 use taskflow_schemas::audit::{AuditChange, AuditQuery, AuditRecord};
 use uuid::Uuid;
@@ -126,14 +127,9 @@ struct RecordColumns<'a> {
     stream_seq: Vec<i64>,
 }
 
-/// The records `reader` (`$1`) may see: records of tasks they can read now
-/// (the access rule, `taskflow_runtime::readable!`), and their own records
-/// that concern no task.
-const VISIBLE: &str = concat!(
-    "(",
-    taskflow_runtime::readable!("audit_records.task_id"),
-    " OR (audit_records.task_id IS NULL AND audit_records.actor_id = $1))"
-);
+/// A reader's own records that concern no task, which they see besides
+/// those of the tasks they may read.
+const OWN_RECORDS: &str = "audit_records.task_id IS NULL AND audit_records.actor_id = $1";
 
 /// A listed record and its place in recording order (a page's cursor). It
 /// serializes as the record alone, so a page's size is the size of what
@@ -146,28 +142,33 @@ pub struct ListedRecord {
     pub record: AuditRecord,
 }
 
-/// The records in recording order after `after`.
+/// The records `reader` may see in recording order after `after`: those
+/// of the tasks they may read now (the access rule's page,
+/// [`ReadableList`]) and their own that concern no task.
 pub async fn list(
     pool: &PgPool,
-    reader: Option<Uuid>,
+    reader: &Reader,
     query: &AuditQuery,
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<ListedRecord>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {}, recorded_seq FROM audit_records WHERE {VISIBLE} \
-         AND ($2::bigint IS NULL OR recorded_seq > $2) \
-         AND ($3::uuid IS NULL OR task_id = $3) \
-         AND ($4::text IS NULL OR event_type = $4) \
-         AND ($5::uuid IS NULL OR actor_id = $5) \
-         AND ($6::text IS NULL OR correlation_id = $6) \
-         AND ($7::timestamptz IS NULL OR occurred_at >= $7) \
-         AND ($8::timestamptz IS NULL OR occurred_at < $8) \
-         ORDER BY recorded_seq LIMIT $9",
-        columns!()
-    );
-    let rows: Vec<ListedRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(reader)
+    let sql = ReadableList {
+        select: concat!("SELECT ", columns!(), ", recorded_seq FROM audit_records"),
+        task_id: "audit_records.task_id",
+        filters: "($3::bigint IS NULL OR recorded_seq > $3) \
+         AND ($4::uuid IS NULL OR task_id = $4) \
+         AND ($5::text IS NULL OR event_type = $5) \
+         AND ($6::uuid IS NULL OR actor_id = $6) \
+         AND ($7::text IS NULL OR correlation_id = $7) \
+         AND ($8::timestamptz IS NULL OR occurred_at >= $8) \
+         AND ($9::timestamptz IS NULL OR occurred_at < $9)",
+        also: Some(OWN_RECORDS),
+        order: "recorded_seq",
+        limit: "$10",
+    }
+    .sql(reader);
+    let rows: Vec<ListedRow> = reader
+        .bind(access::unprepared(sql))
         .bind(after)
         .bind(query.task_id)
         .bind(query.event_type.as_deref())
@@ -176,6 +177,7 @@ pub async fn list(
         .bind(query.since)
         .bind(query.until)
         .bind(limit)
+        .try_map(|row| ListedRow::from_row(&row))
         .fetch_all(pool)
         .await?;
     Ok(rows
@@ -196,16 +198,18 @@ struct ListedRow {
 
 pub async fn get(
     pool: &PgPool,
-    reader: Option<Uuid>,
+    reader: &Reader,
     id: Uuid,
 ) -> Result<Option<AuditRecord>, sqlx::Error> {
     let sql = format!(
-        "SELECT {} FROM audit_records WHERE {VISIBLE} AND id = $2",
-        columns!()
+        "SELECT {} FROM audit_records WHERE id = $3 AND ({} OR ({OWN_RECORDS}))",
+        columns!(),
+        reader.row_condition("audit_records.task_id"),
     );
-    let row: Option<RecordRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(reader)
+    let row: Option<RecordRow> = reader
+        .bind(access::unprepared(sql))
         .bind(id)
+        .try_map(|row| RecordRow::from_row(&row))
         .fetch_optional(pool)
         .await?;
     Ok(row.map(AuditRecord::from))

@@ -2,7 +2,7 @@
 //! each over the user's own notifications.
 
 use sqlx::PgPool;
-use taskflow_runtime::directory;
+use taskflow_runtime::access::Reader;
 use taskflow_runtime::store::cursor;
 use taskflow_schemas::commands::{Page, Principal, page_size};
 use taskflow_schemas::notification::{Notification, NotificationQuery, NotificationRef};
@@ -26,11 +26,11 @@ impl NotificationQueries {
     ) -> Result<Page<Notification>, ErrorBody> {
         let limit = page_size(query.limit)?;
         let after = query.cursor.as_deref().map(cursor::decode).transpose()?;
-        let reader = directory::reader(&self.pool, user.id)
+        let reader = Reader::of(&self.pool, user.id)
             .await
             .map_err(database_error)?;
         let limit_plus_one = i64::from(limit) + 1;
-        let listed = store::list(&self.pool, reader, user.id, &query, after, limit_plus_one)
+        let listed = store::list(&self.pool, &reader, user.id, &query, after, limit_plus_one)
             .await
             .map_err(database_error)?;
         Ok(Page::cut(listed, limit as usize, |notification| {

@@ -1,7 +1,8 @@
 //! The notifier's database: every query of this service.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection, PgPool};
+use taskflow_runtime::access::{self, Reader};
 use taskflow_schemas::notification::{
     Channel, Notification, NotificationKind, NotificationQuery, NotificationStatus,
 };
@@ -145,35 +146,30 @@ pub async fn settle(
     Ok(row.map(Notification::from))
 }
 
-/// A notification about a task is listed while the reader `$1` may read
-/// the task (the access rule, `taskflow_runtime::readable!`).
-const READABLE: &str = concat!(
-    "(notifications.task_id IS NULL OR ",
-    taskflow_runtime::readable!("notifications.task_id"),
-    ")"
-);
-
 /// `recipient`'s notifications, newest first, after the cursor
-/// `(created_at, id)`, as `reader` (the recipient, or `None` for an admin)
-/// may see them.
+/// `(created_at, id)`: a notification about a task only while `reader` (the
+/// recipient, as the directory sees them) may read the task, by the access
+/// rule, checked on each of the recipient's rows.
 pub async fn list(
     pool: &PgPool,
-    reader: Option<Uuid>,
+    reader: &Reader,
     recipient: Uuid,
     query: &NotificationQuery,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<Notification>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM notifications WHERE recipient_id = $8 AND {READABLE} \
-           AND ($2::text IS NULL OR status = $2) \
-           AND ($3::uuid IS NULL OR task_id = $3) \
-           AND ($4::bool IS NULL OR (read_at IS NULL) = $4) \
-           AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6)) \
-         ORDER BY created_at DESC, id DESC LIMIT $7"
+        "SELECT {COLUMNS} FROM notifications WHERE recipient_id = $9 \
+           AND (notifications.task_id IS NULL OR {}) \
+           AND ($3::text IS NULL OR status = $3) \
+           AND ($4::uuid IS NULL OR task_id = $4) \
+           AND ($5::bool IS NULL OR (read_at IS NULL) = $5) \
+           AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7)) \
+         ORDER BY created_at DESC, id DESC LIMIT $8",
+        reader.row_condition("notifications.task_id")
     );
-    let rows: Vec<NotificationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(reader)
+    let rows: Vec<NotificationRow> = reader
+        .bind(access::unprepared(sql))
         .bind(query.status.map(status_text))
         .bind(query.task_id)
         .bind(query.unread)
@@ -181,6 +177,7 @@ pub async fn list(
         .bind(after.map(|(_, id)| id))
         .bind(limit)
         .bind(recipient)
+        .try_map(|row| NotificationRow::from_row(&row))
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(Notification::from).collect())

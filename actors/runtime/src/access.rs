@@ -1,51 +1,158 @@
 //! The access rule (`taskflow_schemas::access`) where each service's data
-//! lives. A service that lists things by task keeps who may read each task
-//! it has heard of in its `task_readers` table (from the task's events, in
-//! the transaction that handles them), and filters every list with
-//! [`readable!`](crate::readable): the rule in SQL, written once here. One
-//! task is judged with [`ReadAccess::may_read`], and [`readers_among`] asks
-//! the directory for what that needs.
+//! lives, written once. A service that lists things by task keeps, from the
+//! task's own writes or events and in the transaction that handles them,
+//! who is named in each task it has heard of (`access_named`) and which
+//! project each is in (`access_tasks`); see `migrations/runtime/0005`.
+//!
+//! The rule in SQL is two conditions on a task id: the reader is named in
+//! the task, or the task is in one of the reader's projects. A [`Reader`]
+//! carries both (`$1` the user, `$2` their projects, read from the
+//! service's directory first), and the rule is used in two shapes:
+//!
+//! - [`ReadableList`]: a page of a list, as one ordered branch per
+//!   condition, each an index range scan whether the reader reads most
+//!   rows (walk the list's order, probe the condition) or few (walk what
+//!   they read, in order);
+//! - [`Reader::row_condition`]: one row's check, for a lookup by id or a list
+//!   driven by something else (a recipient's notifications).
+//!
+//! Both are planned with the reader's values (see [`unprepared`]): a plan
+//! made for one reader is not the right one for another.
 
 use std::collections::HashMap;
 
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::{PgConnection, PgExecutor, Postgres};
 use taskflow_schemas::access::{Participants, ReadAccess};
 use taskflow_schemas::task::Task;
 use uuid::Uuid;
 
-/// The rule in SQL: the reader `$1` (NULL for an admin, who reads
-/// everything) may read the task whose id is in the column `$task_id`. The
-/// reader is named in it, or holds a role in its project by the service's
-/// directory. A task the service never heard of is read by admins only.
-#[macro_export]
-macro_rules! readable {
-    ($task_id:literal) => {
-        concat!(
-            "($1::uuid IS NULL OR EXISTS (SELECT 1 FROM task_readers tr WHERE tr.task_id = ",
-            $task_id,
-            " AND (tr.named @> ARRAY[$1::uuid] OR tr.project_id IN (SELECT dm.project_id \
-             FROM directory_members dm WHERE dm.user_id = $1 AND dm.role IS NOT NULL))))"
+/// `$1`, `$2`: the condition "the reader is named in the task in `$task_id`".
+macro_rules! named {
+    ($task_id:expr) => {
+        format!(
+            "EXISTS (SELECT 1 FROM access_named an WHERE an.user_id = $1 AND an.task_id = {})",
+            $task_id
         )
     };
 }
 
-/// The head of an insert of tasks' readers from a JSON array of
-/// [`TaskReaders::row`]s bound at `$param`, for a service that folds it into
-/// the statement of its own write (`WITH write AS (...), readers AS (`this`)`).
-/// It keeps the newest version of each task, as [`keep`] does.
-#[macro_export]
-macro_rules! task_readers_insert {
-    ($param:literal) => {
-        concat!(
-            "INSERT INTO task_readers (task_id, named, project_id, version) \
-             SELECT task_id, named, project_id, version \
-             FROM jsonb_populate_recordset(NULL::task_readers, ",
-            $param,
-            ") ON CONFLICT (task_id) DO UPDATE SET named = EXCLUDED.named, \
-             project_id = EXCLUDED.project_id, version = EXCLUDED.version \
-             WHERE task_readers.version <= EXCLUDED.version"
-        )
+/// `$2`: the condition "the task in `$task_id` is in one of the reader's projects".
+macro_rules! in_projects {
+    ($task_id:expr) => {
+        format!("EXISTS (SELECT 1 FROM access_tasks at WHERE at.task_id = {} AND at.project_id = ANY($2))", $task_id)
     };
+}
+
+/// Whose reading a query is filtered by, as the service's directory says now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reader {
+    /// Reads everything.
+    Admin,
+    /// Reads the tasks they are named in and those of `projects`.
+    Member { user: Uuid, projects: Vec<Uuid> },
+}
+
+impl Reader {
+    /// `user` as the directory of this service's database sees them: an
+    /// admin, or a member of these projects (one round trip).
+    pub async fn of(conn: impl PgExecutor<'_>, user: Uuid) -> Result<Self, sqlx::Error> {
+        let (admin, projects): (bool, Vec<Uuid>) = sqlx::query_as(
+            "SELECT coalesce((SELECT is_admin FROM directory_users WHERE user_id = $1), false), \
+             ARRAY(SELECT project_id FROM directory_members WHERE user_id = $1 AND role IS NOT NULL)",
+        )
+        .bind(user)
+        .fetch_one(conn)
+        .await?;
+        Ok(match admin {
+            true => Self::Admin,
+            false => Self::Member { user, projects },
+        })
+    }
+
+    /// Binds `$1` (the user, NULL for an admin) and `$2` (their projects).
+    pub fn bind<'q>(&'q self, query: Query<'q>) -> Query<'q> {
+        match self {
+            Self::Admin => query.bind(None::<Uuid>).bind(None::<Vec<Uuid>>),
+            Self::Member { user, projects } => query.bind(Some(*user)).bind(Some(projects)),
+        }
+    }
+
+    /// The rule as a condition on one row whose task id is in `task_id`.
+    pub fn row_condition(&self, task_id: &str) -> String {
+        match self {
+            Self::Admin => "($1::uuid IS NULL AND $2::uuid[] IS NULL)".into(),
+            Self::Member { .. } => format!("({} OR {})", named!(task_id), in_projects!(task_id)),
+        }
+    }
+}
+
+/// A query bound to [`Reader::bind`] and what follows.
+pub type Query<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+/// A statement planned afresh with its values each time (an unnamed
+/// prepared statement): the plan for a reader who reads a million rows is
+/// not the plan for one who reads ten, and a cached generic plan would
+/// serve one of them badly.
+pub fn unprepared(sql: String) -> Query<'static> {
+    sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false)
+}
+
+/// A page of a list, filtered by the rule.
+pub struct ReadableList<'a> {
+    /// `SELECT <columns> FROM <one table or subquery>`, no `WHERE`.
+    pub select: &'a str,
+    /// The column that holds each row's task id (may be NULL).
+    pub task_id: &'a str,
+    /// The list's own conditions (`$3` on), `TRUE` for none.
+    pub filters: &'a str,
+    /// Rows the reader sees besides those of their tasks (the audit's own
+    /// records of no task), if any.
+    pub also: Option<&'a str>,
+    /// `ORDER BY` of the page, in columns the select returns by name.
+    pub order: &'a str,
+    /// The page size: a placeholder or a number.
+    pub limit: &'a str,
+}
+
+impl ReadableList<'_> {
+    /// The page's SQL for `reader`: for a member, the rows of the tasks they
+    /// are named in and, apart, those of their projects' tasks they are not
+    /// named in (so none twice), each ordered and cut to the page, merged.
+    pub fn sql(&self, reader: &Reader) -> String {
+        let Self {
+            select,
+            task_id,
+            filters,
+            also,
+            order,
+            limit,
+        } = self;
+        if *reader == Reader::Admin {
+            return format!(
+                "{select} WHERE {} AND {filters} ORDER BY {order} LIMIT {limit}",
+                reader.row_condition(task_id)
+            );
+        }
+        let branch = |condition: String| {
+            format!("({select} WHERE {condition} AND {filters} ORDER BY {order} LIMIT {limit})")
+        };
+        let mut branches = vec![
+            branch(named!(task_id)),
+            branch(format!(
+                "{} AND NOT {}",
+                in_projects!(task_id),
+                named!(task_id)
+            )),
+        ];
+        if let Some(also) = also {
+            branches.push(branch(format!("({also})")));
+        }
+        format!(
+            "SELECT * FROM ({}) page ORDER BY {order} LIMIT {limit}",
+            branches.join(" UNION ALL ")
+        )
+    }
 }
 
 /// Who may read one task as of one version of it.
@@ -64,71 +171,100 @@ impl TaskReaders {
             version: task.version,
         }
     }
-
-    /// Its row of `task_readers`, as [`task_readers_insert!`](crate::task_readers_insert) reads it.
-    pub fn row(&self) -> TaskReadersRow<'_> {
-        TaskReadersRow {
-            task_id: self.task_id,
-            named: &self.access.named,
-            project_id: self.access.project,
-            version: self.version,
-        }
-    }
 }
 
-/// A row of `task_readers`, as JSON.
-#[derive(Debug, serde::Serialize)]
-pub struct TaskReadersRow<'a> {
-    task_id: Uuid,
-    named: &'a [Uuid],
-    project_id: Option<Uuid>,
-    version: i64,
+/// The statement of [`keep`], as `WITH` clauses a service may put in front
+/// of its own write (one round trip): the tasks' ids, projects and versions
+/// at `$a`, `$b`, `$c`, and who is named in them as pairs of arrays (users
+/// at `$d`, their tasks at `$e`), as [`ReadersColumns`] binds them. A task's
+/// row changes only for a version at least as new as the one kept; its
+/// names follow it.
+#[macro_export]
+macro_rules! access_keep {
+    ($a:literal, $b:literal, $c:literal, $d:literal, $e:literal) => {
+        concat!(
+            "access_input AS (SELECT * FROM unnest(", $a, "::uuid[], ", $b, "::uuid[], ", $c,
+            "::bigint[]) AS input(task_id, project_id, version)), \
+             access_kept AS (INSERT INTO access_tasks (task_id, project_id, version) \
+               SELECT task_id, project_id, version FROM access_input \
+               ON CONFLICT (task_id) DO UPDATE SET project_id = EXCLUDED.project_id, \
+               version = EXCLUDED.version WHERE access_tasks.version <= EXCLUDED.version \
+               RETURNING task_id), \
+             access_names AS (SELECT * FROM unnest(", $d, "::uuid[], ", $e,
+            "::uuid[]) AS names(user_id, task_id)), \
+             access_unnamed AS (DELETE FROM access_named an USING access_kept \
+               WHERE an.task_id = access_kept.task_id AND NOT EXISTS (SELECT 1 FROM access_names \
+               WHERE access_names.user_id = an.user_id AND access_names.task_id = an.task_id)), \
+             access_renamed AS (INSERT INTO access_named (user_id, task_id) \
+               SELECT user_id, task_id FROM access_names \
+               WHERE task_id IN (SELECT task_id FROM access_kept) ON CONFLICT DO NOTHING)"
+        )
+    };
+}
+
+/// The columns [`access_keep!`] reads, for any number of tasks; of several
+/// versions of one task, the newest.
+#[derive(Debug, Default)]
+pub struct ReadersColumns {
+    task_ids: Vec<Uuid>,
+    projects: Vec<Option<Uuid>>,
+    versions: Vec<i64>,
+    named_users: Vec<Uuid>,
+    named_tasks: Vec<Uuid>,
+}
+
+impl ReadersColumns {
+    pub fn of<'a>(tasks: impl IntoIterator<Item = &'a TaskReaders>) -> Self {
+        let mut newest: HashMap<Uuid, &TaskReaders> = HashMap::new();
+        for task in tasks {
+            match newest.get(&task.task_id) {
+                Some(kept) if kept.version >= task.version => {}
+                _ => {
+                    newest.insert(task.task_id, task);
+                }
+            }
+        }
+        let mut columns = Self::default();
+        for task in newest.values() {
+            columns.task_ids.push(task.task_id);
+            columns.projects.push(task.access.project);
+            columns.versions.push(task.version);
+            for user in &task.access.named {
+                columns.named_users.push(*user);
+                columns.named_tasks.push(task.task_id);
+            }
+        }
+        columns
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.task_ids.is_empty()
+    }
+
+    /// Binds the five arrays, in [`access_keep!`]'s order.
+    pub fn bind<'q>(&'q self, query: Query<'q>) -> Query<'q> {
+        query
+            .bind(&self.task_ids)
+            .bind(&self.projects)
+            .bind(&self.versions)
+            .bind(&self.named_users)
+            .bind(&self.named_tasks)
+    }
 }
 
 /// Keeps each task's readers, unless a newer version of it was kept already
-/// (events may come again or late). One statement for any number of tasks;
-/// of several versions of one task, the newest is kept.
+/// (events may come again or late). One statement for any number of tasks.
 pub async fn keep(conn: &mut PgConnection, tasks: &[TaskReaders]) -> Result<(), sqlx::Error> {
-    let mut newest: HashMap<Uuid, &TaskReaders> = HashMap::with_capacity(tasks.len());
-    for task in tasks {
-        match newest.get(&task.task_id) {
-            Some(kept) if kept.version >= task.version => {}
-            _ => {
-                newest.insert(task.task_id, task);
-            }
-        }
-    }
-    if newest.is_empty() {
+    let columns = ReadersColumns::of(tasks);
+    if columns.is_empty() {
         return Ok(());
     }
-    let mut task_ids = Vec::with_capacity(newest.len());
-    // Reader lists differ in length and a uuid[][] must be rectangular: each
-    // goes as the text of a uuid[].
-    let mut named = Vec::with_capacity(newest.len());
-    let mut projects = Vec::with_capacity(newest.len());
-    let mut versions = Vec::with_capacity(newest.len());
-    for task in newest.values() {
-        task_ids.push(task.task_id);
-        let list: Vec<String> = task.access.named.iter().map(Uuid::to_string).collect();
-        named.push(format!("{{{}}}", list.join(",")));
-        projects.push(task.access.project);
-        versions.push(task.version);
-    }
-    sqlx::query(
-        "INSERT INTO task_readers (task_id, named, project_id, version) \
-         SELECT task_id, named::uuid[], project_id, version \
-         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[]) \
-         AS kept(task_id, named, project_id, version) \
-         ON CONFLICT (task_id) DO UPDATE SET named = EXCLUDED.named, \
-         project_id = EXCLUDED.project_id, version = EXCLUDED.version \
-         WHERE task_readers.version <= EXCLUDED.version",
-    )
-    .bind(&task_ids)
-    .bind(&named)
-    .bind(&projects)
-    .bind(&versions)
-    .execute(conn)
-    .await?;
+    let query = sqlx::query(concat!(
+        "WITH ",
+        access_keep!("$1", "$2", "$3", "$4", "$5"),
+        " SELECT 1"
+    ));
+    columns.bind(query).execute(conn).await?;
     Ok(())
 }
 
@@ -137,10 +273,13 @@ pub async fn forget(conn: &mut PgConnection, task_ids: &[Uuid]) -> Result<(), sq
     if task_ids.is_empty() {
         return Ok(());
     }
-    sqlx::query("DELETE FROM task_readers WHERE task_id = ANY($1)")
-        .bind(task_ids)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "WITH named AS (DELETE FROM access_named WHERE task_id = ANY($1)) \
+         DELETE FROM access_tasks WHERE task_id = ANY($1)",
+    )
+    .bind(task_ids)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -176,4 +315,55 @@ pub async fn readers_among(
                 .is_some_and(|&(_, admin, member)| access.may_read(*user, member, admin))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list() -> ReadableList<'static> {
+        ReadableList {
+            select: "SELECT id, task_id FROM records",
+            task_id: "records.task_id",
+            filters: "($3::text IS NULL OR kind = $3)",
+            also: Some("records.task_id IS NULL AND records.actor_id = $1"),
+            order: "id",
+            limit: "$4",
+        }
+    }
+
+    #[test]
+    fn an_admin_reads_the_list_as_it_is_and_a_member_through_both_conditions() {
+        let admin = list().sql(&Reader::Admin);
+        assert!(!admin.contains("access_"), "{admin}");
+        assert!(admin.contains("$1::uuid IS NULL"), "{admin}");
+        let member = Reader::Member {
+            user: Uuid::now_v7(),
+            projects: Vec::new(),
+        };
+        let sql = list().sql(&member);
+        assert_eq!(sql.matches("UNION ALL").count(), 2, "{sql}");
+        assert_eq!(sql.matches("ORDER BY id LIMIT $4").count(), 4, "{sql}");
+        assert!(
+            sql.contains("AND NOT EXISTS (SELECT 1 FROM access_named"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn of_several_versions_of_a_task_the_newest_is_kept() {
+        let task = Uuid::now_v7();
+        let (ada, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let version = |version, named: Vec<Uuid>| TaskReaders {
+            task_id: task,
+            access: ReadAccess {
+                named,
+                project: None,
+            },
+            version,
+        };
+        let columns = ReadersColumns::of(&[version(2, vec![bob]), version(1, vec![ada])]);
+        assert_eq!(columns.versions, [2]);
+        assert_eq!(columns.named_users, [bob]);
+    }
 }

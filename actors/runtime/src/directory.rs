@@ -221,12 +221,6 @@ pub async fn recheck(conn: impl PgExecutor<'_>, user: Principal) -> Result<Princ
     Ok(Principal { role, ..user })
 }
 
-/// Whose reading a list filters by: `user`, or `None` for an admin, who
-/// reads everything.
-pub async fn reader(conn: impl PgExecutor<'_>, user: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
-    Ok((!is_admin(conn, user).await?).then_some(user))
-}
-
 /// `user`'s role in `project`, if any.
 pub async fn role_in(
     conn: impl PgExecutor<'_>,

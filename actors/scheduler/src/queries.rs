@@ -2,8 +2,9 @@
 //! reminders and series, for the users who may read their tasks.
 
 use chrono::{DateTime, NaiveTime, Utc};
+use sqlx::FromRow;
 use sqlx::PgPool;
-use taskflow_runtime::directory;
+use taskflow_runtime::access::{self, ReadableList, Reader};
 use taskflow_runtime::store::cursor;
 use taskflow_schemas::commands::{Page, Principal, page_size};
 use taskflow_schemas::schedule::{Schedule, ScheduleKind, ScheduleQuery, ScheduleRef};
@@ -13,12 +14,8 @@ use uuid::Uuid;
 
 use crate::recurrence::{self, Anchor};
 
-/// Reminders and series as one list, newest first. `$1` a reader (null for
-/// an admin), `$2` is_active, `$3` task, `$4`/`$5` the cursor, `$6` the limit,
-/// `$7` one id. A reader sees the schedules of the tasks they may read (the
-/// access rule, `taskflow_runtime::readable!`).
-const SCHEDULES: &str = concat!(
-    "\
+/// Reminders and series as one relation, `schedules`.
+const SCHEDULES: &str = "\
     SELECT * FROM ( \
       SELECT id, 'reminder' AS kind, task_id, task->>'title' AS title, \
              status = 'pending' AS is_active, status, \
@@ -34,16 +31,24 @@ const SCHEDULES: &str = concat!(
              recurrence, timezone, current_due, anchor_day, anchor_time, \
              created_at, updated_at \
       FROM series \
-    ) schedules \
-    WHERE ",
-    taskflow_runtime::readable!("schedules.task_id"),
-    " \
-      AND ($2::bool IS NULL OR is_active = $2) \
-      AND ($3::uuid IS NULL OR task_id = $3) \
-      AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
-      AND ($7::uuid IS NULL OR id = $7) \
-    ORDER BY created_at DESC, id DESC LIMIT $6"
-);
+    ) schedules";
+
+/// A page of `schedules`, newest first, as a reader may see it (the access
+/// rule's page): `$3` is_active, `$4` task, `$5`/`$6` the cursor, `$7` the
+/// limit.
+fn page_sql(reader: &Reader) -> String {
+    ReadableList {
+        select: SCHEDULES,
+        task_id: "schedules.task_id",
+        filters: "($3::bool IS NULL OR is_active = $3) \
+          AND ($4::uuid IS NULL OR task_id = $4) \
+          AND ($5::timestamptz IS NULL OR (created_at, id) < ($5, $6))",
+        also: None,
+        order: "created_at DESC, id DESC",
+        limit: "$7",
+    }
+    .sql(reader)
+}
 
 #[derive(sqlx::FromRow)]
 struct ScheduleRow {
@@ -127,16 +132,18 @@ impl ScheduleQueries {
     ) -> Result<Page<Schedule>, ErrorBody> {
         let limit = page_size(query.limit)?;
         let after = query.cursor.as_deref().map(cursor::decode).transpose()?;
-        let rows = self
-            .fetch(
-                actor,
-                query.is_active,
-                query.task_id,
-                after,
-                None,
-                i64::from(limit) + 1,
-            )
-            .await?;
+        let reader = self.reader(actor).await?;
+        let rows: Vec<ScheduleRow> = reader
+            .bind(access::unprepared(page_sql(&reader)))
+            .bind(query.is_active)
+            .bind(query.task_id)
+            .bind(after.map(|(at, _)| at))
+            .bind(after.map(|(_, id)| id))
+            .bind(i64::from(limit) + 1)
+            .try_map(|row| ScheduleRow::from_row(&row))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database_error)?;
         let schedules = rows.into_iter().map(ScheduleRow::into_schedule).collect();
         Ok(Page::cut(schedules, limit as usize, |schedule| {
             cursor::encode(schedule.created_at, schedule.id)
@@ -148,37 +155,30 @@ impl ScheduleQueries {
         actor: Principal,
         reference: ScheduleRef,
     ) -> Result<Schedule, ErrorBody> {
-        let mut rows = self
-            .fetch(actor, None, None, None, Some(reference.schedule_id), 1)
-            .await?;
-        rows.pop()
-            .map(ScheduleRow::into_schedule)
+        let reader = self.reader(actor).await?;
+        let sql = format!(
+            "{SCHEDULES} WHERE id = $3 AND {}",
+            reader.row_condition("schedules.task_id")
+        );
+        let row: Option<ScheduleRow> = reader
+            .bind(access::unprepared(sql))
+            .bind(reference.schedule_id)
+            .try_map(|row| ScheduleRow::from_row(&row))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(database_error)?;
+        row.map(ScheduleRow::into_schedule)
             .ok_or_else(|| ErrorBody::new(ErrorCode::NotFound, "schedule not found"))
     }
 
-    async fn fetch(
-        &self,
-        actor: Principal,
-        is_active: Option<bool>,
-        task_id: Option<Uuid>,
-        after: Option<(DateTime<Utc>, Uuid)>,
-        id: Option<Uuid>,
-        limit: i64,
-    ) -> Result<Vec<ScheduleRow>, ErrorBody> {
-        let database = |error| taskflow_runtime::store::postgres::error_body("scheduler", &error);
-        let reader = directory::reader(&self.pool, actor.id)
+    /// Whose schedules `actor` sees, as the directory says now.
+    async fn reader(&self, actor: Principal) -> Result<Reader, ErrorBody> {
+        Reader::of(&self.pool, actor.id)
             .await
-            .map_err(database)?;
-        sqlx::query_as(SCHEDULES)
-            .bind(reader)
-            .bind(is_active)
-            .bind(task_id)
-            .bind(after.map(|(at, _)| at))
-            .bind(after.map(|(_, id)| id))
-            .bind(limit)
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(database)
+            .map_err(database_error)
     }
+}
+
+fn database_error(error: sqlx::Error) -> ErrorBody {
+    taskflow_runtime::store::postgres::error_body("scheduler", &error)
 }

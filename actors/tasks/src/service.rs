@@ -5,6 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use sqlx::{PgConnection, PgPool};
+use taskflow_runtime::access::Reader;
 use taskflow_runtime::directory::{self, DirectoryUpdates};
 use taskflow_runtime::outbox::{self, OutboxRecord, RelayHandle};
 use taskflow_runtime::store::postgres;
@@ -199,8 +200,8 @@ impl TasksService {
             .into());
         }
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-        let reader = directory::reader(&self.pool, caller.user_id).await?;
-        let fetched = store::list(&self.pool, reader, &query, after, i64::from(limit) + 1).await?;
+        let reader = Reader::of(&self.pool, caller.user_id).await?;
+        let fetched = store::list(&self.pool, &reader, &query, after, i64::from(limit) + 1).await?;
         Ok(Page::cut(fetched, limit as usize, |task| {
             encode_cursor(task.id)
         }))

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgExecutor, PgPool};
-use taskflow_runtime::access::{self, TaskReaders};
+use sqlx::{FromRow, PgConnection, PgExecutor, PgPool};
+use taskflow_runtime::access::{self, ReadableList, Reader, ReadersColumns, TaskReaders};
 use taskflow_runtime::outbox::OutboxRecord;
 use taskflow_schemas::commands::TaskQuery;
 use taskflow_schemas::task::{Priority, Recurrence, Task, TaskStatus};
@@ -90,29 +90,27 @@ pub async fn insert_with_event(
         None => sqlx::query(concat!(
             "WITH task AS (",
             insert_task!(),
-            "), readers AS (",
-            taskflow_runtime::task_readers_insert!("$25"),
-            ") ",
+            "), ",
+            taskflow_runtime::access_keep!("$25", "$26", "$27", "$28", "$29"),
+            " ",
             taskflow_runtime::outbox_insert!(),
             "($20, $21, $22, $23, $24)"
         )),
         Some(_) => sqlx::query(concat!(
             "WITH task AS (",
             insert_task!(),
-            "), readers AS (",
-            taskflow_runtime::task_readers_insert!("$25"),
-            "), key AS (INSERT INTO idempotency_keys (user_id, key, request, response, completed_at) \
-             VALUES ($26, $27, $28, $29, now()) ON CONFLICT (user_id, key) DO UPDATE \
+            "), ",
+            taskflow_runtime::access_keep!("$25", "$26", "$27", "$28", "$29"),
+            ", key AS (INSERT INTO idempotency_keys (user_id, key, request, response, completed_at) \
+             VALUES ($30, $31, $32, $33, now()) ON CONFLICT (user_id, key) DO UPDATE \
              SET request = EXCLUDED.request, response = EXCLUDED.response, \
              completed_at = EXCLUDED.completed_at) ",
             taskflow_runtime::outbox_insert!(),
             "($20, $21, $22, $23, $24)"
         )),
     };
-    let readers = TaskReaders::of(task);
-    let query = event
-        .bind(bind_task(query, task))
-        .bind(Json([readers.row()]));
+    let readers = ReadersColumns::of([&TaskReaders::of(task)]);
+    let query = readers.bind(event.bind(bind_task(query, task)));
     let query = match key {
         None => query,
         Some(key) => query
@@ -139,18 +137,15 @@ pub async fn insert_many_with_events(
         columns!(),
         ") SELECT ",
         columns!(),
-        " FROM jsonb_populate_recordset(NULL::tasks, $6)), readers AS (",
-        taskflow_runtime::task_readers_insert!("$7"),
-        ") ",
+        " FROM jsonb_populate_recordset(NULL::tasks, $6)), ",
+        taskflow_runtime::access_keep!("$7", "$8", "$9", "$10", "$11"),
+        " ",
         taskflow_runtime::outbox_insert_many!()
     ));
     let readers: Vec<TaskReaders> = tasks.iter().map(|task| TaskReaders::of(task)).collect();
-    let rows: Vec<_> = readers.iter().map(TaskReaders::row).collect();
-    OutboxRecord::bind_many(query, events)
-        .bind(Json(tasks))
-        .bind(Json(rows))
-        .execute(conn)
-        .await?;
+    let readers = ReadersColumns::of(&readers);
+    let query = OutboxRecord::bind_many(query, events).bind(Json(tasks));
+    readers.bind(query).execute(conn).await?;
     Ok(())
 }
 
@@ -253,45 +248,62 @@ pub async fn find_for_update(
     Ok(row.map(Task::from))
 }
 
-/// The tasks `reader` may read (every task for `None`, an admin) that match
-/// `query`, newest first, after the task `after` (the cursor), at most `limit`.
-/// The reader filter is the access rule (`taskflow_runtime::readable!`).
+/// The tasks `reader` may read that match `query`, newest first, after the
+/// task `after` (the cursor), at most `limit`: the access rule's page
+/// ([`ReadableList`]) over the filters, each served by an index.
 pub async fn list(
     pool: &PgPool,
-    reader: Option<Uuid>,
+    reader: &Reader,
     query: &TaskQuery,
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Task>, sqlx::Error> {
-    let rows: Vec<TaskRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM tasks WHERE ",
-        taskflow_runtime::readable!("tasks.id"),
-        " AND ($2::uuid IS NULL OR id < $2) \
-          AND ($3::text IS NULL OR status = $3) \
-          AND ($4::text IS NULL OR priority = $4) \
-          AND ($5::uuid IS NULL OR assignee_id = $5) \
-          AND ($6::uuid IS NULL OR project_id = $6) \
-          AND ($7::timestamptz IS NULL OR due_date < $7) \
-          AND ($8::timestamptz IS NULL OR due_date >= $8) \
-          AND ($9::text IS NULL OR strpos(lower(title), lower($9)) > 0 \
-               OR strpos(lower(coalesce(description, '')), lower($9)) > 0) \
-         ORDER BY id DESC LIMIT $10"
-    ))
-    .bind(reader)
-    .bind(after)
-    .bind(query.status.map(TaskStatus::as_str))
-    .bind(query.priority.map(Priority::as_str))
-    .bind(query.assignee_id)
-    .bind(query.project_id)
-    .bind(query.due_before)
-    .bind(query.due_after)
-    .bind(query.q.as_deref())
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
+    let sql = ReadableList {
+        select: concat!("SELECT ", columns!(), " FROM tasks"),
+        task_id: "tasks.id",
+        filters: "($3::uuid IS NULL OR id < $3) \
+          AND ($4::text IS NULL OR status = $4) \
+          AND ($5::text IS NULL OR priority = $5) \
+          AND ($6::uuid IS NULL OR assignee_id = $6) \
+          AND ($7::uuid IS NULL OR project_id = $7) \
+          AND ($8::timestamptz IS NULL OR due_date < $8) \
+          AND ($9::timestamptz IS NULL OR due_date >= $9) \
+          AND ($10::text IS NULL OR title ILIKE $10 OR description ILIKE $10)",
+        also: None,
+        order: "id DESC",
+        limit: "$11",
+    }
+    .sql(reader);
+    let rows: Vec<TaskRow> = reader
+        .bind(access::unprepared(sql))
+        .bind(after)
+        .bind(query.status.map(TaskStatus::as_str))
+        .bind(query.priority.map(Priority::as_str))
+        .bind(query.assignee_id)
+        .bind(query.project_id)
+        .bind(query.due_before)
+        .bind(query.due_after)
+        .bind(query.q.as_deref().map(contains_pattern))
+        .bind(limit)
+        .try_map(|row| TaskRow::from_row(&row))
+        .fetch_all(pool)
+        .await?;
     Ok(rows.into_iter().map(Task::from).collect())
+}
+
+/// An `ILIKE` pattern that finds `text` anywhere, its own `%`, `_` and `\`
+/// taken as they are (trigram indexes serve it: migrations/tasks/0004).
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 /// A create made once per `Idempotency-Key`: whose key, the request it

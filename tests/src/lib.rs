@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod fixtures;
 pub mod nats_server;
 pub mod postgres_server;
+pub mod service_databases;
 pub mod smtp;
 pub mod system;
 pub mod ws;

@@ -19,10 +19,8 @@ use taskflow_livefeed::directory::FeedDirectory;
 use taskflow_livefeed::event::{Delivery, LiveEvent};
 use taskflow_notifier::queries::NotificationQueries;
 use taskflow_notifier::store::NewNotification;
-use taskflow_runtime::Settings;
 use taskflow_runtime::access::{self, Reader, TaskReaders};
 use taskflow_runtime::consumer::{ConsumedEvent, EventHandler};
-use taskflow_runtime::service::Service;
 use taskflow_scheduler::queries::ScheduleQueries;
 use taskflow_schemas::EventEnvelope;
 use taskflow_schemas::access::Participants;
@@ -34,7 +32,7 @@ use taskflow_schemas::schedule::ScheduleQuery;
 use taskflow_schemas::task::{Priority, Task, TaskStatus};
 use taskflow_schemas::user::Role;
 use taskflow_system_tests::fixtures::subject_of;
-use taskflow_system_tests::system::drop_databases;
+use taskflow_system_tests::service_databases::ServiceDatabases;
 use uuid::Uuid;
 
 const USERS: usize = 5;
@@ -118,52 +116,6 @@ fn world() -> impl Strategy<Value = World> {
             standing,
             tasks,
         })
-}
-
-/// The databases of the services that list by task, migrated.
-struct Databases {
-    settings: Settings,
-    tasks: PgPool,
-    audit: PgPool,
-    scheduler: PgPool,
-    notifier: PgPool,
-}
-
-impl Databases {
-    async fn connect() -> Self {
-        let prefix = format!("tft_{}_", &Uuid::now_v7().simple().to_string()[20..]);
-        let database_url = std::env::var("DATABASE_URL").unwrap_or_default();
-        let settings = Settings::from_lookup(move |name| match name {
-            "TASKFLOW_DATABASE_PREFIX" => Some(prefix.clone()),
-            "DATABASE_URL" => Some(database_url.clone()),
-            "TASKFLOW_DATABASE_MAX_CONNECTIONS" => Some("2".into()),
-            _ => None,
-        })
-        .expect("test settings are valid");
-        let connect = |service: &'static dyn Service| {
-            let settings = settings.clone();
-            async move {
-                taskflow_runtime::store::postgres::connect(
-                    &settings,
-                    service.name(),
-                    service.migrator(),
-                )
-                .await
-                .expect("the database migrates")
-            }
-        };
-        Self {
-            tasks: connect(&taskflow_tasks::SERVICE).await,
-            audit: connect(&taskflow_audit::SERVICE).await,
-            scheduler: connect(&taskflow_scheduler::SERVICE).await,
-            notifier: connect(&taskflow_notifier::SERVICE).await,
-            settings,
-        }
-    }
-
-    fn all(&self) -> [&PgPool; 4] {
-        [&self.tasks, &self.audit, &self.scheduler, &self.notifier]
-    }
 }
 
 /// One drawn world, with fresh ids: earlier cases stay in the databases,
@@ -319,7 +271,7 @@ impl<'a> Case<'a> {
     }
 
     /// Each service's own record of the tasks, as its handlers keep it.
-    async fn record(&self, databases: &Databases) {
+    async fn record(&self, databases: &ServiceDatabases) {
         for (task, event) in self.tasks.iter().zip(&self.events) {
             let record = taskflow_runtime::outbox::OutboxRecord::new(subject_of(event), event)
                 .expect("a small event");
@@ -423,7 +375,7 @@ impl<'a> Case<'a> {
         (directory, events)
     }
 
-    async fn check(&self, databases: &Databases) -> Result<(), String> {
+    async fn check(&self, databases: &ServiceDatabases) -> Result<(), String> {
         for pool in databases.all() {
             self.load_directory(pool).await;
         }
@@ -514,7 +466,7 @@ mod properties {
     #[test]
     fn every_service_lists_exactly_what_the_access_rule_allows() {
         let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-        let databases = runtime.block_on(Databases::connect());
+        let databases = runtime.block_on(ServiceDatabases::connect(2));
         let cases = std::env::var("PROPTEST_CASES")
             .ok()
             .and_then(|cases| cases.parse().ok())
@@ -529,7 +481,7 @@ mod properties {
                 .block_on(Case::new(&world).check(&databases))
                 .map_err(TestCaseError::fail)
         });
-        runtime.block_on(drop_databases(&databases.settings));
+        runtime.block_on(databases.drop());
         outcome.unwrap();
     }
 }

@@ -10,6 +10,7 @@ mod group_commit;
 mod hostile;
 mod identity;
 mod layout;
+mod list_plans;
 mod livefeed;
 mod nats_commands;
 mod notifications;

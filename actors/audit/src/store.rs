@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
-use taskflow_runtime::access::{self, ReadableList, Reader};
+use taskflow_runtime::access::{self, Query, ReadableList, Reader, Statement};
 use taskflow_runtime::consumer::ConsumedEvent;
 use taskflow_schemas::audit::{AuditChange, AuditQuery, AuditRecord};
 use uuid::Uuid;
@@ -152,6 +152,27 @@ pub async fn list(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<ListedRecord>, sqlx::Error> {
+    let rows: Vec<ListedRow> = list_statement(Statement::Run, reader, query, after, limit)
+        .try_map(|row| ListedRow::from_row(&row))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| ListedRecord {
+            recorded_seq: row.recorded_seq,
+            record: AuditRecord::from(row.record),
+        })
+        .collect())
+}
+
+/// The statement of [`list`], bound.
+pub fn list_statement<'q>(
+    statement: Statement,
+    reader: &'q Reader,
+    query: &'q AuditQuery,
+    after: Option<i64>,
+    limit: i64,
+) -> Query<'q> {
     let sql = ReadableList {
         select: concat!("SELECT ", columns!(), ", recorded_seq FROM audit_records"),
         task_id: "audit_records.task_id",
@@ -167,8 +188,8 @@ pub async fn list(
         limit: "$10",
     }
     .sql(reader);
-    let rows: Vec<ListedRow> = reader
-        .bind(access::unprepared(sql))
+    reader
+        .bind(access::unprepared(statement.of(sql)))
         .bind(after)
         .bind(query.task_id)
         .bind(query.event_type.as_deref())
@@ -177,16 +198,6 @@ pub async fn list(
         .bind(query.since)
         .bind(query.until)
         .bind(limit)
-        .try_map(|row| ListedRow::from_row(&row))
-        .fetch_all(pool)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| ListedRecord {
-            recorded_seq: row.recorded_seq,
-            record: AuditRecord::from(row.record),
-        })
-        .collect())
 }
 
 #[derive(sqlx::FromRow)]

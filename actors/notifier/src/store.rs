@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
-use taskflow_runtime::access::{self, Reader};
+use taskflow_runtime::access::{self, Query, ReadableList, Reader, Statement};
 use taskflow_schemas::notification::{
     Channel, Notification, NotificationKind, NotificationQuery, NotificationStatus,
 };
@@ -147,9 +147,8 @@ pub async fn settle(
 }
 
 /// `recipient`'s notifications, newest first, after the cursor
-/// `(created_at, id)`: a notification about a task only while `reader` (the
-/// recipient, as the directory sees them) may read the task, by the access
-/// rule, checked on each of the recipient's rows.
+/// `(created_at, id)`: one about a task only while `reader` (the recipient,
+/// as the directory sees them) may read the task, by the access rule's page.
 pub async fn list(
     pool: &PgPool,
     reader: &Reader,
@@ -158,18 +157,39 @@ pub async fn list(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<Notification>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM notifications WHERE recipient_id = $9 \
-           AND (notifications.task_id IS NULL OR {}) \
+    let rows: Vec<NotificationRow> =
+        list_statement(Statement::Run, reader, recipient, query, after, limit)
+            .try_map(|row| NotificationRow::from_row(&row))
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(Notification::from).collect())
+}
+
+/// The statement of [`list`], bound.
+pub fn list_statement<'q>(
+    statement: Statement,
+    reader: &'q Reader,
+    recipient: Uuid,
+    query: &NotificationQuery,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Query<'q> {
+    let select = format!("SELECT {COLUMNS} FROM notifications");
+    let sql = ReadableList {
+        select: &select,
+        task_id: "notifications.task_id",
+        filters: "recipient_id = $9 \
            AND ($3::text IS NULL OR status = $3) \
            AND ($4::uuid IS NULL OR task_id = $4) \
            AND ($5::bool IS NULL OR (read_at IS NULL) = $5) \
-           AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7)) \
-         ORDER BY created_at DESC, id DESC LIMIT $8",
-        reader.row_condition("notifications.task_id")
-    );
-    let rows: Vec<NotificationRow> = reader
-        .bind(access::unprepared(sql))
+           AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7))",
+        also: Some("notifications.task_id IS NULL"),
+        order: "created_at DESC, id DESC",
+        limit: "$8",
+    }
+    .sql(reader);
+    reader
+        .bind(access::unprepared(statement.of(sql)))
         .bind(query.status.map(status_text))
         .bind(query.task_id)
         .bind(query.unread)
@@ -177,10 +197,6 @@ pub async fn list(
         .bind(after.map(|(_, id)| id))
         .bind(limit)
         .bind(recipient)
-        .try_map(|row| NotificationRow::from_row(&row))
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().map(Notification::from).collect())
 }
 
 /// Marks the recipient's notification read (once; the first time is kept).

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveTime, Utc};
 use sqlx::FromRow;
 use sqlx::PgPool;
-use taskflow_runtime::access::{self, ReadableList, Reader};
+use taskflow_runtime::access::{self, Query, ReadableList, Reader, Statement};
 use taskflow_runtime::store::cursor;
 use taskflow_schemas::commands::{Page, Principal, page_size};
 use taskflow_schemas::schedule::{Schedule, ScheduleKind, ScheduleQuery, ScheduleRef};
@@ -34,10 +34,15 @@ const SCHEDULES: &str = "\
     ) schedules";
 
 /// A page of `schedules`, newest first, as a reader may see it (the access
-/// rule's page): `$3` is_active, `$4` task, `$5`/`$6` the cursor, `$7` the
-/// limit.
-fn page_sql(reader: &Reader) -> String {
-    ReadableList {
+/// rule's page), bound.
+pub fn page_statement<'q>(
+    statement: Statement,
+    reader: &'q Reader,
+    query: &ScheduleQuery,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Query<'q> {
+    let sql = ReadableList {
         select: SCHEDULES,
         task_id: "schedules.task_id",
         filters: "($3::bool IS NULL OR is_active = $3) \
@@ -47,7 +52,14 @@ fn page_sql(reader: &Reader) -> String {
         order: "created_at DESC, id DESC",
         limit: "$7",
     }
-    .sql(reader)
+    .sql(reader);
+    reader
+        .bind(access::unprepared(statement.of(sql)))
+        .bind(query.is_active)
+        .bind(query.task_id)
+        .bind(after.map(|(at, _)| at))
+        .bind(after.map(|(_, id)| id))
+        .bind(limit)
 }
 
 #[derive(sqlx::FromRow)]
@@ -133,17 +145,13 @@ impl ScheduleQueries {
         let limit = page_size(query.limit)?;
         let after = query.cursor.as_deref().map(cursor::decode).transpose()?;
         let reader = self.reader(actor).await?;
-        let rows: Vec<ScheduleRow> = reader
-            .bind(access::unprepared(page_sql(&reader)))
-            .bind(query.is_active)
-            .bind(query.task_id)
-            .bind(after.map(|(at, _)| at))
-            .bind(after.map(|(_, id)| id))
-            .bind(i64::from(limit) + 1)
-            .try_map(|row| ScheduleRow::from_row(&row))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(database_error)?;
+        let limit_plus_one = i64::from(limit) + 1;
+        let rows: Vec<ScheduleRow> =
+            page_statement(Statement::Run, &reader, &query, after, limit_plus_one)
+                .try_map(|row| ScheduleRow::from_row(&row))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(database_error)?;
         let schedules = rows.into_iter().map(ScheduleRow::into_schedule).collect();
         Ok(Page::cut(schedules, limit as usize, |schedule| {
             cursor::encode(schedule.created_at, schedule.id)

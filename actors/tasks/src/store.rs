@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgExecutor, PgPool};
-use taskflow_runtime::access::{self, ReadableList, Reader, ReadersColumns, TaskReaders};
+use taskflow_runtime::access::{
+    self, Query, ReadableList, Reader, ReadersColumns, Statement, TaskReaders,
+};
 use taskflow_runtime::outbox::OutboxRecord;
 use taskflow_schemas::commands::TaskQuery;
 use taskflow_schemas::task::{Priority, Recurrence, Task, TaskStatus};
@@ -258,6 +260,21 @@ pub async fn list(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<Task>, sqlx::Error> {
+    let rows: Vec<TaskRow> = list_statement(Statement::Run, reader, query, after, limit)
+        .try_map(|row| TaskRow::from_row(&row))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(Task::from).collect())
+}
+
+/// The statement of [`list`], bound.
+pub fn list_statement<'q>(
+    statement: Statement,
+    reader: &'q Reader,
+    query: &'q TaskQuery,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Query<'q> {
     let sql = ReadableList {
         select: concat!("SELECT ", columns!(), " FROM tasks"),
         task_id: "tasks.id",
@@ -274,8 +291,8 @@ pub async fn list(
         limit: "$11",
     }
     .sql(reader);
-    let rows: Vec<TaskRow> = reader
-        .bind(access::unprepared(sql))
+    reader
+        .bind(access::unprepared(statement.of(sql)))
         .bind(after)
         .bind(query.status.map(TaskStatus::as_str))
         .bind(query.priority.map(Priority::as_str))
@@ -285,10 +302,6 @@ pub async fn list(
         .bind(query.due_after)
         .bind(query.q.as_deref().map(contains_pattern))
         .bind(limit)
-        .try_map(|row| TaskRow::from_row(&row))
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().map(Task::from).collect())
 }
 
 /// An `ILIKE` pattern that finds `text` anywhere, its own `%`, `_` and `\`

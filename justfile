@@ -66,7 +66,7 @@ chaos DURATION="2m" *SEED:
     cargo build --bins
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo run -q -p taskflow-system-tests --bin chaos -- {{DURATION}} {{SEED}}
 
-# Measure the system run as separate processes (release build) and write target/bench/report.md, .json and load.svg; `just bench authz` (or audit, durability, http, paced, timing) prints one group
+# Measure the system run as separate processes (release build) and write target/bench/report.md, .json and load.svg; `just bench authz` (or audit, durability, http, paced, scale, timing) prints one group
 bench *FIGURES:
     cargo build --release --bins
     NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \

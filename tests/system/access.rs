@@ -50,6 +50,8 @@ enum Standing {
 #[derive(Debug, Clone)]
 struct TaskShape {
     creator: usize,
+    /// Where it was made; it was moved to `project` since, if that differs.
+    first_project: Option<usize>,
     project: Option<usize>,
     assignee: Option<usize>,
     observers: Vec<usize>,
@@ -97,15 +99,20 @@ fn world() -> impl Strategy<Value = World> {
     let task = (
         user.clone(),
         proptest::option::of(0..PROJECTS),
+        proptest::option::of(0..PROJECTS),
+        proptest::bool::weighted(0.3),
         proptest::option::of(user.clone()),
         proptest::collection::vec(user, 0..3),
     )
-        .prop_map(|(creator, project, assignee, observers)| TaskShape {
-            creator,
-            project,
-            assignee,
-            observers,
-        });
+        .prop_map(
+            |(creator, first_project, later, moved, assignee, observers)| TaskShape {
+                creator,
+                first_project,
+                project: if moved { later } else { first_project },
+                assignee,
+                observers,
+            },
+        );
     (
         proptest::collection::vec(proptest::bool::weighted(0.15), USERS),
         proptest::collection::vec(proptest::collection::vec(standing, USERS), PROJECTS),
@@ -124,7 +131,11 @@ struct Case<'a> {
     world: &'a World,
     users: Vec<Uuid>,
     projects: Vec<Uuid>,
+    /// Each task as it is now.
     tasks: Vec<Task>,
+    /// Each task as it was made.
+    first: Vec<Task>,
+    /// Every event of them, in order: each made, then each moved.
     events: Vec<EventEnvelope>,
     correlation_id: String,
 }
@@ -135,12 +146,12 @@ impl<'a> Case<'a> {
         let projects: Vec<Uuid> = (0..PROJECTS).map(|_| Uuid::now_v7()).collect();
         let correlation_id = Uuid::now_v7().to_string();
         let now = Utc::now();
-        let tasks: Vec<Task> = world
+        let first: Vec<Task> = world
             .tasks
             .iter()
             .map(|shape| Task {
                 id: Uuid::now_v7(),
-                project_id: shape.project.map(|project| projects[project]),
+                project_id: shape.first_project.map(|project| projects[project]),
                 title: "drawn".into(),
                 description: None,
                 status: TaskStatus::Pending,
@@ -160,7 +171,7 @@ impl<'a> Case<'a> {
                 completed_at: None,
             })
             .collect();
-        let events = tasks
+        let mut events: Vec<EventEnvelope> = first
             .iter()
             .map(|task| {
                 EventEnvelope::new(
@@ -172,11 +183,28 @@ impl<'a> Case<'a> {
                 )
             })
             .collect();
+        let mut tasks = first.clone();
+        for (task, shape) in tasks.iter_mut().zip(&world.tasks) {
+            if shape.project == shape.first_project {
+                continue;
+            }
+            let old = task.project_id;
+            task.project_id = shape.project.map(|project| projects[project]);
+            task.version = 2;
+            events.push(EventEnvelope::new(
+                "task.updated",
+                Some(task.id),
+                Some(task.creator_id),
+                correlation_id.clone(),
+                json!({ "task": task, "changes": {"project_id": {"old": old, "new": task.project_id}} }),
+            ));
+        }
         Self {
             world,
             users,
             projects,
             tasks,
+            first,
             events,
             correlation_id,
         }
@@ -272,24 +300,37 @@ impl<'a> Case<'a> {
 
     /// Each service's own record of the tasks, as its handlers keep it.
     async fn record(&self, databases: &ServiceDatabases) {
-        for (task, event) in self.tasks.iter().zip(&self.events) {
+        for (task, event) in self.first.iter().zip(&self.events) {
             let record = taskflow_runtime::outbox::OutboxRecord::new(subject_of(event), event)
                 .expect("a small event");
             taskflow_tasks::store::insert_with_event(&databases.tasks, task, &record, None)
                 .await
                 .expect("the task is stored");
         }
-        let consumed = self.consumed();
-        let consumed: Vec<&ConsumedEvent> = consumed.iter().collect();
-        let mut tx = databases.audit.begin().await.expect("a transaction");
-        AuditRecorder
-            .apply_batch(&mut tx, &consumed)
-            .await
-            .expect("the records are stored");
+        let mut tx = databases.tasks.begin().await.expect("a transaction");
+        for task in self.tasks.iter().filter(|task| task.version > 1) {
+            taskflow_tasks::store::update(&mut tx, task)
+                .await
+                .expect("the task is moved");
+        }
         tx.commit().await.expect("a commit");
+        // The tasks as made in one batch, as a consumer takes a burst; the
+        // moves one by one after.
+        let consumed = self.consumed();
+        let (made, moved) = consumed.split_at(self.first.len());
+        let made: Vec<&ConsumedEvent> = made.iter().collect();
+        let batches = std::iter::once(made).chain(moved.iter().map(|event| vec![event]));
+        for batch in batches {
+            let mut tx = databases.audit.begin().await.expect("a transaction");
+            AuditRecorder
+                .apply_batch(&mut tx, &batch)
+                .await
+                .expect("the records are stored");
+            tx.commit().await.expect("a commit");
+        }
         let mut tx = databases.scheduler.begin().await.expect("a transaction");
-        for (task, event) in self.tasks.iter().zip(&self.events) {
-            access::keep(&mut tx, &[TaskReaders::of(task)])
+        for ((first, task), event) in self.first.iter().zip(&self.tasks).zip(&self.events) {
+            access::keep(&mut tx, &[TaskReaders::of(first), TaskReaders::of(task)])
                 .await
                 .expect("readers");
             taskflow_scheduler::reminders::reconcile(&mut tx, task, task.reminder_time, event)
@@ -299,8 +340,8 @@ impl<'a> Case<'a> {
         tx.commit().await.expect("a commit");
         // A notification of every task for every user: the list alone decides.
         let mut tx = databases.notifier.begin().await.expect("a transaction");
-        for (task, event) in self.tasks.iter().zip(&self.events) {
-            access::keep(&mut tx, &[TaskReaders::of(task)])
+        for ((first, task), event) in self.first.iter().zip(&self.tasks).zip(&self.events) {
+            access::keep(&mut tx, &[TaskReaders::of(first), TaskReaders::of(task)])
                 .await
                 .expect("readers");
             for user in &self.users {
@@ -430,8 +471,14 @@ impl<'a> Case<'a> {
                 )
                 .await
                 .map_err(|e| e.error)?;
-            let delivered: BTreeSet<Uuid> = live
-                .iter()
+            // Each event is shown as the rule stands at it: what the user
+            // sees now is the last event of each task.
+            let mut last = std::collections::HashMap::new();
+            for event in &live {
+                last.insert(event.task_id, event);
+            }
+            let delivered: BTreeSet<Uuid> = last
+                .into_values()
                 .filter(|event| event.delivery_to(id, &feed) == Delivery::Event)
                 .filter_map(|event| event.task_id)
                 .collect();

@@ -44,7 +44,8 @@ impl EventHandler for AuditRecorder {
     }
 
     /// One multi-row statement for the records and one for the readers,
-    /// whatever the number of events.
+    /// whatever the number of events (and two more when tasks moved to
+    /// another project: their records move with them).
     async fn apply_batch(
         &self,
         tx: &mut PgConnection,
@@ -52,12 +53,19 @@ impl EventHandler for AuditRecorder {
     ) -> Result<(), HandlerError> {
         let mut records = Vec::with_capacity(events.len());
         let mut readers = Vec::new();
+        let mut moved = Vec::new();
         for event in events {
             let (changes, task_readers) = examine(event)?;
+            if let Some(task) = &task_readers
+                && changes.iter().any(|change| change.field == "project_id")
+            {
+                moved.push(task.task_id);
+            }
             readers.extend(task_readers);
             records.push((*event, changes));
         }
         access::keep(tx, &readers).await?;
+        store::place_moved(tx, &moved).await?;
         store::insert_records(tx, &records).await?;
         Ok(())
     }

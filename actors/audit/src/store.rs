@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
-use taskflow_runtime::access::{self, Query, ReadableList, Reader, Statement};
+use taskflow_runtime::access::{self, ByProject, Query, ReadableList, Reader, Statement};
 use taskflow_runtime::consumer::ConsumedEvent;
 use taskflow_schemas::audit::{AuditChange, AuditQuery, AuditRecord};
 use uuid::Uuid;
@@ -86,12 +86,18 @@ pub async fn insert_records(
         columns.stream.push(event.stream.clone());
         columns.stream_seq.push(event.stream_seq as i64);
     }
+    // A new record of a task in a project is placed with it (see
+    // `place_moved`), in the same statement.
     sqlx::query(
-        "INSERT INTO audit_records (id, event_id, event_type, task_id, actor_id, correlation_id, causation_id, \
-         changes, payload, occurred_at, stream, stream_seq) \
+        "WITH recorded AS (INSERT INTO audit_records (id, event_id, event_type, task_id, actor_id, \
+         correlation_id, causation_id, changes, payload, occurred_at, stream, stream_seq) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::uuid[], \
          $8::jsonb[], $9::jsonb[], $10::timestamptz[], $11::text[], $12::bigint[]) \
-         ON CONFLICT (event_id) DO NOTHING",
+         ON CONFLICT (event_id) DO NOTHING RETURNING recorded_seq, task_id) \
+         INSERT INTO record_projects (recorded_seq, task_id, project_id) \
+         SELECT recorded.recorded_seq, recorded.task_id, access_tasks.project_id \
+         FROM recorded JOIN access_tasks ON access_tasks.task_id = recorded.task_id \
+         WHERE access_tasks.project_id IS NOT NULL",
     )
     .bind(&columns.id)
     .bind(&columns.event_id)
@@ -105,6 +111,29 @@ pub async fn insert_records(
     .bind(&columns.occurred_at)
     .bind(&columns.stream)
     .bind(&columns.stream_seq)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Places every record of `tasks` (whose project changed) in their project
+/// as the access rule now has it, or in none. Call it after the tasks'
+/// readers are kept and before new records are inserted.
+pub async fn place_moved(conn: &mut PgConnection, tasks: &[Uuid]) -> Result<(), sqlx::Error> {
+    if tasks.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM record_projects WHERE task_id = ANY($1)")
+        .bind(tasks)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO record_projects (recorded_seq, task_id, project_id) \
+         SELECT r.recorded_seq, r.task_id, a.project_id \
+         FROM audit_records r JOIN access_tasks a ON a.task_id = r.task_id \
+         WHERE r.task_id = ANY($1) AND a.project_id IS NOT NULL",
+    )
+    .bind(tasks)
     .execute(conn)
     .await?;
     Ok(())
@@ -186,6 +215,16 @@ pub fn list_statement<'q>(
         also: Some(OWN_RECORDS),
         order: "recorded_seq",
         limit: "$10",
+        by_project: Some(ByProject {
+            table: "record_projects",
+            key: "recorded_seq",
+            // A filter that picks few rows has an index to start from; a
+            // page that picks by time or by nothing walks the project's.
+            in_order: query.task_id.is_none()
+                && query.event_type.is_none()
+                && query.actor_id.is_none()
+                && query.correlation_id.is_none(),
+        }),
     }
     .sql(reader);
     reader

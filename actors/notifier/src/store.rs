@@ -186,6 +186,7 @@ pub fn list_statement<'q>(
         also: Some("notifications.task_id IS NULL"),
         order: "created_at DESC, id DESC",
         limit: "$8",
+        by_project: None,
     }
     .sql(reader);
     reader

@@ -135,6 +135,21 @@ pub struct ReadableList<'a> {
     pub order: &'a str,
     /// The page size: a placeholder or a number.
     pub limit: &'a str,
+    /// A list whose order is not its tasks' keeps, per project, its rows'
+    /// keys in that order: a member's page walks it project by project.
+    pub by_project: Option<ByProject<'a>>,
+}
+
+/// The keys of a list's rows by the project of their task, in the list's
+/// order (`project_id`, then `key`, in `table`), kept with the rows and
+/// moved with their task. [`ReadableList::order`] is `key`, ascending.
+pub struct ByProject<'a> {
+    pub table: &'a str,
+    pub key: &'a str,
+    /// Walk the project's keys in order, probing each row (a page with no
+    /// selective filter), rather than let the planner start from a
+    /// filter's index.
+    pub in_order: bool,
 }
 
 impl ReadableList<'_> {
@@ -149,28 +164,54 @@ impl ReadableList<'_> {
             also,
             order,
             limit,
+            by_project,
         } = self;
-        if *reader == Reader::Admin {
-            return format!(
-                "{select} WHERE {} AND {filters} ORDER BY {order} LIMIT {limit}",
-                reader.row_condition(task_id)
-            );
-        }
+        let projects = match reader {
+            Reader::Admin => {
+                return format!(
+                    "{select} WHERE {} AND {filters} ORDER BY {order} LIMIT {limit}",
+                    reader.row_condition(task_id)
+                );
+            }
+            Reader::Member { projects, .. } => projects.len(),
+        };
         let branch = |condition: String| {
             format!("({select} WHERE {condition} AND {filters} ORDER BY {order} LIMIT {limit})")
         };
+        let not_named = format!("NOT {}", named!(task_id));
         // `$2` is named in the first branch even when the second is left out
         // (a reader in no project): every placeholder must appear.
         let mut branches = vec![branch(format!(
             "{} AND $2::uuid[] IS NOT NULL",
             named!(task_id)
         ))];
-        if matches!(reader, Reader::Member { projects, .. } if !projects.is_empty()) {
-            branches.push(branch(format!(
-                "{} AND NOT {}",
-                in_projects!(task_id),
-                named!(task_id)
-            )));
+        match by_project {
+            _ if projects == 0 => {}
+            None => branches.push(branch(format!("{} AND {not_named}", in_projects!(task_id)))),
+            Some(ByProject {
+                table,
+                key,
+                in_order: false,
+            }) => branches.extend((1..=projects).map(|n| {
+                branch(format!(
+                    "{key} IN (SELECT bp.{key} FROM {table} bp WHERE bp.project_id = ($2::uuid[])[{n}]) \
+                     AND {not_named}"
+                ))
+            })),
+            // The row is read in a fenced subquery (`OFFSET 0`), so that the
+            // planner probes it by key for each key in order instead of
+            // merging two walks of the whole table.
+            Some(ByProject {
+                table,
+                key,
+                in_order: true,
+            }) => branches.extend((1..=projects).map(|n| {
+                format!(
+                    "(SELECT row.* FROM {table} bp CROSS JOIN LATERAL \
+                     ({select} WHERE {key} = bp.{key} AND {not_named} AND {filters} OFFSET 0) row \
+                     WHERE bp.project_id = ($2::uuid[])[{n}] ORDER BY bp.{key} LIMIT {limit})"
+                )
+            })),
         }
         if let Some(also) = also {
             branches.push(branch(format!("({also})")));
@@ -356,6 +397,7 @@ mod tests {
             also: Some("records.task_id IS NULL AND records.actor_id = $1"),
             order: "id",
             limit: "$4",
+            by_project: None,
         }
     }
 

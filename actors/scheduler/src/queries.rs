@@ -51,6 +51,7 @@ pub fn page_statement<'q>(
         also: None,
         order: "created_at DESC, id DESC",
         limit: "$7",
+        by_project: None,
     }
     .sql(reader);
     reader

@@ -289,6 +289,7 @@ pub fn list_statement<'q>(
         also: None,
         order: "id DESC",
         limit: "$11",
+        by_project: None,
     }
     .sql(reader);
     reader

@@ -17,6 +17,7 @@
 //! 4. What authorization costs: creates and lists for a user in no project
 //!    and in 50, and membership change → access change.
 //! 5. What `sync_interval: always` would cost against the chosen setting.
+//! 6. Lists and search at a million tasks and audit records (`bench scale`).
 //!
 //! Beside the 16-client creates, the raw write, the fan-out and the audit
 //! catching up, the CPU time each process spent per operation (see [`cpu`]):
@@ -30,6 +31,7 @@ mod fanout;
 mod memory;
 mod profile;
 mod report;
+mod scale;
 mod system;
 mod timing;
 
@@ -156,6 +158,14 @@ async fn main() -> anyhow::Result<()> {
         Some("durability") => {
             durability::run().await?;
             system.stop().await?;
+            return Ok(());
+        }
+        Some("scale") => {
+            let mut report = Report::default();
+            scale::run(&system, &http, &mut report).await?;
+            system.stop().await?;
+            println!();
+            println!("{}", report.markdown(LAYOUT));
             return Ok(());
         }
         Some("paced") => {
@@ -363,6 +373,8 @@ async fn main() -> anyhow::Result<()> {
     authz::run(&system, &http).await?;
     settle(&system, &raw_pool).await;
     memory_figures(&mut system, &mut report).await?;
+    settle(&system, &raw_pool).await;
+    scale::run(&system, &http, &mut report).await?;
     durability::run().await?;
     system.stop().await?;
     let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");

@@ -217,23 +217,7 @@ async fn seed_tasks(
     project: Uuid,
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    let seed = format!(
-        "CREATE TEMPORARY TABLE seed ON COMMIT DROP AS \
-         SELECT i, {SEEDED_ID} AS id, \
-           CASE WHEN i > $2 THEN $4::uuid END AS project_id, \
-           CASE WHEN i > $2 THEN $5::uuid ELSE $3::uuid END AS creator_id, \
-           i % $2 < $6 AS rare \
-         FROM generate_series(1, 2 * $2::bigint) i"
-    );
-    sqlx::query(sqlx::AssertSqlSafe(seed))
-        .bind(first_ms)
-        .bind(ROWS)
-        .bind(alone)
-        .bind(project)
-        .bind(owner)
-        .bind(RARE)
-        .execute(&mut *tx)
-        .await?;
+    seed_table(&mut tx, first_ms, alone, owner, project).await?;
     sqlx::raw_sql(
         "INSERT INTO tasks (id, project_id, title, description, status, priority, creator_id, \
            version, created_at, updated_at, due_date) \
@@ -264,21 +248,7 @@ async fn seed_audit(
     project: Uuid,
 ) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    let seed = format!(
-        "CREATE TEMPORARY TABLE seed ON COMMIT DROP AS \
-         SELECT i, {SEEDED_ID} AS id, \
-           CASE WHEN i > $2 THEN $4::uuid END AS project_id, \
-           CASE WHEN i > $2 THEN $5::uuid ELSE $3::uuid END AS creator_id \
-         FROM generate_series(1, 2 * $2::bigint) i"
-    );
-    sqlx::query(sqlx::AssertSqlSafe(seed))
-        .bind(first_ms)
-        .bind(ROWS)
-        .bind(alone)
-        .bind(project)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
+    seed_table(&mut tx, first_ms, alone, owner, project).await?;
     sqlx::raw_sql(
         "INSERT INTO audit_records (id, event_id, event_type, task_id, actor_id, correlation_id, \
            changes, payload, occurred_at, stream, stream_seq) \
@@ -295,6 +265,36 @@ async fn seed_audit(
     .await?;
     tx.commit().await?;
     sqlx::raw_sql("ANALYZE").execute(pool).await?;
+    Ok(())
+}
+
+/// `seed`, for this transaction: the `2 * ROWS` tasks to seed, the first
+/// half `alone`'s own, the second half `project`'s (made by `owner`), with
+/// [`RARE`] of each half marked.
+async fn seed_table(
+    tx: &mut sqlx::PgConnection,
+    first_ms: i64,
+    alone: Uuid,
+    owner: Uuid,
+    project: Uuid,
+) -> anyhow::Result<()> {
+    let seed = format!(
+        "CREATE TEMPORARY TABLE seed ON COMMIT DROP AS \
+         SELECT i, {SEEDED_ID} AS id, \
+           CASE WHEN i > $2 THEN $4::uuid END AS project_id, \
+           CASE WHEN i > $2 THEN $5::uuid ELSE $3::uuid END AS creator_id, \
+           i % $2 < $6 AS rare \
+         FROM generate_series(1, 2 * $2::bigint) i"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(seed))
+        .bind(first_ms)
+        .bind(ROWS)
+        .bind(alone)
+        .bind(project)
+        .bind(owner)
+        .bind(RARE)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 

@@ -4,25 +4,27 @@ set dotenv-load := true
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 export NATS_URL := env("NATS_URL", "nats://127.0.0.1:4333")
-export DATABASE_URL := env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/?sslmode=disable")
+# Unset: `scripts/postgres.sh url` picks a server at 127.0.0.1:5432, or starts one of our own.
+export DATABASE_URL := env("DATABASE_URL", "")
 export TASKFLOW_HTTP_ADDR := env("TASKFLOW_HTTP_ADDR", "127.0.0.1:8080")
 
 # List the recipes
 default:
     @just --list
 
-# Start nats-server (unless NATS_URL has one), then every service in one process
+# Start nats-server (unless NATS_URL has one), Postgres (unless one answers), then every service in one process
 up:
-    cargo build --release --bin taskflow
+    cargo build --profile local --bin taskflow
     scripts/nats.sh up
     scripts/smtp-catcher.sh up
-    TASKFLOW_SMTP_URL="${TASKFLOW_SMTP_URL:-smtp://127.0.0.1:1025}" scripts/up.sh
+    DATABASE_URL="$(scripts/postgres.sh url)" TASKFLOW_SMTP_URL="${TASKFLOW_SMTP_URL:-smtp://127.0.0.1:1025}" scripts/up.sh
 
 # Stop what `just up` started
 down:
     scripts/down.sh
     scripts/smtp-catcher.sh down
     scripts/nats.sh down
+    scripts/postgres.sh down
 
 # Follow the services' JSON logs
 logs:
@@ -30,52 +32,56 @@ logs:
 
 # Run every test against a real nats-server and Postgres
 test:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export DATABASE_URL="$(scripts/postgres.sh url)" TASKFLOW_POSTGRES_BIN="$(scripts/postgres.sh bin)"
+    export NATS_SERVER_BIN="$(scripts/nats.sh bin)" SCHEMATHESIS_BIN="$(scripts/schemathesis.sh)"
+    export SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)"
     scripts/drop-test-databases.sh
     cargo build --bins
-    NATS_SERVER_BIN="$(scripts/nats.sh bin)" SCHEMATHESIS_BIN="$(scripts/schemathesis.sh)" \
-        SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
-        cargo nextest run --workspace --no-fail-fast
+    cargo nextest run --workspace --no-fail-fast
     # Again with two instances of every service: shared durable consumers, one relay publishing, one firing per reminder.
-    TASKFLOW_TEST_INSTANCES=2 NATS_SERVER_BIN="$(scripts/nats.sh bin)" \
-        SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
-        cargo nextest run --workspace --no-fail-fast \
+    TASKFLOW_TEST_INSTANCES=2 cargo nextest run --workspace --no-fail-fast \
         -E 'test(consumers::) | test(outbox::) | test(group_commit::) | test(scheduler::) | test(notifications::) | test(project_tasks::) | test(livefeed::)'
+    # The newcomer's path: `just up` where no Postgres answers (its own network namespace).
+    scripts/newcomer.sh
     # The short form of `just chaos`: two minutes, a dozen kills, a random seed it prints.
-    NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo run -q -p taskflow-system-tests --bin chaos -- 2m
+    cargo run -q -p taskflow-system-tests --bin chaos -- 2m
 
 # The fast loop: lint, every unit and property test, and one system test end to end (under two minutes on a warm build)
 check:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo nextest run --workspace \
+    DATABASE_URL="$(scripts/postgres.sh url)" NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo nextest run --workspace \
         -E 'not binary(system) | test(properties::) | test(smoke::) | test(layout::)'
 
 # The property tests with more cases than `just test` runs (256): just props 20000
 props CASES="10000":
-    PROPTEST_CASES={{CASES}} cargo nextest run --workspace -E 'test(properties::)'
+    DATABASE_URL="$(scripts/postgres.sh url)" PROPTEST_CASES={{CASES}} cargo nextest run --workspace -E 'test(properties::)'
 
 # Every fuzzer with a bigger budget than `just test` gives it: property cases, schemathesis examples per operation
 fuzz CASES="10000" EXAMPLES="200":
-    PROPTEST_CASES={{CASES}} cargo nextest run --workspace -E 'test(properties::)'
-    NATS_SERVER_BIN="$(scripts/nats.sh bin)" SCHEMATHESIS_BIN="$(scripts/schemathesis.sh)" \
+    DATABASE_URL="$(scripts/postgres.sh url)" PROPTEST_CASES={{CASES}} cargo nextest run --workspace -E 'test(properties::)'
+    DATABASE_URL="$(scripts/postgres.sh url)" NATS_SERVER_BIN="$(scripts/nats.sh bin)" SCHEMATHESIS_BIN="$(scripts/schemathesis.sh)" \
         TASKFLOW_FUZZ_EXAMPLES={{EXAMPLES}} cargo nextest run --workspace --no-capture \
         -E 'test(every_route_answers_as_its_openapi_document_says) | test(hostile::) | test(feed_limits::)'
 
 # Kill and restart every part of the system under load, then check nothing was lost or doubled: just chaos 30m [SEED]
 chaos DURATION="2m" *SEED:
     cargo build --bins
-    NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo run -q -p taskflow-system-tests --bin chaos -- {{DURATION}} {{SEED}}
+    TASKFLOW_POSTGRES_BIN="$(scripts/postgres.sh bin)" NATS_SERVER_BIN="$(scripts/nats.sh bin)" cargo run -q -p taskflow-system-tests --bin chaos -- {{DURATION}} {{SEED}}
 
 # Measure the system run as separate processes (release build) and write target/bench/report.md, .json and load.svg; `just bench authz` (or audit, durability, http, paced, scale, timing) prints one group
 bench *FIGURES:
     cargo build --release --bins
-    NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
+    DATABASE_URL="$(scripts/postgres.sh url)" TASKFLOW_POSTGRES_BIN="$(scripts/postgres.sh bin)" \
+        NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" \
         cargo run --release -p taskflow-system-tests --bin bench -- {{FIGURES}}
 
 # A flame graph of every process while one bench figure runs: just profile [http|audit] (needs perf and `cargo install inferno`)
 profile FIGURE="http":
     cargo build --release --bins
-    NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" scripts/profile.sh {{FIGURE}}
+    DATABASE_URL="$(scripts/postgres.sh url)" TASKFLOW_POSTGRES_BIN="$(scripts/postgres.sh bin)" NATS_SERVER_BIN="$(scripts/nats.sh bin)" SMTP_CATCHER_PYTHON="$(scripts/smtp-catcher.sh python)" scripts/profile.sh {{FIGURE}}
 
 # Fuzz the running API (`just up`) against its OpenAPI document: just api-fuzz 200
 api-fuzz EXAMPLES="100":
@@ -100,11 +106,11 @@ schemas:
 
 # Give a user the admin role (every service follows within a moment; their token stays valid)
 make-admin EMAIL:
-    cargo run -q --release --bin taskflow-identity -- make-admin {{EMAIL}}
+    DATABASE_URL="$(scripts/postgres.sh url)" cargo run -q --profile local --bin taskflow-identity -- make-admin {{EMAIL}}
 
 # Take the admin role back (a token signed while they were admin acts as a member from then on)
 revoke-admin EMAIL:
-    cargo run -q --release --bin taskflow-identity -- revoke-admin {{EMAIL}}
+    DATABASE_URL="$(scripts/postgres.sh url)" cargo run -q --profile local --bin taskflow-identity -- revoke-admin {{EMAIL}}
 
 # Create a task by NATS request (needs the nats CLI): just inject-create <user-id> "title"
 inject-create ACTOR TITLE:

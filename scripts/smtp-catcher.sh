@@ -6,6 +6,7 @@
 #   smtp-catcher.sh down     stops it
 set -euo pipefail
 cd "$(dirname "$0")/.."
+DATA="${TASKFLOW_DATA:-.data}"
 python="$(command -v python3)"
 ensure() {
   if ! "$python" -c 'import aiosmtpd' 2>/dev/null; then
@@ -21,20 +22,20 @@ case "${1:-}" in
   up)
     ensure
     # aiosmtpd makes the Maildir (tmp, new, cur) when the folder is missing.
-    mkdir -p .data
-    if [ -f .data/smtp.pid ] && kill -0 "$(cat .data/smtp.pid)" 2>/dev/null; then
+    mkdir -p "$DATA"
+    if [ -f "$DATA/smtp.pid" ] && kill -0 "$(cat "$DATA/smtp.pid")" 2>/dev/null; then
       echo "SMTP catcher already running"
       exit 0
     fi
-    nohup "$python" -m aiosmtpd -n -l 127.0.0.1:1025 -c aiosmtpd.handlers.Mailbox .data/mail \
-      >.data/smtp.log 2>&1 &
-    echo $! >.data/smtp.pid
-    echo "SMTP catcher on smtp://127.0.0.1:1025; mails in .data/mail/new"
+    nohup "$python" -m aiosmtpd -n -l 127.0.0.1:1025 -c aiosmtpd.handlers.Mailbox "$DATA/mail" \
+      >"$DATA/smtp.log" 2>&1 &
+    echo $! >"$DATA/smtp.pid"
+    echo "SMTP catcher on smtp://127.0.0.1:1025; mails in $DATA/mail/new"
     ;;
   down)
-    if [ -f .data/smtp.pid ]; then
-      kill "$(cat .data/smtp.pid)" 2>/dev/null || true
-      rm -f .data/smtp.pid
+    if [ -f "$DATA/smtp.pid" ]; then
+      kill "$(cat "$DATA/smtp.pid")" 2>/dev/null || true
+      rm -f "$DATA/smtp.pid"
     fi
     ;;
   *)

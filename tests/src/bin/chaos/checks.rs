@@ -404,11 +404,17 @@ pub async fn run(
         let handle = js.get_stream(stream).await?;
         let mut names = handle.consumer_names();
         while let Some(Ok(name)) = names.next().await {
-            let mut consumer = handle
+            // An ordered consumer (a live feed's, a replay's) may be gone
+            // between the listing and the look: only durables are checked.
+            let Ok(mut consumer) = handle
                 .get_consumer::<jetstream::consumer::pull::Config>(&name)
                 .await
-                .map_err(|error| anyhow::anyhow!("{error}"))?;
-            let info = consumer.info().await?;
+            else {
+                continue;
+            };
+            let Ok(info) = consumer.info().await else {
+                continue;
+            };
             if info.config.durable_name.is_none() {
                 continue;
             }

@@ -11,9 +11,16 @@ HTTP_ADDR="${TASKFLOW_HTTP_ADDR:-127.0.0.1:8080}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$DATA"
 
+# Running already: kept, unless the build is newer than the process (a
+# change since), which then drains and starts again on the new build.
 if [ -f "$DATA/taskflow.pid" ] && kill -0 "$(cat "$DATA/taskflow.pid")" 2>/dev/null; then
-  echo "taskflow is already running (pid $(cat "$DATA/taskflow.pid")); \`just down\` stops it"
-  exit 0
+  if [ "$TARGET/local/taskflow" -nt "$DATA/taskflow.pid" ]; then
+    echo "taskflow was built again since it started: restarting it"
+    scripts/down.sh
+  else
+    echo "taskflow is already running (pid $(cat "$DATA/taskflow.pid")); \`just down\` stops it"
+    exit 0
+  fi
 fi
 
 # The process creates its databases, migrates them and creates the streams.

@@ -107,6 +107,28 @@ async fn login_accepts_the_password_only() {
 }
 
 #[tokio::test]
+async fn eight_sign_ins_at_the_same_moment_are_all_answered() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let attempts = (0..8).map(|_| {
+        system.call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": ada.email, "password": "wrong horse battery"})),
+        )
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let statuses: Vec<StatusCode> = answers.iter().map(|answer| answer.status).collect();
+    assert_eq!(
+        statuses,
+        [StatusCode::UNAUTHORIZED; 8],
+        "each waits for a core rather than being refused"
+    );
+    system.stop().await;
+}
+
+#[tokio::test]
 async fn a_profile_changes_name_timezone_and_notifications() {
     let system = TestSystem::spawn().await;
     let ada = system.register("Ada").await;

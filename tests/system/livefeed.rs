@@ -436,7 +436,8 @@ async fn drained(system: &TestSystem) {
 }
 
 #[tokio::test]
-async fn after_nats_loses_its_unsynced_tail_the_feed_starts_over_and_lost_cursors_resync() {
+async fn after_nats_loses_its_unsynced_tail_the_feed_starts_over_in_place_and_lost_cursors_resync()
+{
     let mut system = TestSystem::spawn().await;
     let ada = system.register("Ada").await;
     let mut live = FeedClient::connect(&system.base_url, &format!("?token={}", ada.token)).await;
@@ -472,13 +473,31 @@ async fn after_nats_loses_its_unsynced_tail_the_feed_starts_over_and_lost_cursor
     system.nats.restore_store(&synced);
     system.nats.resume().await;
 
-    // The feed sees that TASKS no longer holds what it sent, and starts
-    // over (a process whose feed stopped exits and is restarted).
+    // The feed sees that TASKS no longer holds what it sent and starts
+    // over in place: its clients are told to resume, the process (and the
+    // API beside it) keeps running.
+    let told = live.next_frame(Duration::from_secs(20)).await;
+    assert_eq!(told["code"], "service_unavailable", "{told}");
     let feed = system.feed.as_mut().expect("the live feed runs");
-    tokio::time::timeout(Duration::from_secs(20), feed.stopped())
-        .await
-        .expect("the feed stops once it sees the stream lost its tail");
-    assert_eq!(live.next_frame(SOON).await["code"], "service_unavailable");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), feed.stopped())
+            .await
+            .is_err(),
+        "the feed keeps running"
+    );
+    let metrics = system.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("taskflow_ws_stream_rewinds_total 1")),
+        "the restart is counted:\n{metrics}"
+    );
+    assert!(
+        !metrics
+            .lines()
+            .any(|line| line.starts_with("taskflow_actor_failures_total{service=\"livefeed\"}")),
+        "no actor failed:\n{metrics}"
+    );
     let titles = |events: Vec<taskflow_system_tests::StoredEvent>| -> Vec<String> {
         events
             .iter()
@@ -495,10 +514,11 @@ async fn after_nats_loses_its_unsynced_tail_the_feed_starts_over_and_lost_cursor
         stored,
         ["kept 0", "kept 1", "kept 2", "lost 0", "lost 1", "lost 2"]
     );
-    let feed = taskflow_livefeed::LiveFeed::start(&system.platform)
-        .await
-        .expect("the feed starts");
-    system.replace_feed(feed).await;
+    let feed = system.feed.as_ref().expect("the live feed runs");
+    taskflow_system_tests::wait_until("the feed at the stream's end", SOON, || async {
+        (feed.head().await == Some(6)).then_some(())
+    })
+    .await;
     let resume = |cursor: u64| {
         let query = format!("?token={}&cursor={cursor}", ada.token);
         let base = system.base_url.clone();

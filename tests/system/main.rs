@@ -8,6 +8,7 @@ mod consumers;
 mod feed_limits;
 mod group_commit;
 mod hostile;
+mod hot_plans;
 mod identity;
 mod layout;
 mod list_plans;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use taskflow_system_tests::{TestSystem, fixtures, id_of, wait_until};
+use uuid::Uuid;
 
 /// Waits until the relay has published everything committed.
 async fn drained(system: &TestSystem) {
@@ -290,6 +291,80 @@ async fn events_a_restarted_server_lost_are_published_again_exactly_however_old(
         republished.contains(r#"taskflow_outbox_republished_total{service="tasks"} 7"#),
         "exactly the lost ones: {republished}"
     );
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn after_losses_of_its_tail_each_task_s_events_on_the_stream_end_in_version_order() {
+    let mut system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let tasks: Vec<Uuid> = futures::future::join_all(
+        (0..4).map(|n| system.create_task(&ada, json!({ "title": format!("task {n}") }))),
+    )
+    .await
+    .iter()
+    .map(id_of)
+    .collect();
+    let api = system.api();
+    let edit = |round: usize| {
+        let (api, token, tasks) = (api.clone(), ada.token.clone(), tasks.clone());
+        async move {
+            for task_id in tasks {
+                let path = format!("/api/v1/tasks/{task_id}");
+                let body = json!({ "description": format!("round {round}") });
+                let reply = api
+                    .call(Method::PATCH, &path, Some(&token), Some(body))
+                    .await;
+                assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+            }
+        }
+    };
+    let mut round = 0;
+    // Two power losses in a row, each while edits keep coming: the newer
+    // versions written as the server comes back must not go out before the
+    // lost older ones are published again.
+    for _ in 0..2 {
+        drained(&system).await;
+        let synced = system.nats.copy_store();
+        for _ in 0..3 {
+            round += 1;
+            edit(round).await;
+        }
+        drained(&system).await;
+        system.nats.kill();
+        system.nats.restore_store(&synced);
+        round += 1;
+        edit(round).await;
+        let edits = async {
+            for next in round + 1..=round + 3 {
+                edit(next).await;
+            }
+        };
+        futures::join!(system.nats.resume(), edits);
+        round += 3;
+    }
+    drained(&system).await;
+    let last_version = 1 + round as i64;
+    let events = system.wait_for_events("TASKS", 4).await;
+    for task_id in tasks {
+        let versions: Vec<i64> = events
+            .iter()
+            .filter(|event| event.envelope.task_id == Some(task_id))
+            .map(|event| event.envelope.payload["task"]["version"].as_i64().unwrap())
+            .collect();
+        let mut sorted = versions.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(
+            versions, sorted,
+            "task {task_id}: in version order, each once"
+        );
+        assert_eq!(
+            versions.last(),
+            Some(&last_version),
+            "task {task_id} ends at its version"
+        );
+    }
     system.stop().await;
 }
 

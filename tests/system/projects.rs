@@ -320,3 +320,100 @@ async fn hostile_project_input_is_refused_by_name_and_changes_nothing() {
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     system.stop().await;
 }
+
+#[tokio::test]
+async fn members_read_their_project_s_history_in_the_audit_and_others_do_not() {
+    let system = TestSystem::spawn().await;
+    let (ada, bob, cy) = (
+        system.register("Ada").await,
+        system.register("Bob").await,
+        system.register("Cy").await,
+    );
+    let created = as_user(
+        &system,
+        &ada,
+        Method::POST,
+        "/api/v1/projects",
+        Some(json!({"name": "Launch"})),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let members = format!(
+        "/api/v1/projects/{}/members",
+        created.body["id"].as_str().unwrap()
+    );
+    let added = as_user(
+        &system,
+        &ada,
+        Method::POST,
+        &members,
+        Some(json!({"user_id": bob.id, "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    let history = |user: &User| {
+        let (system, token) = (&system, user.token.clone());
+        async move {
+            let page = system
+                .call(Method::GET, "/api/v1/audit?limit=200", Some(&token), None)
+                .await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+            page.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|record| record["event_type"].as_str().unwrap().to_owned())
+                .filter(|event_type| event_type.starts_with("project."))
+                .collect::<Vec<_>>()
+        }
+    };
+    let project_history = ["project.created", "project.member_added"];
+    // Bob, a viewer who did none of it, reads it; each record once for Ada
+    // who did all of it.
+    let seen = wait_until("the project's records", Duration::from_secs(10), || async {
+        let seen = history(&bob).await;
+        (seen.len() == 2).then_some(seen)
+    })
+    .await;
+    assert_eq!(seen, project_history);
+    assert_eq!(history(&ada).await, project_history);
+    assert_eq!(
+        history(&cy).await,
+        Vec::<String>::new(),
+        "a stranger reads none"
+    );
+    let record = system
+        .call(
+            Method::GET,
+            "/api/v1/audit?event_type=project.created",
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    let id = record.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let one = |user: &User| {
+        let (system, token, path) = (&system, user.token.clone(), format!("/api/v1/audit/{id}"));
+        async move { system.call(Method::GET, &path, Some(&token), None).await }
+    };
+    assert_eq!(one(&bob).await.status, StatusCode::OK);
+    assert_eq!(one(&cy).await.status, StatusCode::NOT_FOUND);
+
+    // Bob leaves: the project's history is no longer his to read.
+    let left = as_user(
+        &system,
+        &bob,
+        Method::DELETE,
+        &format!("{members}/{}", bob.id),
+        None,
+    )
+    .await;
+    assert_eq!(left.status, StatusCode::NO_CONTENT, "{}", left.body);
+    wait_until(
+        "Bob to lose the project's records",
+        Duration::from_secs(10),
+        || async { (history(&bob).await == ["project.member_removed"]).then_some(()) },
+    )
+    .await;
+    assert_eq!(one(&bob).await.status, StatusCode::NOT_FOUND);
+    system.stop().await;
+}

@@ -85,19 +85,26 @@ pub async fn insert_records(
         columns.occurred_at.push(envelope.occurred_at);
         columns.stream.push(event.stream.clone());
         columns.stream_seq.push(event.stream_seq as i64);
+        columns.project.push(project_of(envelope));
     }
     // A new record of a task in a project is placed with it (see
-    // `place_moved`), in the same statement.
+    // `place_moved`), and a project's own record in it, in the same
+    // statement.
     sqlx::query(
         "WITH recorded AS (INSERT INTO audit_records (id, event_id, event_type, task_id, actor_id, \
          correlation_id, causation_id, changes, payload, occurred_at, stream, stream_seq) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::uuid[], \
          $8::jsonb[], $9::jsonb[], $10::timestamptz[], $11::text[], $12::bigint[]) \
-         ON CONFLICT (event_id) DO NOTHING RETURNING recorded_seq, task_id) \
+         ON CONFLICT (event_id) DO NOTHING RETURNING recorded_seq, task_id, event_id) \
          INSERT INTO record_projects (recorded_seq, task_id, project_id) \
          SELECT recorded.recorded_seq, recorded.task_id, access_tasks.project_id \
          FROM recorded JOIN access_tasks ON access_tasks.task_id = recorded.task_id \
-         WHERE access_tasks.project_id IS NOT NULL",
+         WHERE access_tasks.project_id IS NOT NULL \
+         UNION ALL \
+         SELECT recorded.recorded_seq, NULL, own.project_id \
+         FROM recorded JOIN unnest($2::uuid[], $13::uuid[]) AS own(event_id, project_id) \
+           ON own.event_id = recorded.event_id \
+         WHERE recorded.task_id IS NULL AND own.project_id IS NOT NULL",
     )
     .bind(&columns.id)
     .bind(&columns.event_id)
@@ -111,6 +118,7 @@ pub async fn insert_records(
     .bind(&columns.occurred_at)
     .bind(&columns.stream)
     .bind(&columns.stream_seq)
+    .bind(&columns.project)
     .execute(conn)
     .await?;
     Ok(())
@@ -154,11 +162,31 @@ struct RecordColumns<'a> {
     occurred_at: Vec<DateTime<Utc>>,
     stream: Vec<String>,
     stream_seq: Vec<i64>,
+    /// The project a project's own record belongs to.
+    project: Vec<Option<Uuid>>,
+}
+
+/// The project of a project's own event (`project.*`, of no task).
+fn project_of(envelope: &taskflow_schemas::EventEnvelope) -> Option<Uuid> {
+    if envelope.task_id.is_some() || !envelope.event_type.starts_with("project.") {
+        return None;
+    }
+    envelope.payload["project"]["id"]
+        .as_str()
+        .and_then(|id| Uuid::parse_str(id).ok())
 }
 
 /// A reader's own records that concern no task, which they see besides
-/// those of the tasks they may read.
-const OWN_RECORDS: &str = "audit_records.task_id IS NULL AND audit_records.actor_id = $1";
+/// those of the tasks they may read, less those of their projects (which
+/// the project's branch of the page lists).
+const OWN_RECORDS: &str = "audit_records.task_id IS NULL AND audit_records.actor_id = $1 \
+     AND NOT EXISTS (SELECT 1 FROM record_projects rp \
+       WHERE rp.recorded_seq = audit_records.recorded_seq AND rp.project_id = ANY($2))";
+
+/// A project's own record, of a project the reader is a member of.
+const PROJECT_RECORD: &str = "EXISTS (SELECT 1 FROM record_projects rp \
+     WHERE rp.recorded_seq = audit_records.recorded_seq AND rp.task_id IS NULL \
+       AND rp.project_id = ANY($2))";
 
 /// A listed record and its place in recording order (a page's cursor). It
 /// serializes as the record alone, so a page's size is the size of what
@@ -252,7 +280,7 @@ pub async fn get(
     id: Uuid,
 ) -> Result<Option<AuditRecord>, sqlx::Error> {
     let sql = format!(
-        "SELECT {} FROM audit_records WHERE id = $3 AND ({} OR ({OWN_RECORDS}))",
+        "SELECT {} FROM audit_records WHERE id = $3 AND ({} OR ({OWN_RECORDS}) OR {PROJECT_RECORD})",
         columns!(),
         reader.row_condition("audit_records.task_id"),
     );

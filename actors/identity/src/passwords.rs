@@ -1,11 +1,14 @@
 //! Argon2id password hashes, computed off the async runtime on a bounded
 //! pool: one hash takes tens of milliseconds of CPU, so at most one runs per
-//! core, a few more wait, and past that a sign-in is refused at once
-//! (`IdentityError::Busy`, a 503) instead of holding a command worker, and
-//! everything queued behind it, for seconds.
+//! core and the others queue for one. Eight people signing in at the same
+//! second is normal and all of them wait their turn; a sign-in that could
+//! not start within [`START_WITHIN`] is refused (`IdentityError::Busy`, a
+//! 503) rather than answered after the client gave up, and past
+//! [`WAITING_PER_CORE`] waiting per core a flood is refused at the door.
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
@@ -13,8 +16,12 @@ use tokio::sync::Semaphore;
 
 use crate::error::IdentityError;
 
-/// Hashes waiting for a core, per core, before more are refused.
-const WAITING_PER_CORE: usize = 2;
+/// How long a sign-in may wait for a core before it is refused.
+pub const START_WITHIN: Duration = Duration::from_secs(2);
+
+/// Hashes waiting for a core, per core, before more are refused at once:
+/// about as many as one core gets through in [`START_WITHIN`].
+pub const WAITING_PER_CORE: usize = 64;
 
 struct HashingPool {
     cores: Semaphore,
@@ -59,11 +66,11 @@ impl HashSlot {
         self,
         work: impl FnOnce() -> Result<T, IdentityError> + Send + 'static,
     ) -> Result<T, IdentityError> {
-        let _core = POOL
-            .cores
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let Ok(core) = tokio::time::timeout(START_WITHIN, POOL.cores.acquire()).await else {
+            metrics::counter!("taskflow_password_hashes_refused_total").increment(1);
+            return Err(IdentityError::Busy);
+        };
+        let _core = core.expect("the semaphore is never closed");
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|error| IdentityError::Hashing(error.to_string()))?
@@ -130,6 +137,39 @@ mod tests {
                 .unwrap()
         );
         assert!(!slot().verify("anything".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn sign_ins_beyond_the_cores_wait_their_turn() {
+        let cores = POOL.cores.available_permits();
+        let sign_ins = (0..cores * 4).map(|_| {
+            let slot = admit().expect("a place in the queue");
+            tokio::spawn(slot.verify("wrong horse".into(), None))
+        });
+        for sign_in in sign_ins.collect::<Vec<_>>() {
+            assert!(!sign_in.await.unwrap().expect("it waited and ran"));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sign_in_that_cannot_start_in_time_is_refused() {
+        let busy = POOL
+            .cores
+            .acquire_many(POOL.cores.available_permits() as u32)
+            .await
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        let refused = admit().unwrap().verify("anything".into(), None).await;
+        assert!(matches!(refused, Err(IdentityError::Busy)), "{refused:?}");
+        assert_eq!(started.elapsed(), START_WITHIN);
+        drop(busy);
+        assert!(
+            admit()
+                .unwrap()
+                .verify("anything".into(), None)
+                .await
+                .is_ok()
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::cursor;
-use crate::directory::{Lost, SharedDirectory, read, write};
+use crate::directory::{FeedDirectory, Lost, SharedDirectory, read, write};
 use crate::event::{Delivery, LiveEvent, LiveFrame, notification_frame, revoked_frame};
 use crate::follow::{follow, place_tasks, read_directory, watch_for_rewinds};
 
@@ -71,8 +71,8 @@ pub enum HubMessage {
     Head(RpcReplyPort<FeedCursor>),
     /// After NATS came back, `TASKS` no longer holds the hub's head where
     /// the hub saw it: the server lost its unsynced tail, and clients were
-    /// sent events that are gone or moved. The hub fails so that the feed
-    /// starts over from the stream as it is now.
+    /// sent events that are gone or moved. The hub starts over, in place,
+    /// from the stream as it is now.
     StreamRewound(FeedCursor),
 }
 
@@ -85,6 +85,7 @@ struct Client {
 pub struct FeedHub;
 
 pub struct HubState {
+    platform: Platform,
     head: FeedCursor,
     next_client: u64,
     clients: HashMap<u64, Client>,
@@ -102,56 +103,12 @@ impl Actor for FeedHub {
         myself: ActorRef<HubMessage>,
         (platform, directory): (Platform, SharedDirectory),
     ) -> Result<HubState, ActorProcessingErr> {
-        // Memberships and roles up to now, then every task's place, before
-        // the first event goes out.
-        let memberships = read_directory(&platform, &directory, myself.clone()).await?;
-        let mut stream = platform.jetstream.get_stream(TASKS_STREAM).await?;
-        let last = stream.info().await?.state.last_sequence;
-        let head = cursor::stored_at(&platform.jetstream, last)
-            .await?
-            .unwrap_or(FeedCursor::unchecked(last));
-        place_tasks(&platform, &directory).await?;
-        // An ordered consumer recreates itself after a gap or a reconnection,
-        // and starts right after the head, so nothing falls in between.
-        let events = follow(
-            &platform,
-            TASKS_STREAM,
-            "tasks.>",
-            DeliverPolicy::ByStartSequence {
-                start_sequence: head.seq + 1,
-            },
-            myself.clone(),
-            HubMessage::Message,
-        )
-        .await?;
-        // Notifications are live only: their history is the REST API's.
-        let notifications = follow(
-            &platform,
-            AUDIT_STREAM,
-            &audit_subject(NOTIFICATION_SENT),
-            DeliverPolicy::New,
-            myself.clone(),
-            |_, payload| HubMessage::Notification(payload),
-        )
-        .await?;
-        let rewinds = watch_for_rewinds(&platform, myself.clone());
-        tracing::info!(
-            service = "livefeed",
-            head = head.seq,
-            "following TASKS and notifications"
-        );
-        Ok(HubState {
-            head,
-            next_client: 0,
-            clients: HashMap::new(),
-            directory,
-            followers: [events, notifications, memberships, rewinds],
-        })
+        HubState::start(platform, directory, myself).await
     }
 
     async fn handle(
         &self,
-        _: ActorRef<HubMessage>,
+        myself: ActorRef<HubMessage>,
         message: HubMessage,
         state: &mut HubState,
     ) -> Result<(), ActorProcessingErr> {
@@ -198,7 +155,7 @@ impl Actor for FeedHub {
                     head = head.seq,
                     "TASKS no longer holds the events the feed sent up to its head (the NATS server lost its unsynced tail); the feed starts over"
                 );
-                return Err("TASKS lost events the feed had sent".into());
+                state.restart(myself).await?;
             }
         }
         Ok(())
@@ -219,6 +176,81 @@ impl Actor for FeedHub {
 }
 
 impl HubState {
+    /// Reads the directory (memberships and roles, every task's place) into
+    /// `directory`, then follows `TASKS` from its end.
+    async fn start(
+        platform: Platform,
+        directory: SharedDirectory,
+        myself: ActorRef<HubMessage>,
+    ) -> Result<HubState, ActorProcessingErr> {
+        // Memberships and roles up to now, then every task's place, before
+        // the first event goes out.
+        let memberships = read_directory(&platform, &directory, myself.clone()).await?;
+        let mut stream = platform.jetstream.get_stream(TASKS_STREAM).await?;
+        let last = stream.info().await?.state.last_sequence;
+        let head = cursor::stored_at(&platform.jetstream, last)
+            .await?
+            .unwrap_or(FeedCursor::unchecked(last));
+        place_tasks(&platform, &directory).await?;
+        // An ordered consumer recreates itself after a gap or a reconnection,
+        // and starts right after the head, so nothing falls in between.
+        let events = follow(
+            &platform,
+            TASKS_STREAM,
+            "tasks.>",
+            DeliverPolicy::ByStartSequence {
+                start_sequence: head.seq + 1,
+            },
+            myself.clone(),
+            HubMessage::Message,
+        )
+        .await?;
+        // Notifications are live only: their history is the REST API's.
+        let notifications = follow(
+            &platform,
+            AUDIT_STREAM,
+            &audit_subject(NOTIFICATION_SENT),
+            DeliverPolicy::New,
+            myself.clone(),
+            |_, payload| HubMessage::Notification(payload),
+        )
+        .await?;
+        let rewinds = watch_for_rewinds(&platform, myself.clone());
+        tracing::info!(
+            service = "livefeed",
+            head = head.seq,
+            "following TASKS and notifications"
+        );
+        Ok(HubState {
+            platform,
+            head,
+            next_client: 0,
+            clients: HashMap::new(),
+            directory,
+            followers: [events, notifications, memberships, rewinds],
+        })
+    }
+
+    /// Starts over from the streams as they are now, in place, so the
+    /// process (and the API beside the feed) keeps running: the clients are
+    /// dropped (their sessions tell them to resume, and a cursor of the lost
+    /// history gets `resync_required`), and the directory is rebuilt beside
+    /// the one sessions read, then put in its place.
+    async fn restart(&mut self, myself: ActorRef<HubMessage>) -> Result<(), ActorProcessingErr> {
+        for follower in &self.followers {
+            follower.abort();
+        }
+        self.clients.clear();
+        metrics::gauge!("taskflow_ws_connections").set(0.0);
+        let rebuilt = FeedDirectory::shared();
+        let mut started = HubState::start(self.platform.clone(), rebuilt.clone(), myself).await?;
+        *write(&self.directory) = std::mem::take(&mut *write(&rebuilt));
+        started.directory = self.directory.clone();
+        started.next_client = self.next_client;
+        *self = started;
+        Ok(())
+    }
+
     /// Sends an in-app notification to its recipient's connections.
     fn push_notification(&mut self, payload: &[u8]) {
         let Some((recipient, frame)) = notification_frame(payload) else {

@@ -87,6 +87,13 @@ impl LiveFeed {
         directory::read(&self.directory).applied()
     }
 
+    /// The last `TASKS` sequence the hub handled, if it answers.
+    pub async fn head(&self) -> Option<u64> {
+        ractor::call!(self.hub, HubMessage::Head)
+            .ok()
+            .map(|head| head.seq)
+    }
+
     /// Connected clients.
     pub async fn connections(&self) -> usize {
         self.handle().connections().await

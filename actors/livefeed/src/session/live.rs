@@ -116,7 +116,7 @@ pub async fn serve_registered(
                     metrics::counter!("taskflow_ws_events_sent_total").increment(sent);
                 }
                 None => {
-                    // The hub stopped: the feed is going down, to be restarted.
+                    // The hub dropped its clients: it is starting over, or going down.
                     let frame = ServerFrame::Error {
                         error: "the live feed is restarting: resume from your last cursor".into(),
                         code: FeedErrorCode::ServiceUnavailable,

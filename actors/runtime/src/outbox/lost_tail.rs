@@ -70,6 +70,22 @@ pub(super) async fn recover_lost_tail(
     Ok(())
 }
 
+/// The statements of the search, named, for a test of their plans: the
+/// newest published row of a stream at or before a sequence, and the oldest
+/// at or after one.
+pub const LOST_TAIL_LOOKUPS: [(&str, &str); 2] = [
+    (
+        "the newest row of a stream",
+        "SELECT event_id, stream_seq FROM outbox WHERE stream = $1 AND stream_seq <= $2 \
+         ORDER BY stream_seq DESC LIMIT 1",
+    ),
+    (
+        "the oldest row of a stream from a sequence",
+        "SELECT event_id, stream_seq FROM outbox WHERE stream = $1 AND stream_seq >= $2 \
+         ORDER BY stream_seq LIMIT 1",
+    ),
+];
+
 /// The published row with the lowest `stream_seq` at or after `seq` (or,
 /// `newest`, the one with the highest), as (event id, stream sequence).
 async fn row_at_or_after(
@@ -78,16 +94,16 @@ async fn row_at_or_after(
     seq: i64,
     newest: bool,
 ) -> Result<Option<(uuid::Uuid, i64)>, sqlx::Error> {
+    let [(_, newest_at_or_before), (_, oldest_at_or_after)] = LOST_TAIL_LOOKUPS;
     let query = if newest {
-        "SELECT event_id, stream_seq FROM outbox WHERE stream = $1 AND stream_seq <= $2 \
-         ORDER BY stream_seq DESC LIMIT 1"
+        newest_at_or_before
     } else {
-        "SELECT event_id, stream_seq FROM outbox WHERE stream = $1 AND stream_seq >= $2 \
-         ORDER BY stream_seq LIMIT 1"
+        oldest_at_or_after
     };
-    sqlx::query_as(query)
+    sqlx::query(sqlx::AssertSqlSafe(query))
         .bind(stream)
         .bind(seq)
+        .try_map(|row| sqlx::FromRow::from_row(&row))
         .fetch_optional(connection)
         .await
 }

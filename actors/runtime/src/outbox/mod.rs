@@ -24,5 +24,6 @@ mod parking;
 mod record;
 mod relay;
 
+pub use lost_tail::LOST_TAIL_LOOKUPS;
 pub use record::{OutboxRecord, enqueue, enqueue_record, enqueue_records};
 pub use relay::{OutboxRelay, RelayHandle, RelayMessage};

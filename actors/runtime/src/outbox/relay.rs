@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sqlx::{PgConnection, PgPool};
 use taskflow_schemas::subjects::REQUEST_ID_HEADER;
-use tokio::sync::watch;
 
 use super::janitor::OutboxJanitor;
 use super::lost_tail::recover_lost_tail;
@@ -63,7 +62,6 @@ pub struct RelayArgs {
     pub service: &'static str,
     pub pool: PgPool,
     pub nats: async_nats::Client,
-    pub nats_connections: watch::Receiver<u64>,
     pub jetstream: jetstream::Context,
     pub wake_pending: Arc<AtomicBool>,
 }
@@ -71,11 +69,8 @@ pub struct RelayArgs {
 pub struct RelayState {
     service: &'static str,
     pool: PgPool,
-    /// To skip publishing while disconnected: a reconnection wakes the relay.
+    /// To skip publishing while disconnected, and to count its connections.
     nats: async_nats::Client,
-    /// Counts (re)connections to NATS: a new one means the server may have
-    /// restarted without its unsynced tail.
-    nats_connections: watch::Receiver<u64>,
     /// The connection count the streams were last checked at; `None` before
     /// the first check (a server may have lost data while this process was down).
     checked_at_connection: Option<u64>,
@@ -108,7 +103,6 @@ impl OutboxRelay {
             service,
             pool,
             nats: platform.nats.clone(),
-            nats_connections: platform.nats_connections.clone(),
             jetstream: platform.jetstream.clone(),
             wake_pending: wake_pending.clone(),
         };
@@ -139,7 +133,6 @@ impl Actor for OutboxRelay {
             service: args.service,
             pool: args.pool,
             nats: args.nats,
-            nats_connections: args.nats_connections,
             checked_at_connection: None,
             jetstream: args.jetstream,
             wake_pending: args.wake_pending,
@@ -209,14 +202,6 @@ impl RelayState {
             sqlx::query("SET synchronous_commit = off")
                 .execute(&mut connection)
                 .await?;
-            // This session lives as long as the process, and the outbox
-            // grows from empty to an hour of rows: a generic plan cached
-            // while it was small marked each batch with a scan of the whole
-            // table (25 ms at 90,000 rows). Planned with each batch's values
-            // and the table's size now, the mark is an index lookup per row.
-            sqlx::query("SET plan_cache_mode = force_custom_plan")
-                .execute(&mut connection)
-                .await?;
             self.connection = Some(connection);
             self.leader = false;
         }
@@ -248,8 +233,18 @@ impl RelayState {
 
     /// Once per NATS connection, before publishing on it: rows the streams
     /// lost go out again before anything newer, in `id` order.
+    ///
+    /// The connection is counted by the client's own statistics, which it
+    /// bumps before it reports itself connected: the platform's count comes
+    /// a moment later, through the client's events, and a batch sent in
+    /// that moment put a task's newer versions on a stream that had lost
+    /// its older ones, which then went out after them.
     async fn check_streams(&mut self) -> Result<(), RelayError> {
-        let connected = *self.nats_connections.borrow();
+        let connected = self
+            .nats
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Acquire);
         if self.checked_at_connection == Some(connected) {
             return Ok(());
         }

@@ -68,6 +68,9 @@ async fn connection(pool: &PgPool) -> sqlx::pool::PoolConnection<sqlx::Postgres>
     pool.acquire().await.expect("a connection")
 }
 
+// A unique index on a pending reminder's task makes this one a lookup
+// whatever the plan cache does; held to it all the same, as the hottest
+// statement of the scheduler.
 #[tokio::test]
 async fn a_reminder_reconciled_on_a_grown_table_is_found_by_its_task() {
     let databases = ServiceDatabases::connect(2).await;
@@ -103,6 +106,39 @@ async fn a_reminder_reconciled_on_a_grown_table_is_found_by_its_task() {
     )
     .await;
     assert_index_lookup("cancelling a task's reminders", &plan);
+    drop(connection);
+    databases.drop().await;
+}
+
+#[tokio::test]
+async fn the_relay_marks_a_batch_of_a_grown_outbox_by_its_ids() {
+    let databases = ServiceDatabases::connect(2).await;
+    let mut connection = connection(&databases.tasks).await;
+    let seed = |rows: i64| {
+        format!(
+            "INSERT INTO outbox (event_id, subject, body, request_id, created_at) \
+             SELECT gen_random_uuid(), 'tasks.x', '\\x00', 'seed', now() \
+             FROM generate_series(1, {rows})"
+        )
+    };
+    run(&mut connection, &(seed(3) + "; ANALYZE outbox")).await;
+    for id in 1..=8_i64 {
+        sqlx::query(taskflow_runtime::outbox::MARK_PUBLISHED)
+            .bind(vec![id])
+            .bind(vec![id])
+            .bind(vec!["TASKS"])
+            .execute(&mut *connection)
+            .await
+            .expect("a batch marked");
+    }
+    run(&mut connection, &seed(GROWN_TO)).await;
+    let plan = prepared_plan(
+        &mut connection,
+        "UPDATE outbox SET published_at",
+        "'{5,6}', '{5,6}', '{TASKS,TASKS}'",
+    )
+    .await;
+    assert_index_lookup("marking a batch published", &plan);
     drop(connection);
     databases.drop().await;
 }

@@ -26,4 +26,4 @@ mod relay;
 
 pub use lost_tail::LOST_TAIL_LOOKUPS;
 pub use record::{OutboxRecord, enqueue, enqueue_record, enqueue_records};
-pub use relay::{OutboxRelay, RelayHandle, RelayMessage};
+pub use relay::{MARK_PUBLISHED, OutboxRelay, RelayHandle, RelayMessage};

@@ -322,16 +322,12 @@ impl RelayState {
             "relay batch acknowledged"
         );
         if published > 0 {
-            sqlx::query(
-                "UPDATE outbox SET published_at = now(), stream_seq = batch.seq, stream = batch.stream \
-                 FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS batch(id, seq, stream) \
-                 WHERE outbox.id = batch.id",
-            )
-            .bind(&ids)
-            .bind(&sequences)
-            .bind(&streams)
-            .execute(&mut *connection)
-            .await?;
+            sqlx::query(MARK_PUBLISHED)
+                .bind(&ids)
+                .bind(&sequences)
+                .bind(&streams)
+                .execute(&mut *connection)
+                .await?;
             metrics::counter!("taskflow_outbox_published_total", "service" => service)
                 .increment(published as u64);
         }
@@ -350,6 +346,11 @@ impl RelayState {
             .await
     }
 }
+
+/// Marks a batch published: ids, the sequences and streams that took them.
+pub const MARK_PUBLISHED: &str = "UPDATE outbox SET published_at = now(), stream_seq = batch.seq, stream = batch.stream \
+     FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS batch(id, seq, stream) \
+     WHERE outbox.id = batch.id";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct OutboxRow {

@@ -21,10 +21,10 @@ use crate::hub::HubMessage;
 /// At start, the stream sent nothing for this long before the hub had read
 /// what it held.
 const STARTUP_STALL: Duration = Duration::from_secs(10);
-/// After a reconnection, how often and how far apart the hub asks `TASKS`
-/// for its head before it gives up checking.
-const REWIND_CHECK_TRIES: usize = 50;
+/// After a reconnection, how far apart the hub asks `TASKS` for its head
+/// until the server answers (first, and at most).
 const REWIND_CHECK_PAUSE: Duration = Duration::from_millis(200);
+const REWIND_CHECK_MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// The messages of `subjects` of `stream` from `from`, through an ordered
 /// consumer, and how many it held when it was made.
@@ -157,28 +157,27 @@ pub fn watch_for_rewinds(
             if head.check == 0 {
                 continue;
             }
-            // The server may take a moment to serve its streams again.
-            let mut stored = Err(String::new());
-            for _ in 0..REWIND_CHECK_TRIES {
-                stored = cursor::stored_at(&jetstream, head.seq).await;
-                if stored.is_ok() {
-                    break;
-                }
-                tokio::time::sleep(REWIND_CHECK_PAUSE).await;
-            }
-            match stored {
-                Ok(Some(found)) if found == head => {}
-                Ok(_) => {
-                    let _ = hub.cast(HubMessage::StreamRewound(head));
-                    return;
-                }
-                Err(error) => {
-                    tracing::warn!(
+            // The server may take a while to serve its streams again (a
+            // stream's recovery from disk, a cluster's election): asked
+            // until it answers, since a feed left on a rewound stream would
+            // send events that are not there.
+            let mut pause = REWIND_CHECK_PAUSE;
+            let stored = loop {
+                match cursor::stored_at(&jetstream, head.seq).await {
+                    Ok(stored) => break stored,
+                    Err(error) if pause == REWIND_CHECK_PAUSE => tracing::warn!(
                         service = "livefeed",
                         error,
-                        "could not check TASKS after a reconnection"
-                    );
+                        "could not check TASKS after a reconnection yet; asking again"
+                    ),
+                    Err(_) => {}
                 }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(REWIND_CHECK_MAX_PAUSE);
+            };
+            if stored != Some(head) {
+                let _ = hub.cast(HubMessage::StreamRewound(head));
+                return;
             }
         }
     })

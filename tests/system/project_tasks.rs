@@ -706,3 +706,63 @@ async fn malformed_membership_and_role_events_go_to_the_dlq_and_grant_nothing() 
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     system.stop().await;
 }
+
+/// How many times the test adds and removes a member and reads at once.
+const ROUNDS: usize = 200;
+
+#[tokio::test]
+async fn a_membership_change_is_in_effect_everywhere_when_it_answers() {
+    let system = TestSystem::spawn().await;
+    let Cast {
+        ada, eve, project, ..
+    } = cast(&system).await;
+    let remind_at = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let task = system
+        .create_task(
+            &ada,
+            json!({"title": "watched", "project_id": project, "reminder_time": remind_at}),
+        )
+        .await;
+    let id = id_of(&task);
+    let (read, audit, schedules) = (
+        format!("/api/v1/tasks/{id}"),
+        format!("/api/v1/audit?task_id={id}"),
+        format!("/api/v1/schedules?task_id={id}"),
+    );
+    // Ada's own view settles: the record and the reminder exist.
+    wait_until(
+        "the record and the reminder",
+        Duration::from_secs(10),
+        || async {
+            let records = call(&system, &ada, Method::GET, &audit, None).await;
+            let reminders = call(&system, &ada, Method::GET, &schedules, None).await;
+            (records.body["items"].as_array()?.len() == 1
+                && reminders.body["items"].as_array()?.len() == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    // What Eve reads of the task on each surface, right now.
+    let reads = || async {
+        let task = call(&system, &eve, Method::GET, &read, None).await.status;
+        let count = |reply: Reply| reply.body["items"].as_array().map_or(usize::MAX, Vec::len);
+        let records = count(call(&system, &eve, Method::GET, &audit, None).await);
+        let reminders = count(call(&system, &eve, Method::GET, &schedules, None).await);
+        (task, records, reminders)
+    };
+    for round in 0..ROUNDS {
+        add_member(&system, &ada, &project, &eve, "viewer").await;
+        assert_eq!(
+            reads().await,
+            (StatusCode::OK, 1, 1),
+            "round {round}: granted"
+        );
+        remove_member(&system, &ada, &project, &eve).await;
+        assert_eq!(
+            reads().await,
+            (StatusCode::NOT_FOUND, 0, 0),
+            "round {round}: revoked"
+        );
+    }
+    system.stop().await;
+}

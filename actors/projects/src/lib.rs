@@ -38,7 +38,13 @@ pub static SERVICE: ServiceDefinition<ProjectsService> = ServiceDefinition {
     publishes_directory: true,
     check_settings: |_| Ok(()),
     ops_addr: "127.0.0.1:9106",
-    state: |_, parts| ProjectsService::new(parts.pool.clone(), parts.relay()),
+    state: |platform, parts| {
+        ProjectsService::new(
+            parts.pool.clone(),
+            parts.relay(),
+            platform.jetstream.clone(),
+        )
+    },
     endpoints,
     consumers: |_, parts| vec![directory::consumer("projects", &parts.directory)],
     actors: Vec::new,

@@ -1,12 +1,14 @@
 //! The projects service's commands: each change commits with its
 //! `project.*` event (the outbox), then wakes the relay.
 
+use std::time::{Duration, SystemTime};
+
 use chrono::{SubsecRound, Utc};
 use sqlx::{PgConnection, PgPool};
 use taskflow_runtime::bus::CommandContext;
-use taskflow_runtime::directory;
 use taskflow_runtime::outbox::{self, OutboxRecord, RelayHandle};
 use taskflow_runtime::store::{cursor, postgres};
+use taskflow_runtime::{directory, in_effect};
 use taskflow_schemas::commands::{Page, Principal, page_size};
 use taskflow_schemas::events::{
     PROJECT_CREATED, PROJECT_DELETED, PROJECT_MEMBER_ADDED, PROJECT_MEMBER_REMOVED,
@@ -26,7 +28,12 @@ use crate::store;
 pub struct ProjectsService {
     pool: PgPool,
     relay: RelayHandle,
+    jetstream: async_nats::jetstream::Context,
 }
+
+/// The longest a membership change waits for every service to apply it
+/// before it answers 503 (saved, not yet known to be in effect).
+const IN_EFFECT_WITHIN: Duration = Duration::from_secs(5);
 
 /// What an event about a project says beyond the project itself.
 #[derive(Default)]
@@ -36,8 +43,16 @@ struct About {
 }
 
 impl ProjectsService {
-    pub fn new(pool: PgPool, relay: RelayHandle) -> Self {
-        Self { pool, relay }
+    pub fn new(
+        pool: PgPool,
+        relay: RelayHandle,
+        jetstream: async_nats::jetstream::Context,
+    ) -> Self {
+        Self {
+            pool,
+            relay,
+            jetstream,
+        }
     }
 
     pub async fn create(
@@ -210,7 +225,11 @@ impl ProjectsService {
                 .map_or_else(|| Utc::now().trunc_subsecs(6), |member| member.added_at),
         };
         let event = match &current {
-            Some(current) if current.role == wanted.role => return Ok(member),
+            Some(current) if current.role == wanted.role => {
+                drop(tx);
+                self.in_effect(context).await?;
+                return Ok(member);
+            }
             Some(current) => {
                 if current.role == ProjectRole::Owner {
                     keeps_an_owner(&mut tx, project.id).await?;
@@ -226,6 +245,7 @@ impl ProjectsService {
         };
         self.commit(tx, context, user, event, &project, about)
             .await?;
+        self.in_effect(context).await?;
         Ok(member)
     }
 
@@ -248,12 +268,19 @@ impl ProjectsService {
         if reference.user_id != user.id || role.is_none() {
             rules::allow(role, user.is_admin(), Act::Manage)?;
         }
-        let member = store::member(&mut tx, project.id, reference.user_id)
+        let Some(member) = store::member(&mut tx, project.id, reference.user_id)
             .await
             .map_err(db)?
-            .ok_or_else(|| {
-                ErrorBody::new(taskflow_schemas::ErrorCode::NotFound, "no such member")
-            })?;
+        else {
+            // Maybe removed by a call that answered 503: gone once in
+            // effect everywhere.
+            drop(tx);
+            self.in_effect(context).await?;
+            return Err(ErrorBody::new(
+                taskflow_schemas::ErrorCode::NotFound,
+                "no such member",
+            ));
+        };
         if member.role == ProjectRole::Owner {
             keeps_an_owner(&mut tx, project.id).await?;
         }
@@ -266,7 +293,34 @@ impl ProjectsService {
         };
         self.commit(tx, context, user, PROJECT_MEMBER_REMOVED, &project, about)
             .await?;
+        self.in_effect(context).await?;
         Ok(member)
+    }
+
+    /// Waits until every service decides access with this service's
+    /// changes so far, within the caller's deadline and
+    /// [`IN_EFFECT_WITHIN`]; past it, a 503 the client retries (the change
+    /// is saved: the retry finds it and waits again).
+    async fn in_effect(&self, context: &CommandContext) -> Result<(), ErrorBody> {
+        let left = context
+            .deadline
+            .and_then(|deadline| deadline.duration_since(SystemTime::now()).ok())
+            .map_or(IN_EFFECT_WITHIN, |left| left.min(IN_EFFECT_WITHIN));
+        let until = tokio::time::Instant::now() + left;
+        match in_effect::everywhere(&self.pool, &self.jetstream, until).await {
+            Ok(()) => Ok(()),
+            Err(in_effect::NotInEffect::Database(error)) => Err(db(error)),
+            Err(in_effect::NotInEffect::TimedOut) => {
+                tracing::warn!(
+                    service = "projects",
+                    "a membership change is saved but not yet applied by every service"
+                );
+                Err(ErrorBody::new(
+                    taskflow_schemas::ErrorCode::ServiceUnavailable,
+                    "the change is saved but not yet in effect everywhere; try again shortly",
+                ))
+            }
+        }
     }
 
     async fn begin(

@@ -21,6 +21,7 @@ pub mod bus;
 pub mod consumer;
 pub mod directory;
 pub mod http;
+pub mod in_effect;
 pub mod outbox;
 pub mod platform;
 pub mod service;

@@ -1,0 +1,99 @@
+//! Access changes in effect before their reply: a membership change (or a
+//! role change) is committed with its event, but each service decides
+//! access from its own directory, which applies the event a moment later.
+//! A reply that came before that moment would be a grant that is not there
+//! yet, or worse a revocation that is not. [`everywhere`] waits, bounded,
+//! until every service's directory has applied everything this service
+//! published so far.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::TryStreamExt;
+use sqlx::PgPool;
+use taskflow_schemas::subjects::AUDIT_STREAM;
+use tokio::time::Instant;
+
+/// How long apart the outbox and the directories are asked again.
+const POLL: Duration = Duration::from_millis(5);
+
+/// Why a change is not known to be in effect everywhere.
+#[derive(Debug, thiserror::Error)]
+pub enum NotInEffect {
+    #[error("not every service applied the change in time")]
+    TimedOut,
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Waits until every row of `pool`'s outbox committed so far is on `AUDIT`
+/// and every directory consumer (`<service>-directory`) acknowledged it,
+/// or `until` passes.
+pub async fn everywhere(
+    pool: &PgPool,
+    jetstream: &jetstream::Context,
+    until: Instant,
+) -> Result<(), NotInEffect> {
+    let newest: i64 = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM outbox")
+        .fetch_one(pool)
+        .await?;
+    // Published: the relay was woken by the commit.
+    loop {
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL AND id <= $1)",
+        )
+        .bind(newest)
+        .fetch_one(pool)
+        .await?;
+        if !waiting {
+            break;
+        }
+        pause(until).await?;
+    }
+    // The newest of them on AUDIT (or a later one: waiting for more is
+    // harmless); none within the janitor's hour, nothing to wait for.
+    let Some(seq): Option<i64> =
+        sqlx::query_scalar("SELECT max(stream_seq) FROM outbox WHERE stream = $1")
+            .bind(AUDIT_STREAM)
+            .fetch_one(pool)
+            .await?
+    else {
+        return Ok(());
+    };
+    while !applied_by_every_directory(jetstream, seq as u64).await {
+        pause(until).await?;
+    }
+    Ok(())
+}
+
+async fn pause(until: Instant) -> Result<(), NotInEffect> {
+    if Instant::now() + POLL > until {
+        metrics::counter!("taskflow_access_changes_not_in_effect_total").increment(1);
+        return Err(NotInEffect::TimedOut);
+    }
+    tokio::time::sleep(POLL).await;
+    Ok(())
+}
+
+/// Whether each directory consumer on `AUDIT` acknowledged `seq`; a server
+/// that does not answer counts as not yet.
+async fn applied_by_every_directory(jetstream: &jetstream::Context, seq: u64) -> bool {
+    let Ok(stream) = jetstream.get_stream_no_info(AUDIT_STREAM).await else {
+        return false;
+    };
+    let consumers: Result<Vec<_>, _> = stream.consumers().try_collect().await;
+    let Ok(consumers) = consumers else {
+        return false;
+    };
+    // A consumer's ack floor is the last event of its subjects it
+    // acknowledged: at `seq` or past it, or, with nothing pending and
+    // nothing in flight, every event of its subjects up to the stream's
+    // end (which `seq` is before) is applied.
+    consumers
+        .iter()
+        .filter(|consumer| consumer.name.ends_with("-directory"))
+        .all(|consumer| {
+            consumer.ack_floor.stream_sequence >= seq
+                || (consumer.num_pending == 0 && consumer.num_ack_pending == 0)
+        })
+}

@@ -104,7 +104,7 @@ lint:
 schemas:
     cargo run -q -p taskflow-schemas --example write_json_schemas
 
-# Give a user the admin role (every service follows within a moment; their token stays valid)
+# Give a user the admin role (answers once every service applied it; their token stays valid)
 make-admin EMAIL:
     DATABASE_URL="$(scripts/postgres.sh url)" cargo run -q --profile local --bin taskflow-identity -- make-admin {{EMAIL}}
 

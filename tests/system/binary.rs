@@ -126,3 +126,48 @@ fn a_missing_creds_file_exits_with_the_configuration_code_naming_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("NATS_CREDS_FILE"), "{stderr}");
 }
+
+/// `target/<profile>/<name>`, beside the `taskflow` binary.
+fn sibling_binary(name: &str) -> PathBuf {
+    taskflow_binary().with_file_name(name)
+}
+
+#[tokio::test]
+async fn make_admin_answers_once_every_service_decides_with_the_role() {
+    let system = taskflow_system_tests::TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let output = tokio::process::Command::new(sibling_binary("taskflow-identity"))
+        .args(["make-admin", &ada.email])
+        .env("NATS_URL", system.nats.url())
+        .env("DATABASE_URL", &system.settings.database_url)
+        .env("TASKFLOW_DATABASE_PREFIX", &system.settings.database_prefix)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("the command runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("in every service"));
+    // At once: every service that keeps a directory has Ada as an admin.
+    for service in &system.services {
+        if service.name == "identity" {
+            continue;
+        }
+        let admin: Option<bool> =
+            sqlx::query_scalar("SELECT is_admin FROM directory_users WHERE user_id = $1")
+                .bind(ada.id)
+                .fetch_optional(&service.pool)
+                .await
+                .expect("the directory reads");
+        assert_eq!(
+            admin,
+            Some(true),
+            "{} applied the role before the answer",
+            service.name
+        );
+    }
+    system.stop().await;
+}

@@ -1,6 +1,7 @@
 //! The identity service on its own, and `make-admin EMAIL` / `revoke-admin EMAIL`.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use taskflow_runtime::Settings;
 use taskflow_runtime::platform::process;
@@ -44,21 +45,48 @@ async fn set_role(email: &str, role: Role) -> ExitCode {
         Ok(pool) => pool,
         Err(error) => return process::fail("taskflow-identity", error),
     };
-    match taskflow_identity::service::set_role(&pool, email, role).await {
-        Ok(user) => {
-            let now = match role {
-                Role::Admin => "an admin",
-                Role::Member => "no longer an admin",
-            };
-            println!("{email} ({user}) is now {now}: every service follows within a moment");
+    let user = match taskflow_identity::service::set_role(&pool, email, role).await {
+        Ok(user) => user,
+        Err(error) => {
+            eprintln!("taskflow-identity: {}", rejection_text(error));
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = match role {
+        Role::Admin => "an admin",
+        Role::Member => "no longer an admin",
+    };
+    // Said done only once every service decides with it.
+    let nats = match taskflow_runtime::bus::nats::connect(
+        &settings.nats_url,
+        settings.nats_creds_file.as_deref(),
+        "taskflow-identity-cli",
+        IN_EFFECT_WITHIN,
+    )
+    .await
+    {
+        Ok((nats, _)) => nats,
+        Err(error) => return process::fail("taskflow-identity", error),
+    };
+    let until = tokio::time::Instant::now() + IN_EFFECT_WITHIN;
+    let jetstream = async_nats::jetstream::new(nats);
+    match taskflow_runtime::in_effect::everywhere(&pool, &jetstream, until).await {
+        Ok(()) => {
+            println!("{email} ({user}) is now {now}, in every service");
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("taskflow-identity: {}", rejection_text(error));
-            ExitCode::FAILURE
+            eprintln!(
+                "taskflow-identity: {email} ({user}) is saved as {now}, but {error} \
+                 (is the identity service running to publish it?); every service follows once it is"
+            );
+            ExitCode::from(75)
         }
     }
 }
+
+/// How long the command waits for every service to apply the change.
+const IN_EFFECT_WITHIN: Duration = Duration::from_secs(30);
 
 fn rejection_text(error: taskflow_identity::error::IdentityError) -> String {
     match error {

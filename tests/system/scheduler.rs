@@ -760,3 +760,68 @@ async fn a_reminder_due_while_nats_is_down_fires_on_time_and_is_published_once_w
     assert_fired_once(&system, &ada, task).await;
     system.stop().await;
 }
+
+/// Rounds of a time-zone change followed at once by a recurring task.
+const ZONE_ROUNDS: usize = 100;
+
+#[tokio::test]
+async fn a_time_zone_change_holds_for_the_very_next_recurring_task() {
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let pending = || async {
+        let reply = system
+            .call(
+                Method::GET,
+                "/api/v1/tasks?status=pending",
+                Some(&ada.token),
+                None,
+            )
+            .await;
+        reply.body["items"].as_array().unwrap().clone()
+    };
+    // 09:00 in New York on the day before its clocks go forward; the next
+    // one is 09:00 EDT (13:00Z) there, and 14:00Z again in UTC.
+    let zones = [
+        ("America/New_York", "2030-03-10T13:00:00Z"),
+        ("UTC", "2030-03-10T14:00:00Z"),
+    ];
+    for round in 0..ZONE_ROUNDS {
+        let (zone, next_due) = zones[round % 2];
+        let profile = system
+            .call(
+                Method::PATCH,
+                "/api/v1/users/me",
+                Some(&ada.token),
+                Some(json!({"timezone": zone})),
+            )
+            .await;
+        assert_eq!(profile.status, 200, "{}", profile.body);
+        let task = system
+            .create_task(
+                &ada,
+                json!({"title": format!("round {round}"), "due_date": "2030-03-09T14:00:00Z",
+                       "recurrence": {"frequency": "daily"}}),
+            )
+            .await;
+        complete(&system, &ada, id_of(&task)).await;
+        let next = wait_until("the next task", Duration::from_secs(10), || async {
+            pending()
+                .await
+                .into_iter()
+                .find(|next| id_of(next) != id_of(&task))
+        })
+        .await;
+        assert_eq!(next["due_date"], next_due, "round {round}, in {zone}");
+        // Out of the way of the next round: deleting it ends the series.
+        let stopped = system
+            .call(
+                Method::DELETE,
+                &format!("/api/v1/tasks/{}", id_of(&next)),
+                Some(&ada.token),
+                None,
+            )
+            .await;
+        assert!(stopped.status.is_success(), "{}", stopped.body);
+    }
+    system.stop().await;
+}

@@ -13,6 +13,9 @@ pub enum IdentityError {
     /// Too many sign-ins wait for the password hashing pool.
     #[error("too many sign-ins at once")]
     Busy,
+    /// Saved, but not every service applied it within the bound.
+    #[error("the change is not yet in effect everywhere")]
+    NotInEffect,
 }
 
 impl From<ErrorBody> for IdentityError {
@@ -44,6 +47,10 @@ impl From<IdentityError> for ErrorBody {
             IdentityError::Busy => ErrorBody::new(
                 ErrorCode::ServiceUnavailable,
                 "too many sign-ins at once, try again shortly",
+            ),
+            IdentityError::NotInEffect => ErrorBody::new(
+                ErrorCode::ServiceUnavailable,
+                "the change is saved but not yet in effect everywhere; try again shortly",
             ),
             IdentityError::Hashing(error) => {
                 tracing::error!(service = "identity", %error, "password hashing failed");

@@ -38,6 +38,7 @@ pub static SERVICE: ServiceDefinition<IdentityService> = ServiceDefinition {
             parts.pool.clone(),
             parts.relay(),
             Tokens::new(&platform.settings.jwt_secret),
+            platform.jetstream.clone(),
         )
     },
     endpoints,

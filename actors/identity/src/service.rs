@@ -1,12 +1,13 @@
 //! The identity service's commands. Registration commits the user and its
 //! `user.registered` event together (the outbox).
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use chrono::{SubsecRound, Utc};
 use serde_json::json;
 use sqlx::PgPool;
 use taskflow_runtime::http::tokens::Tokens;
+use taskflow_runtime::in_effect;
 use taskflow_runtime::outbox::{self, RelayHandle};
 use taskflow_runtime::store::postgres;
 use taskflow_schemas::commands::{Credentials, ProfilePatch, Registration, Session, UserRef};
@@ -26,14 +27,25 @@ pub struct IdentityService {
     pool: PgPool,
     relay: RelayHandle,
     tokens: Tokens,
+    jetstream: async_nats::jetstream::Context,
 }
 
+/// The longest a profile change waits for every service that follows
+/// profiles to apply it before it answers 503 (saved, not yet in effect).
+const IN_EFFECT_WITHIN: Duration = Duration::from_secs(5);
+
 impl IdentityService {
-    pub fn new(pool: PgPool, relay: RelayHandle, tokens: Tokens) -> Self {
+    pub fn new(
+        pool: PgPool,
+        relay: RelayHandle,
+        tokens: Tokens,
+        jetstream: async_nats::jetstream::Context,
+    ) -> Self {
         Self {
             pool,
             relay,
             tokens,
+            jetstream,
         }
     }
 
@@ -125,8 +137,10 @@ impl IdentityService {
         .ok_or_else(IdentityError::user_not_found)?;
         let changes = profile_changes(&before, &user);
         if changes.is_empty() {
-            // Nothing changed: no event, and the row keeps its updated_at.
+            // Nothing changed: no event, and the row keeps its updated_at;
+            // an earlier change answered 503 may still be on its way.
             tx.rollback().await?;
+            self.in_effect(deadline).await?;
             return Ok(before.profile());
         }
         let event = user_event(events::USER_UPDATED, &user, changes, request_id);
@@ -134,7 +148,25 @@ impl IdentityService {
             .await?;
         tx.commit().await?;
         self.relay.wake();
+        // A time zone the scheduler has not applied yet would set the next
+        // recurring task's time of day from the old one.
+        self.in_effect(deadline).await?;
         Ok(user.profile())
+    }
+
+    /// Waits until every service that follows profiles has this service's
+    /// changes so far, within `deadline` and [`IN_EFFECT_WITHIN`].
+    async fn in_effect(&self, deadline: Option<SystemTime>) -> Result<(), IdentityError> {
+        let left = deadline
+            .and_then(|deadline| deadline.duration_since(SystemTime::now()).ok())
+            .map_or(IN_EFFECT_WITHIN, |left| left.min(IN_EFFECT_WITHIN));
+        let until = tokio::time::Instant::now() + left;
+        in_effect::everywhere(&self.pool, &self.jetstream, in_effect::PROFILES, until)
+            .await
+            .map_err(|error| match error {
+                in_effect::NotInEffect::Database(error) => IdentityError::Database(error),
+                in_effect::NotInEffect::TimedOut => IdentityError::NotInEffect,
+            })
     }
 
     pub async fn public_profile(&self, user: UserRef) -> Result<PublicProfile, IdentityError> {

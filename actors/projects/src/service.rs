@@ -307,7 +307,9 @@ impl ProjectsService {
             .and_then(|deadline| deadline.duration_since(SystemTime::now()).ok())
             .map_or(IN_EFFECT_WITHIN, |left| left.min(IN_EFFECT_WITHIN));
         let until = tokio::time::Instant::now() + left;
-        match in_effect::everywhere(&self.pool, &self.jetstream, until).await {
+        match in_effect::everywhere(&self.pool, &self.jetstream, in_effect::DIRECTORIES, until)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(in_effect::NotInEffect::Database(error)) => Err(db(error)),
             Err(in_effect::NotInEffect::TimedOut) => {

@@ -4,7 +4,8 @@
 //! A reply that came before that moment would be a grant that is not there
 //! yet, or worse a revocation that is not. [`everywhere`] waits, bounded,
 //! until every service's directory has applied everything this service
-//! published so far.
+//! published so far. A profile change (a time zone, the email setting)
+//! waits the same way for the services that follow profiles.
 
 use std::time::Duration;
 
@@ -13,6 +14,11 @@ use futures::TryStreamExt;
 use sqlx::PgPool;
 use taskflow_schemas::subjects::AUDIT_STREAM;
 use tokio::time::Instant;
+
+/// The consumers that decide access: `<service>-directory`.
+pub const DIRECTORIES: &[&str] = &["-directory"];
+/// The consumers that act on a user's profile as well: `<service>-users`.
+pub const PROFILES: &[&str] = &["-directory", "-users"];
 
 /// How long apart the outbox and the directories are asked again.
 const POLL: Duration = Duration::from_millis(5);
@@ -27,11 +33,12 @@ pub enum NotInEffect {
 }
 
 /// Waits until every row of `pool`'s outbox committed so far is on `AUDIT`
-/// and every directory consumer (`<service>-directory`) acknowledged it,
-/// or `until` passes.
+/// and every consumer on it whose name ends in one of `followers` (see
+/// [`DIRECTORIES`], [`PROFILES`]) acknowledged it, or `until` passes.
 pub async fn everywhere(
     pool: &PgPool,
     jetstream: &jetstream::Context,
+    followers: &[&str],
     until: Instant,
 ) -> Result<(), NotInEffect> {
     let newest: i64 = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM outbox")
@@ -60,7 +67,7 @@ pub async fn everywhere(
     else {
         return Ok(());
     };
-    while !applied_by_every_directory(jetstream, seq as u64).await {
+    while !applied_by_every_follower(jetstream, followers, seq as u64).await {
         pause(until).await?;
     }
     Ok(())
@@ -75,9 +82,13 @@ async fn pause(until: Instant) -> Result<(), NotInEffect> {
     Ok(())
 }
 
-/// Whether each directory consumer on `AUDIT` acknowledged `seq`; a server
-/// that does not answer counts as not yet.
-async fn applied_by_every_directory(jetstream: &jetstream::Context, seq: u64) -> bool {
+/// Whether each follower on `AUDIT` acknowledged `seq`; a server that does
+/// not answer counts as not yet.
+async fn applied_by_every_follower(
+    jetstream: &jetstream::Context,
+    followers: &[&str],
+    seq: u64,
+) -> bool {
     let Ok(stream) = jetstream.get_stream_no_info(AUDIT_STREAM).await else {
         return false;
     };
@@ -91,7 +102,7 @@ async fn applied_by_every_directory(jetstream: &jetstream::Context, seq: u64) ->
     // end (which `seq` is before) is applied.
     consumers
         .iter()
-        .filter(|consumer| consumer.name.ends_with("-directory"))
+        .filter(|consumer| followers.iter().any(|end| consumer.name.ends_with(end)))
         .all(|consumer| {
             consumer.ack_floor.stream_sequence >= seq
                 || (consumer.num_pending == 0 && consumer.num_ack_pending == 0)

@@ -70,7 +70,14 @@ async fn set_role(email: &str, role: Role) -> ExitCode {
     };
     let until = tokio::time::Instant::now() + IN_EFFECT_WITHIN;
     let jetstream = async_nats::jetstream::new(nats);
-    match taskflow_runtime::in_effect::everywhere(&pool, &jetstream, until).await {
+    match taskflow_runtime::in_effect::everywhere(
+        &pool,
+        &jetstream,
+        taskflow_runtime::in_effect::DIRECTORIES,
+        until,
+    )
+    .await
+    {
         Ok(()) => {
             println!("{email} ({user}) is now {now}, in every service");
             ExitCode::SUCCESS

@@ -99,4 +99,8 @@ fn enabled() -> bool {
 pub struct RoleChangePayload {
     pub user_id: Uuid,
     pub role: crate::user::Role,
+    /// Counts the user's role changes: a directory applies this one only
+    /// over an older one. 0 in events from before it was counted.
+    #[serde(default)]
+    pub version: i64,
 }

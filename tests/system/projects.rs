@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use taskflow_schemas::project::ProjectRole;
 use taskflow_system_tests::{Reply, TestSystem, User, wait_until};
 
 async fn as_user(
@@ -83,7 +84,10 @@ async fn members_read_owners_manage_and_strangers_see_nothing() {
     );
     let renamed = as_user(&system, &ada, Method::PATCH, &path, rename).await;
     assert_eq!(renamed.body["name"], "Renamed");
-    assert_eq!(renamed.body["version"], 2);
+    assert_eq!(
+        renamed.body["version"], 3,
+        "created, Bob added, renamed: every change counts"
+    );
 
     let listed = |user: &User| {
         let token = user.token.clone();
@@ -416,4 +420,113 @@ async fn members_read_their_project_s_history_in_the_audit_and_others_do_not() {
     .await;
     assert_eq!(one(&bob).await.status, StatusCode::NOT_FOUND);
     system.stop().await;
+}
+
+/// A project event as the projects service publishes it, at `version` of
+/// the project, stored at `seq`.
+fn membership_event(
+    event_type: &str,
+    project: uuid::Uuid,
+    version: i64,
+    user: uuid::Uuid,
+    seq: u64,
+) -> taskflow_runtime::consumer::ConsumedEvent {
+    let now = chrono::Utc::now();
+    let payload = json!({
+        "project": {"id": project, "name": "p", "description": null, "created_by": user,
+                    "version": version, "created_at": now, "updated_at": now},
+        "member": {"project_id": project, "user_id": user, "role": "member", "added_at": now}
+    });
+    taskflow_runtime::consumer::ConsumedEvent {
+        envelope: taskflow_schemas::EventEnvelope::new(
+            event_type,
+            None,
+            Some(user),
+            "order",
+            payload,
+        ),
+        subject: format!("audit.{event_type}"),
+        stream: "AUDIT".into(),
+        stream_seq: seq,
+    }
+}
+
+fn role_event(
+    user: uuid::Uuid,
+    role: &str,
+    version: i64,
+    seq: u64,
+) -> taskflow_runtime::consumer::ConsumedEvent {
+    let payload = json!({"user_id": user, "role": role, "version": version});
+    taskflow_runtime::consumer::ConsumedEvent {
+        envelope: taskflow_schemas::EventEnvelope::new(
+            "user.role_changed",
+            None,
+            None,
+            "order",
+            payload,
+        ),
+        subject: "audit.user.role_changed".into(),
+        stream: "AUDIT".into(),
+        stream_seq: seq,
+    }
+}
+
+#[tokio::test]
+async fn after_a_lost_tail_a_directory_orders_changes_by_their_producer_s_version() {
+    use taskflow_runtime::directory;
+    let databases = taskflow_system_tests::service_databases::ServiceDatabases::connect(2).await;
+    let pool = &databases.tasks;
+    let (project, user) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let apply = |event: taskflow_runtime::consumer::ConsumedEvent| async move {
+        let mut tx = pool.begin().await.unwrap();
+        directory::apply(&mut tx, &event).await.expect("applied");
+        tx.commit().await.unwrap();
+    };
+    // Added at sequence 5,000; the server then lost everything from 4,870
+    // on: the removal that followed came at 4,871, and the addition again
+    // (republished) at 4,872.
+    apply(membership_event(
+        "project.member_added",
+        project,
+        2,
+        user,
+        5000,
+    ))
+    .await;
+    assert_eq!(
+        directory::role_in(pool, project, user).await.unwrap(),
+        Some(ProjectRole::Member)
+    );
+    apply(membership_event(
+        "project.member_removed",
+        project,
+        3,
+        user,
+        4871,
+    ))
+    .await;
+    apply(membership_event(
+        "project.member_added",
+        project,
+        2,
+        user,
+        4872,
+    ))
+    .await;
+    assert_eq!(
+        directory::role_in(pool, project, user).await.unwrap(),
+        None,
+        "the removal is newer than the addition, whatever their sequences"
+    );
+    // The same for a role taken back.
+    apply(role_event(user, "admin", 1, 5001)).await;
+    assert!(directory::is_admin(pool, user).await.unwrap());
+    apply(role_event(user, "member", 2, 4873)).await;
+    apply(role_event(user, "admin", 1, 4874)).await;
+    assert!(
+        !directory::is_admin(pool, user).await.unwrap(),
+        "the role was taken back"
+    );
+    databases.drop().await;
 }

@@ -247,7 +247,7 @@ fn email_taken() -> IdentityError {
 pub async fn set_role(pool: &PgPool, email: &str, role: Role) -> Result<Uuid, IdentityError> {
     let email = rules::email(email)?;
     let mut tx = pool.begin().await?;
-    let user = store::set_role(&mut tx, &email, role)
+    let (user, version) = store::set_role(&mut tx, &email, role)
         .await?
         .ok_or_else(IdentityError::user_not_found)?;
     let command = match role {
@@ -262,6 +262,7 @@ pub async fn set_role(pool: &PgPool, email: &str, role: Role) -> Result<Uuid, Id
         serde_json::to_value(RoleChangePayload {
             user_id: user,
             role,
+            version,
         })
         .expect("a role change serializes"),
     );

@@ -114,18 +114,20 @@ pub async fn by_id_for_update(
         .await
 }
 
-/// Gives the user with this email `role`; `None` when there is none.
+/// Gives the user with this email `role`, counting the change; their id
+/// and the change's number, `None` when there is no such user.
 pub async fn set_role(
     conn: &mut PgConnection,
     email: &str,
     role: Role,
-) -> Result<Option<Uuid>, sqlx::Error> {
+) -> Result<Option<(Uuid, i64)>, sqlx::Error> {
     let role = match role {
         Role::Admin => "admin",
         Role::Member => "member",
     };
-    sqlx::query_scalar(
-        "UPDATE users SET role = $2, updated_at = now() WHERE email = $1 RETURNING id",
+    sqlx::query_as(
+        "UPDATE users SET role = $2, role_version = role_version + 1, updated_at = now() \
+         WHERE email = $1 RETURNING id, role_version",
     )
     .bind(email)
     .bind(role)

@@ -34,6 +34,12 @@ pub struct FeedDirectory {
     /// Task → its project (none, or deleted) and the stream sequence of the
     /// event that said so.
     placed: HashMap<Uuid, (Option<Uuid>, u64)>,
+    /// The project's version of the change applied last to each
+    /// membership, and the role version of each user's role: an older
+    /// change coming again (republished after a server lost its tail)
+    /// changes nothing.
+    membership_versions: HashMap<(Uuid, Uuid), i64>,
+    role_versions: HashMap<Uuid, i64>,
     /// The `AUDIT` sequence of the last change applied.
     applied: u64,
 }
@@ -87,7 +93,9 @@ impl FeedDirectory {
             return Vec::new();
         }
         if envelope.event_type == events::USER_ROLE_CHANGED {
-            if let Ok(change) = serde_json::from_value::<RoleChangePayload>(envelope.payload) {
+            if let Ok(change) = serde_json::from_value::<RoleChangePayload>(envelope.payload)
+                && newer(&mut self.role_versions, change.user_id, change.version)
+            {
                 match change.role {
                     Role::Admin => self.admins.insert(change.user_id),
                     Role::Member => self.admins.remove(&change.user_id),
@@ -99,7 +107,15 @@ impl FeedDirectory {
             return Vec::new();
         };
         let project = event.project.id;
-        match (envelope.event_type.as_str(), event.member) {
+        let version = event.project.version;
+        let member = event.member.filter(|member| {
+            newer(
+                &mut self.membership_versions,
+                (project, member.user_id),
+                version,
+            )
+        });
+        match (envelope.event_type.as_str(), member) {
             (events::PROJECT_DELETED, _) => {
                 let members = self.members.remove(&project).unwrap_or_default();
                 let lost = members
@@ -177,4 +193,16 @@ pub fn write(directory: &SharedDirectory) -> std::sync::RwLockWriteGuard<'_, Fee
     directory
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Whether a change at `version` is as new as the last one applied to
+/// `key` (changes from before versions were counted are all 0, and apply in
+/// the order they come), noting it when it is.
+fn newer<K: std::hash::Hash + Eq>(versions: &mut HashMap<K, i64>, key: K, version: i64) -> bool {
+    let last = versions.entry(key).or_insert(0);
+    if version < *last {
+        return false;
+    }
+    *last = version;
+    true
 }

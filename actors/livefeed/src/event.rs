@@ -230,16 +230,50 @@ mod tests {
     }
 
     fn project_event(event_type: &str, project: Uuid, member: Uuid, role: &str) -> Vec<u8> {
+        project_event_at(event_type, project, 1, member, role)
+    }
+
+    fn project_event_at(
+        event_type: &str,
+        project: Uuid,
+        version: i64,
+        member: Uuid,
+        role: &str,
+    ) -> Vec<u8> {
         let now = chrono::Utc::now();
         bytes(
             event_type,
             None,
             json!({
                 "project": {"id": project, "name": "p", "description": null, "created_by": member,
-                            "version": 1, "created_at": now, "updated_at": now},
+                            "version": version, "created_at": now, "updated_at": now},
                 "member": {"project_id": project, "user_id": member, "role": role, "added_at": now}
             }),
         )
+    }
+
+    #[test]
+    fn an_older_membership_or_role_change_coming_again_changes_nothing() {
+        let (launch, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut directory = FeedDirectory::default();
+        let added = project_event_at("project.member_added", launch, 2, bob, "member");
+        let removed = project_event_at("project.member_removed", launch, 3, bob, "member");
+        directory.apply_audit(5000, &added);
+        directory.apply_audit(4871, &removed);
+        // Republished after the server lost its tail.
+        directory.apply_audit(4872, &added);
+        assert!(!directory.is_member(launch, bob));
+        let role = |role: &str, version: i64| {
+            bytes(
+                "user.role_changed",
+                None,
+                json!({"user_id": bob, "role": role, "version": version}),
+            )
+        };
+        directory.apply_audit(5001, &role("admin", 1));
+        directory.apply_audit(4873, &role("member", 2));
+        directory.apply_audit(4874, &role("admin", 1));
+        assert!(!directory.is_admin(bob));
     }
 
     #[test]

@@ -183,8 +183,9 @@ impl ProjectsService {
         user: Principal,
         reference: ProjectRef,
     ) -> Result<Project, ErrorBody> {
-        let (mut tx, project) = self.managed(context, user, reference.project_id).await?;
+        let (mut tx, mut project) = self.managed(context, user, reference.project_id).await?;
         store::delete(&mut tx, project.id).await.map_err(db)?;
+        project.version += 1;
         self.commit(
             tx,
             context,
@@ -239,6 +240,7 @@ impl ProjectsService {
             None => PROJECT_MEMBER_ADDED,
         };
         store::put_member(&mut tx, &member).await.map_err(db)?;
+        let project = counted(&mut tx, project).await?;
         let about = About {
             member: Some(member.clone()),
             previous_role: current.map(|current| current.role),
@@ -287,6 +289,7 @@ impl ProjectsService {
         store::remove_member(&mut tx, project.id, member.user_id)
             .await
             .map_err(db)?;
+        let project = counted(&mut tx, project).await?;
         let about = About {
             member: Some(member.clone()),
             ..About::default()
@@ -382,6 +385,17 @@ impl ProjectsService {
         self.relay.wake();
         Ok(())
     }
+}
+
+/// The locked `project` with its version counted up for a change of its
+/// members: every service's directory orders a project's membership
+/// changes by this version, which the stream's sequences cannot do (a
+/// server that lost its tail gives them out again).
+async fn counted(tx: &mut PgConnection, mut project: Project) -> Result<Project, ErrorBody> {
+    project.version += 1;
+    project.updated_at = Utc::now().trunc_subsecs(6);
+    store::save(tx, &project).await.map_err(db)?;
+    Ok(project)
 }
 
 /// Refuses (409) a change to an owner when they are the only one.

@@ -4,9 +4,12 @@
 //! is decided from it where the data lives, without asking another service
 //! or reading its database (see `taskflow_schemas::access` for the rule).
 //!
-//! Events may come again or late: a membership row keeps the stream
-//! sequence of the event that set it, so an older event never overwrites a
-//! newer one, and removed members and deleted projects stay as tombstones.
+//! Events may come again, late, or (after a server lost its unsynced tail)
+//! at lower stream sequences than ones already applied: a membership row
+//! keeps the project's version of the event that set it, and a user's row
+//! the version of their role, both counted by the producer, so an older
+//! event never overwrites a newer one; removed members and deleted projects
+//! stay as tombstones.
 
 use std::sync::Arc;
 
@@ -121,13 +124,18 @@ pub async fn apply(
             .map_err(|error| HandlerError::Reject(format!("not a role change: {error}")))?;
         let is_admin = change.role == Role::Admin;
         sqlx::query(
-            "INSERT INTO directory_users (user_id, is_admin, role_seq) VALUES ($1, $2, $3) \
+            "INSERT INTO directory_users (user_id, is_admin, role_seq, role_version) \
+             VALUES ($1, $2, $3, $4) \
              ON CONFLICT (user_id) DO UPDATE SET is_admin = EXCLUDED.is_admin, \
-             role_seq = EXCLUDED.role_seq WHERE directory_users.role_seq < EXCLUDED.role_seq",
+             role_seq = EXCLUDED.role_seq, role_version = EXCLUDED.role_version \
+             WHERE directory_users.role_version < EXCLUDED.role_version \
+               OR (directory_users.role_version = EXCLUDED.role_version \
+                   AND directory_users.role_seq < EXCLUDED.role_seq)",
         )
         .bind(change.user_id)
         .bind(is_admin)
         .bind(seq)
+        .bind(change.version)
         .execute(&mut *tx)
         .await?;
         return Ok(DirectoryChange::Admin {
@@ -149,9 +157,12 @@ pub async fn apply(
         .bind(project)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE directory_members SET role = NULL, seq = $2 WHERE project_id = $1")
-            .bind(project)
-            .bind(seq)
+        sqlx::query(
+            "UPDATE directory_members SET role = NULL, seq = $2, version = $3 WHERE project_id = $1",
+        )
+        .bind(project)
+        .bind(seq)
+        .bind(payload.project.version)
             .execute(&mut *tx)
             .await?;
         return Ok(DirectoryChange::ProjectDeleted(project));
@@ -169,14 +180,18 @@ pub async fn apply(
     };
     let role = (envelope.event_type != events::PROJECT_MEMBER_REMOVED).then_some(member.role);
     let applied = sqlx::query(
-        "INSERT INTO directory_members (project_id, user_id, role, seq) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (project_id, user_id) DO UPDATE SET role = EXCLUDED.role, seq = EXCLUDED.seq \
-         WHERE directory_members.seq < EXCLUDED.seq",
+        "INSERT INTO directory_members (project_id, user_id, role, seq, version) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (project_id, user_id) DO UPDATE SET role = EXCLUDED.role, \
+           seq = EXCLUDED.seq, version = EXCLUDED.version \
+         WHERE directory_members.version < EXCLUDED.version \
+           OR (directory_members.version = EXCLUDED.version AND directory_members.seq < EXCLUDED.seq)",
     )
     .bind(project)
     .bind(member.user_id)
     .bind(role.map(ProjectRole::as_str))
     .bind(seq)
+    .bind(payload.project.version)
     .execute(&mut *tx)
     .await?;
     know_user(&mut *tx, member.user_id).await?;

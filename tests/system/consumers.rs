@@ -64,6 +64,13 @@ impl Effector for TitleEffector {
         event: &ConsumedEvent,
     ) -> Result<Vec<Note>, HandlerError> {
         let task = &event.envelope.payload["task"];
+        if task["title"]
+            .as_str()
+            .is_some_and(|title| title.starts_with("slow"))
+        {
+            // Work longer than the consumer's ack wait.
+            tokio::time::sleep(taskflow_runtime::consumer::ACK_WAIT * 3).await;
+        }
         let version = task["version"].as_i64().unwrap_or_default();
         let id = event.envelope.task_id.unwrap_or_default();
         PLANNED.lock().unwrap().push((id, version));
@@ -400,5 +407,87 @@ async fn injected_creates_are_ignored_only_when_well_formed_and_a_flood_of_them_
     })
     .await;
     assert_eq!(labels, 10_000);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn what_a_killed_instance_held_is_processed_by_another_within_moments() {
+    let mut system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    system.stop_audit().await;
+    let mut tasks = Vec::new();
+    for n in 0..5 {
+        tasks.push(id_of(
+            &system
+                .create_task(&ada, json!({"title": format!("held {n}")}))
+                .await,
+        ));
+    }
+    system.wait_for_events("TASKS", 5).await;
+    // Another instance pulls the five and dies holding them (its
+    // connection gone, nothing acked: a kill -9).
+    let doomed = async_nats::connect(system.nats.url()).await.unwrap();
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        async_nats::jetstream::new(doomed.clone())
+            .get_consumer_from_stream("audit-tasks", TASKS_STREAM)
+            .await
+            .expect("the audit's durable consumer");
+    let mut held = consumer.fetch().max_messages(5).messages().await.unwrap();
+    let mut taken = 0;
+    while let Some(message) = futures::StreamExt::next(&mut held).await {
+        message.unwrap();
+        taken += 1;
+    }
+    assert_eq!(taken, 5, "the doomed instance holds all five");
+    drop(held);
+    drop(doomed);
+    let killed = std::time::Instant::now();
+
+    system.start_audit().await;
+    let pool = system.audit().pool.clone();
+    wait_until(
+        "the audit to record them",
+        Duration::from_secs(10),
+        || async {
+            let recorded: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM audit_records WHERE task_id = ANY($1)")
+                    .bind(&tasks)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            (recorded == 5).then_some(())
+        },
+    )
+    .await;
+    // Within the ack wait (1.5 s) and the time to apply them; 30 s before.
+    println!(
+        "taken over {} ms after the kill",
+        killed.elapsed().as_millis()
+    );
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn work_longer_than_the_ack_wait_is_not_delivered_twice() {
+    let system = TestSystem::spawn().await;
+    let effects = EFFECTS.start(&system.platform).await.expect("starts");
+    // A second instance, waiting for whatever the first is thought to hold
+    // no longer.
+    let _other = EFFECTS.start(&system.platform).await.expect("starts");
+    let ada = system.register("Ada").await;
+    for title in ["slow", "behind it"] {
+        system.create_task(&ada, json!({ "title": title })).await;
+    }
+    wait_until("both delivered", Duration::from_secs(20), || async {
+        let all = deliveries(&effects.pool).await;
+        (all.len() == 2 && all.values().flatten().all(|(status, _)| status == "done")).then_some(())
+    })
+    .await;
+    let metrics = system.metrics().await;
+    assert!(
+        !metrics.contains("taskflow_consumer_redeliveries_total{consumer=\"effects-tasks\"}"),
+        "in-progress acks kept them from redelivery:\n{metrics}"
+    );
+    assert_eq!(PERFORMED.lock().unwrap().len(), 2, "each performed once");
     system.stop().await;
 }

@@ -9,6 +9,15 @@ use serde_json::json;
 use taskflow_system_tests::{TestSystem, fixtures, id_of, wait_until};
 use uuid::Uuid;
 
+/// The versions of `task`'s events, in stream order.
+fn versions_of(events: &[taskflow_system_tests::StoredEvent], task: Uuid) -> Vec<i64> {
+    events
+        .iter()
+        .filter(|event| event.envelope.task_id == Some(task))
+        .map(|event| event.envelope.payload["task"]["version"].as_i64().unwrap())
+        .collect()
+}
+
 /// Waits until the relay has published everything committed.
 async fn drained(system: &TestSystem) {
     wait_until("an empty outbox", Duration::from_secs(15), || async {
@@ -178,11 +187,7 @@ async fn concurrent_writes_reach_the_stream_once_each_in_per_task_order() {
     let events = system.wait_for_events("TASKS", 60).await;
     assert_eq!(events.len(), 60);
     for task_id in tasks {
-        let versions: Vec<i64> = events
-            .iter()
-            .filter(|event| event.envelope.task_id == Some(task_id))
-            .map(|event| event.envelope.payload["task"]["version"].as_i64().unwrap())
-            .collect();
+        let versions = versions_of(&events, task_id);
         assert_eq!(versions, (1..=6).collect::<Vec<_>>(), "task {task_id}");
     }
     system.stop().await;
@@ -347,11 +352,7 @@ async fn after_losses_of_its_tail_each_task_s_events_on_the_stream_end_in_versio
     let last_version = 1 + round as i64;
     let events = system.wait_for_events("TASKS", 4).await;
     for task_id in tasks {
-        let versions: Vec<i64> = events
-            .iter()
-            .filter(|event| event.envelope.task_id == Some(task_id))
-            .map(|event| event.envelope.payload["task"]["version"].as_i64().unwrap())
-            .collect();
+        let versions = versions_of(&events, task_id);
         let mut sorted = versions.clone();
         sorted.sort_unstable();
         sorted.dedup();

@@ -64,6 +64,43 @@ async fn remove_member(system: &TestSystem, owner: &User, project: &str, user: &
     assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.body);
 }
 
+/// A task of `project` with a reminder, and where to read it, its records
+/// and its schedules; returned once `reader` sees its record and reminder.
+struct Watched {
+    read: String,
+    audit: String,
+    schedules: String,
+}
+
+async fn watched(system: &TestSystem, owner: &User, project: &str, reader: &User) -> Watched {
+    let remind_at = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    let task = system
+        .create_task(
+            owner,
+            json!({"title": "watched", "project_id": project, "reminder_time": remind_at}),
+        )
+        .await;
+    let id = id_of(&task);
+    let watched = Watched {
+        read: format!("/api/v1/tasks/{id}"),
+        audit: format!("/api/v1/audit?task_id={id}"),
+        schedules: format!("/api/v1/schedules?task_id={id}"),
+    };
+    wait_until(
+        "the record and the reminder",
+        Duration::from_secs(10),
+        || async {
+            let records = call(system, reader, Method::GET, &watched.audit, None).await;
+            let reminders = call(system, reader, Method::GET, &watched.schedules, None).await;
+            (records.body["items"].as_array()?.len() == 1
+                && reminders.body["items"].as_array()?.len() == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    watched
+}
+
 async fn cast(system: &TestSystem) -> Cast {
     let ada = system.register("Ada").await;
     let bob = system.register("Bob").await;
@@ -346,39 +383,15 @@ async fn a_removed_member_loses_the_projects_tasks_records_and_schedules() {
     let Cast {
         ada, cy, project, ..
     } = cast(&system).await;
-    let remind_at = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
-    let task = system
-        .create_task(
-            &ada,
-            json!({"title": "watched", "project_id": project, "reminder_time": remind_at}),
-        )
-        .await;
-    let id = id_of(&task);
-    let schedules = format!("/api/v1/schedules?task_id={id}");
-    let audit = format!("/api/v1/audit?task_id={id}");
-    wait_until(
-        "Cy sees the record and the reminder",
-        Duration::from_secs(10),
-        || async {
-            let records = call(&system, &cy, Method::GET, &audit, None).await;
-            let reminders = call(&system, &cy, Method::GET, &schedules, None).await;
-            (records.body["items"].as_array()?.len() == 1
-                && reminders.body["items"].as_array()?.len() == 1)
-                .then_some(())
-        },
-    )
-    .await;
+    let Watched {
+        read,
+        audit,
+        schedules,
+    } = watched(&system, &ada, &project, &cy).await;
 
     remove_member(&system, &ada, &project, &cy).await;
     system.settle_directories().await;
-    let read = call(
-        &system,
-        &cy,
-        Method::GET,
-        &format!("/api/v1/tasks/{id}"),
-        None,
-    )
-    .await;
+    let read = call(&system, &cy, Method::GET, &read, None).await;
     assert_eq!(read.status, StatusCode::NOT_FOUND);
     for path in ["/api/v1/tasks".to_owned(), audit, schedules] {
         let listed = call(&system, &cy, Method::GET, &path, None).await;
@@ -716,32 +729,11 @@ async fn a_membership_change_is_in_effect_everywhere_when_it_answers() {
     let Cast {
         ada, eve, project, ..
     } = cast(&system).await;
-    let remind_at = (Utc::now() + chrono::Duration::days(1)).to_rfc3339();
-    let task = system
-        .create_task(
-            &ada,
-            json!({"title": "watched", "project_id": project, "reminder_time": remind_at}),
-        )
-        .await;
-    let id = id_of(&task);
-    let (read, audit, schedules) = (
-        format!("/api/v1/tasks/{id}"),
-        format!("/api/v1/audit?task_id={id}"),
-        format!("/api/v1/schedules?task_id={id}"),
-    );
-    // Ada's own view settles: the record and the reminder exist.
-    wait_until(
-        "the record and the reminder",
-        Duration::from_secs(10),
-        || async {
-            let records = call(&system, &ada, Method::GET, &audit, None).await;
-            let reminders = call(&system, &ada, Method::GET, &schedules, None).await;
-            (records.body["items"].as_array()?.len() == 1
-                && reminders.body["items"].as_array()?.len() == 1)
-                .then_some(())
-        },
-    )
-    .await;
+    let Watched {
+        read,
+        audit,
+        schedules,
+    } = watched(&system, &ada, &project, &ada).await;
     // What Eve reads of the task on each surface, right now.
     let reads = || async {
         let task = call(&system, &eve, Method::GET, &read, None).await.status;

@@ -39,7 +39,7 @@ use taskflow_schemas::events::{TASK_CREATED, TaskEventPayload};
 use crate::store::postgres::DatabaseErrorKind;
 
 pub use dlq::dlq_headers;
-pub use stream::{ConsumerArgs, ConsumerMessage, StreamConsumer};
+pub use stream::{ACK_WAIT, ConsumerArgs, ConsumerMessage, StreamConsumer};
 
 /// Deliveries before an event that keeps failing goes to the DLQ.
 pub const MAX_DELIVER: i64 = 5;

@@ -14,8 +14,11 @@ use super::applier::GroupApplier;
 use super::{ConsumerSpec, EventHandler};
 use crate::Platform;
 
-/// A message not acked by then (its consumer died) is delivered again.
-const ACK_WAIT: Duration = Duration::from_secs(30);
+/// A message not acked by then (its consumer died) is delivered again, to
+/// another instance: a crashed process holds its messages this long. Work
+/// that takes longer says so (in-progress acks every [`PROGRESS_EVERY`]).
+pub const ACK_WAIT: Duration = Duration::from_millis(1500);
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// Messages per pull request, and how long one waits for them.
 const BATCH: usize = 256;
 /// Events applied in one transaction, at most.
@@ -44,6 +47,8 @@ pub struct ConsumerArgs<H> {
 pub struct ConsumerState {
     durable: String,
     consumer: PullConsumer,
+    /// For in-progress acks.
+    client: async_nats::Client,
     workers: Vec<ActorRef<Work>>,
     lag_checked: Instant,
 }
@@ -102,6 +107,7 @@ impl<H: EventHandler> Actor for StreamConsumer<H> {
         Ok(ConsumerState {
             durable,
             consumer,
+            client: args.platform.nats.clone(),
             workers,
             lag_checked: Instant::now(),
         })
@@ -157,6 +163,10 @@ impl ConsumerState {
     /// One pull request at a time: the server deals messages round-robin
     /// over a consumer's waiting requests, and each batch has an inbox of
     /// its own, so a second request made ahead would reorder the stream.
+    ///
+    /// Whatever has arrived together is applied in one pass; while a group
+    /// is applied, what arrives next is taken in, and every message held
+    /// (applying or waiting) is kept from redelivery with in-progress acks.
     async fn pull_batch(&mut self) -> Result<(), async_nats::Error> {
         let mut batch = self
             .consumer
@@ -165,18 +175,58 @@ impl ConsumerState {
             .expires(PULL_EXPIRES)
             .messages()
             .await?;
-        // Whatever has arrived together is applied in one pass.
-        while let Some(first) = batch.next().await {
-            let mut group = vec![first?];
-            while group.len() < GROUP {
-                match batch.next().now_or_never() {
-                    Some(Some(message)) => group.push(message?),
-                    _ => break,
+        let mut waiting: Vec<Message> = Vec::new();
+        let mut ended = false;
+        let mut failure = None;
+        loop {
+            if waiting.is_empty() && !ended {
+                match batch.next().await {
+                    Some(message) => waiting.push(message?),
+                    None => ended = true,
                 }
             }
-            self.apply_group(group).await;
+            while waiting.len() < GROUP && !ended {
+                match batch.next().now_or_never() {
+                    Some(Some(message)) => waiting.push(message?),
+                    Some(None) => ended = true,
+                    None => break,
+                }
+            }
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            let group: Vec<Message> = waiting.drain(..waiting.len().min(GROUP)).collect();
+            let applying: Vec<_> = group.iter().filter_map(|m| m.reply.clone()).collect();
+            let apply = self.apply_group(group);
+            tokio::pin!(apply);
+            let mut progress = tokio::time::interval_at(
+                tokio::time::Instant::now() + PROGRESS_EVERY,
+                PROGRESS_EVERY,
+            );
+            loop {
+                tokio::select! {
+                    () = &mut apply => break,
+                    _ = progress.tick() => {
+                        let held = applying.iter().chain(waiting.iter().filter_map(|m| m.reply.as_ref()));
+                        for reply in held {
+                            let _ = self.client.publish(reply.clone(), "+WPI".into()).await;
+                        }
+                    }
+                    // A broken batch ends once the group in hand is applied.
+                    next = batch.next(), if !ended => match next {
+                        Some(Ok(message)) => waiting.push(message),
+                        Some(Err(error)) => {
+                            failure = Some(error);
+                            ended = true;
+                        }
+                        None => ended = true,
+                    },
+                }
+            }
+            if let Some(error) = failure.take() {
+                return Err(error);
+            }
         }
-        Ok(())
     }
 
     /// Splits the group by task over as many workers as its size is worth,

@@ -194,6 +194,13 @@ pub async fn run(
     let tasks = read_stream(js, "TASKS").await?;
     let reminders = read_stream(js, "REMINDERS").await?;
 
+    // A member removed (the answer given) reads none of the project's tasks.
+    let mut removed = Invariant::new("a removed member reads none of the project's tasks");
+    for read in 0..acknowledged.reads_after_removal {
+        let broken = acknowledged.read_after_removal.get(read);
+        removed.expect(broken.is_none(), || broken.cloned().unwrap_or_default());
+    }
+
     // Every acknowledged write exists.
     let mut writes = Invariant::new("every acknowledged write exists");
     let stored: HashMap<Uuid, i64> = sqlx::query_as("SELECT id, version FROM tasks")
@@ -360,13 +367,19 @@ pub async fn run(
     // since the feed last asked it to resync (what came before is the REST
     // API's to give it).
     let mut feeds = Invariant::new("every resuming feed client saw its events once, in order");
+    let project = acknowledged.project.map(|project| project.to_string());
     for watcher in watched {
         let user = watcher.user.to_string();
         let (since, after) = watcher.resyncs.last().copied().unwrap_or((0, 0));
         let mine: Vec<Uuid> = tasks
             .iter()
             .filter(|event| event.seq > after)
-            .filter(|event| event.envelope.payload["task"]["creator_id"].as_str() == Some(&user))
+            .filter(|event| {
+                let task = &event.envelope.payload["task"];
+                // Watchers are members of the team's project all along.
+                task["creator_id"].as_str() == Some(&user)
+                    || (project.is_some() && task["project_id"].as_str() == project.as_deref())
+            })
             .map(|event| event.envelope.event_id)
             .collect();
         let received: Vec<Uuid> = watcher.received[since..]
@@ -427,6 +440,6 @@ pub async fn run(
         }
     }
     Ok(vec![
-        writes, once, audited, recurring, fired, feeds, flowing,
+        writes, once, audited, recurring, fired, feeds, removed, flowing,
     ])
 }

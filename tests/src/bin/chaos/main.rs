@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::rng::Rng;
-use crate::workload::Workload;
+use crate::workload::{Acknowledged, Workload};
 use taskflow_system_tests::cluster::{Cluster, Database, Topology};
 
 /// Clients working at once.
@@ -98,6 +98,10 @@ async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
     for n in 0..CLIENTS {
         clients.push(workload.register(&format!("chaos{n}")).await);
     }
+    let visitor = workload.register("visitor").await;
+    workload
+        .form_team(&clients[0], &clients[1..], visitor)
+        .await;
     let (stop_watching, watching) = tokio::sync::watch::channel(false);
     let edges = std::sync::Arc::new(cluster.edges.clone());
     let watchers: Vec<_> = clients
@@ -115,6 +119,7 @@ async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
         .into_iter()
         .enumerate()
         .map(|(n, client)| tokio::spawn(workload.clone().run(client, seed ^ n as u64, until)))
+        .chain([tokio::spawn(workload.clone().churn(seed, until))])
         .collect();
 
     // Kills: about one every 10 s (at least a dozen in the short form).
@@ -214,12 +219,14 @@ async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
         .map(|(_, count)| count)
         .sum();
     println!(
-        "chaos: {} operations acknowledged ({} creates, {} changes, {} completions, {} deletes), {} unanswered",
+        "chaos: {} operations acknowledged ({} creates, {} in the project, {} changes, {} completions, {} deletes, {} membership changes), {} unanswered",
         acknowledged.operations(),
         acknowledged.created.len(),
+        acknowledged.project_tasks.len(),
         acknowledged.updates,
         acknowledged.completions,
         acknowledged.deleted.len(),
+        acknowledged.membership_changes,
         acknowledged.unanswered
     );
     println!("chaos: {total} kills: {kills:?}");
@@ -243,6 +250,17 @@ async fn run(duration: Duration, seed: u64) -> anyhow::Result<bool> {
     println!(
         "chaos: {WATCHED} feed clients, {resumes} connections and resumes, {resyncs} asked to resync"
     );
+    workload.read_history_as_removed().await;
+    let removed = std::mem::take(&mut *workload.acknowledged.lock().await);
+    let acknowledged = Acknowledged {
+        reads_after_removal: acknowledged.reads_after_removal + removed.reads_after_removal,
+        read_after_removal: [
+            acknowledged.read_after_removal.clone(),
+            removed.read_after_removal,
+        ]
+        .concat(),
+        ..acknowledged
+    };
     let invariants = checks::run(&cluster, &js, &acknowledged, &watched, &injected).await?;
     let mut held = acknowledged.unanswered == 0;
     for invariant in &invariants {

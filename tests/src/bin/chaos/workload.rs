@@ -1,7 +1,9 @@
 //! What users do while the harness kills things: creates (some recurring,
-//! some with a reminder due during the run), changes, completions and
-//! deletes over HTTP, each retried with the same `Idempotency-Key` until the
-//! system answers, as a careful client would. What was acknowledged is
+//! some with a reminder due during the run, some in the team's project),
+//! changes, completions and deletes over HTTP, each retried with the same
+//! `Idempotency-Key` until the system answers, as a careful client would;
+//! and the project's owner adding and removing a visitor, who reads the
+//! project's tasks at once after each removal. What was acknowledged is
 //! kept for the checks.
 
 use std::collections::HashMap;
@@ -39,12 +41,35 @@ pub struct Acknowledged {
     pub completions: usize,
     /// Operations the system never answered within [`GIVE_UP`].
     pub unanswered: usize,
+    /// The team's project, and the tasks created in it.
+    pub project: Option<Uuid>,
+    pub project_tasks: Vec<Uuid>,
+    /// The visitor added or removed (answered).
+    pub membership_changes: usize,
+    /// Reads by the visitor right after a removal answered, and what they
+    /// saw that they should not have.
+    pub reads_after_removal: usize,
+    pub read_after_removal: Vec<String>,
 }
 
 impl Acknowledged {
     pub fn operations(&self) -> usize {
-        self.created.len() + self.deleted.len() + self.updates + self.completions
+        self.created.len()
+            + self.deleted.len()
+            + self.updates
+            + self.completions
+            + self.membership_changes
     }
+}
+
+/// A project its owner and the other clients are members of, and a visitor
+/// the owner keeps adding and removing.
+#[derive(Debug, Clone)]
+pub struct Team {
+    pub project: Uuid,
+    pub owner: Client,
+    pub members: Vec<Uuid>,
+    pub visitor: Client,
 }
 
 pub struct Workload {
@@ -53,6 +78,7 @@ pub struct Workload {
     pub acknowledged: Mutex<Acknowledged>,
     /// Each client's tasks that are neither deleted nor complete.
     open: Mutex<HashMap<Uuid, Vec<Uuid>>>,
+    pub team: Mutex<Option<Team>>,
 }
 
 impl Workload {
@@ -66,7 +92,101 @@ impl Workload {
             edges,
             acknowledged: Mutex::default(),
             open: Mutex::default(),
+            team: Mutex::default(),
         })
+    }
+
+    /// `owner`'s project with `members` in it, and `visitor` outside.
+    pub async fn form_team(&self, owner: &Client, members: &[Client], visitor: Client) {
+        let (status, reply) = self
+            .send(
+                Method::POST,
+                "/api/v1/projects",
+                Some(owner),
+                Some(json!({"name": "chaos team"})),
+                None,
+            )
+            .await
+            .expect("the project is made");
+        assert_eq!(status, StatusCode::CREATED, "{reply}");
+        let project: Uuid = reply["id"].as_str().unwrap().parse().unwrap();
+        for member in members {
+            self.membership(owner, project, member.id, Some("member"))
+                .await;
+        }
+        self.acknowledged.lock().await.project = Some(project);
+        *self.team.lock().await = Some(Team {
+            project,
+            owner: owner.clone(),
+            members: members.iter().map(|member| member.id).collect(),
+            visitor,
+        });
+    }
+
+    /// Adds `user` to `project` with `role`, or removes them (`None`).
+    async fn membership(&self, owner: &Client, project: Uuid, user: Uuid, role: Option<&str>) {
+        let members = format!("/api/v1/projects/{project}/members");
+        let answer = match role {
+            Some(role) => {
+                let body = json!({"user_id": user, "role": role});
+                self.send(Method::POST, &members, Some(owner), Some(body), None)
+                    .await
+            }
+            None => {
+                let path = format!("{members}/{user}");
+                self.send(Method::DELETE, &path, Some(owner), None, None)
+                    .await
+            }
+        };
+        if let Some((status, reply)) = answer {
+            // 404 on removal: a retry of a removal that went through.
+            assert!(
+                matches!(
+                    status,
+                    StatusCode::OK | StatusCode::NO_CONTENT | StatusCode::NOT_FOUND
+                ),
+                "membership: {status} {reply}"
+            );
+            self.acknowledged.lock().await.membership_changes += 1;
+        }
+    }
+
+    /// The owner adds the visitor as a viewer and removes them again until
+    /// `until`; after each removal the visitor reads the project's tasks at
+    /// once, and must see none.
+    pub async fn churn(self: Arc<Self>, seed: u64, until: Instant) {
+        let Some(team) = self.team.lock().await.clone() else {
+            return;
+        };
+        let mut rng = Rng::new(seed);
+        while Instant::now() < until {
+            let (owner, visitor) = (&team.owner, &team.visitor);
+            self.membership(owner, team.project, visitor.id, Some("viewer"))
+                .await;
+            tokio::time::sleep(THINK * (1 + rng.below(6) as u32)).await;
+            self.membership(owner, team.project, visitor.id, None).await;
+            self.read_as_removed(&team).await;
+            tokio::time::sleep(THINK * (1 + rng.below(6) as u32)).await;
+        }
+    }
+
+    /// What the removed visitor reads of the project: nothing.
+    pub async fn read_as_removed(&self, team: &Team) {
+        let path = format!("/api/v1/tasks?project_id={}", team.project);
+        let Some((status, reply)) = self
+            .send(Method::GET, &path, Some(&team.visitor), None, None)
+            .await
+        else {
+            return;
+        };
+        let seen = reply["items"].as_array().map_or(0, Vec::len);
+        let mut acknowledged = self.acknowledged.lock().await;
+        acknowledged.reads_after_removal += 1;
+        if status == StatusCode::OK && seen > 0 {
+            acknowledged.read_after_removal.push(format!(
+                "the visitor, removed, listed {seen} of the project's tasks ({status})"
+            ));
+        }
     }
 
     pub async fn register(&self, name: &str) -> Client {
@@ -115,8 +235,50 @@ impl Workload {
         }
     }
 
+    /// After the run, the removed visitor's audit and schedules: none of
+    /// the project's tasks.
+    pub async fn read_history_as_removed(&self) {
+        let Some(team) = self.team.lock().await.clone() else {
+            return;
+        };
+        self.read_as_removed(&team).await;
+        let project_tasks = self.acknowledged.lock().await.project_tasks.clone();
+        for list in ["/api/v1/audit?limit=200", "/api/v1/schedules?limit=200"] {
+            let Some((_, reply)) = self
+                .send(Method::GET, list, Some(&team.visitor), None, None)
+                .await
+            else {
+                continue;
+            };
+            let items = reply["items"].as_array().cloned().unwrap_or_default();
+            let seen = items
+                .iter()
+                .filter_map(|item| item["task_id"].as_str()?.parse::<Uuid>().ok())
+                .filter(|task| project_tasks.contains(task))
+                .count();
+            let mut acknowledged = self.acknowledged.lock().await;
+            acknowledged.reads_after_removal += 1;
+            if seen > 0 {
+                acknowledged.read_after_removal.push(format!(
+                    "the visitor, removed, reads {seen} of the project's tasks in {list}"
+                ));
+            }
+        }
+    }
+
     async fn create(&self, client: &Client, rng: &mut Rng) {
         let mut body = json!({"title": format!("chaos {}", rng.below(1_000_000))});
+        let project = self
+            .team
+            .lock()
+            .await
+            .as_ref()
+            .filter(|team| team.owner.id == client.id || team.members.contains(&client.id))
+            .map(|team| team.project);
+        let in_project = project.filter(|_| rng.below(3) == 0);
+        if let Some(project) = in_project {
+            body["project_id"] = json!(project);
+        }
         match rng.below(10) {
             0 | 1 => {
                 body["due_date"] = json!(Utc::now() + chrono::Duration::days(1));
@@ -143,11 +305,12 @@ impl Workload {
         };
         assert_eq!(status, StatusCode::CREATED, "{reply}");
         let task: Uuid = reply["id"].as_str().unwrap().parse().unwrap();
-        self.acknowledged
-            .lock()
-            .await
-            .created
-            .insert(task, client.id);
+        let mut acknowledged = self.acknowledged.lock().await;
+        acknowledged.created.insert(task, client.id);
+        if in_project.is_some() {
+            acknowledged.project_tasks.push(task);
+        }
+        drop(acknowledged);
         self.open
             .lock()
             .await

@@ -57,8 +57,9 @@ pub async fn reconcile(
     // A pending or fired reminder keeps the event that set it as its cause;
     // its copy of the task (the title) follows the task.
     let pending: Option<bool> = sqlx::query_scalar(
-        "INSERT INTO reminders (id, task_id, fire_at, status, task, cause_event_id, correlation_id) \
-         VALUES ($1, $2, $3, 'pending', $4, $5, $6) \
+        "INSERT INTO reminders (id, task_id, fire_at, status, task, cause_event_id, correlation_id, \
+           created_at) \
+         VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7) \
          ON CONFLICT (id) DO UPDATE SET \
            task = EXCLUDED.task, updated_at = now(), \
            status = CASE WHEN reminders.status = 'cancelled' THEN 'pending' ELSE reminders.status END, \
@@ -74,6 +75,9 @@ pub async fn reconcile(
     .bind(&snapshot)
     .bind(cause.event_id)
     .bind(&cause.correlation_id)
+    // Listed newest first by when the change that set it happened, not by
+    // when this consumer's transaction began (two at once would tie).
+    .bind(cause.occurred_at)
     .fetch_optional(&mut *tx)
     .await?;
     if pending == Some(true) {

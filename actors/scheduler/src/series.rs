@@ -68,8 +68,8 @@ pub async fn follow(
     let anchor = Anchor::of(due, zone);
     let row: Option<SeriesRow> = sqlx::query_as(
         "INSERT INTO series (id, current_task_id, recurrence, anchor_day, anchor_time, timezone, \
-           is_active, current_due, title) \
-         VALUES ($1, $2, $3, $4, $5, $6, true, $7, $8) \
+           is_active, current_due, title, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, true, $7, $8, $9) \
          ON CONFLICT (id) DO UPDATE SET \
            current_task_id = EXCLUDED.current_task_id, recurrence = EXCLUDED.recurrence, \
            title = EXCLUDED.title, \
@@ -88,6 +88,9 @@ pub async fn follow(
     .bind(zone.name())
     .bind(due)
     .bind(&task.title)
+    // Listed newest first by when its first task was made, not by when
+    // this consumer's transaction began (two at once would tie).
+    .bind(task.created_at)
     .fetch_optional(&mut *tx)
     .await?;
     // None: an event of an older task of the series.

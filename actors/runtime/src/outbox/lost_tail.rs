@@ -55,8 +55,8 @@ pub(super) async fn recover_lost_tail(
         }
         let lost_from = high;
         let republished = sqlx::query(
-            "UPDATE outbox SET published_at = NULL, stream_seq = NULL, stream = NULL \
-             WHERE stream = $1 AND stream_seq >= $2",
+            "UPDATE outbox SET published_at = NULL, lost_seq = stream_seq, stream_seq = NULL, \
+             stream = NULL WHERE stream = $1 AND stream_seq >= $2",
         )
         .bind(&name)
         .bind(lost_from)

@@ -1,6 +1,7 @@
 //! The transactional outbox: a write commits its event in the same
 //! transaction as its effect ([`enqueue`]); the [`OutboxRelay`] actor then
-//! publishes committed rows to JetStream in `id` order, with
+//! publishes committed rows to JetStream in `id` order (rows a stream lost
+//! first, in the order it had them), with
 //! `Nats-Msg-Id = event_id`, and marks them published only after the stream
 //! acknowledged them.
 //!

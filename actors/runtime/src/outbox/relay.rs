@@ -232,7 +232,7 @@ impl RelayState {
     }
 
     /// Once per NATS connection, before publishing on it: rows the streams
-    /// lost go out again before anything newer, in `id` order.
+    /// lost go out again before anything newer, in the order the stream had them.
     ///
     /// The connection is counted by the client's own statistics, which it
     /// bumps before it reports itself connected: the platform's count comes
@@ -266,7 +266,7 @@ impl RelayState {
         };
         let rows: Vec<OutboxRow> = sqlx::query_as(
             "SELECT id, event_id, subject, body, request_id, created_at FROM outbox \
-             WHERE published_at IS NULL ORDER BY id LIMIT $1",
+             WHERE published_at IS NULL ORDER BY lost_seq, id LIMIT $1",
         )
         .bind(BATCH_SIZE)
         .fetch_all(&mut *connection)

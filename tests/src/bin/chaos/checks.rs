@@ -394,10 +394,20 @@ pub async fn run(
         });
         feeds.expect(received == mine, || {
             let missing = mine.iter().filter(|id| !received.contains(id)).count();
+            let first = received.iter().zip(&mine).position(|(got, want)| got != want);
+            let at = |events: &[Uuid], index: Option<usize>| {
+                index
+                    .and_then(|index| events.get(index))
+                    .and_then(|id| tasks.iter().find(|event| event.envelope.event_id == *id))
+                    .map(|event| event.seq)
+            };
             format!(
-                "user {user}: {} events received, {} on TASKS, {missing} missing",
+                "user {user}: {} events received, {} on TASKS, {missing} missing; first difference at {first:?}: received the event now at {:?}, TASKS has {:?} (received at {:?})",
                 received.len(),
-                mine.len()
+                mine.len(),
+                at(&received, first),
+                at(&mine, first),
+                first.and_then(|index| watcher.received[since..].get(index)).map(|got| got.seq),
             )
         });
     }

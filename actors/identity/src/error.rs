@@ -48,10 +48,7 @@ impl From<IdentityError> for ErrorBody {
                 ErrorCode::ServiceUnavailable,
                 "too many sign-ins at once, try again shortly",
             ),
-            IdentityError::NotInEffect => ErrorBody::new(
-                ErrorCode::ServiceUnavailable,
-                "the change is saved but not yet in effect everywhere; try again shortly",
-            ),
+            IdentityError::NotInEffect => taskflow_runtime::in_effect::not_yet_body(),
             IdentityError::Hashing(error) => {
                 tracing::error!(service = "identity", %error, "password hashing failed");
                 ErrorBody::new(ErrorCode::Internal, "internal error")

@@ -1,7 +1,7 @@
 //! The identity service's commands. Registration commits the user and its
 //! `user.registered` event together (the outbox).
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use chrono::{SubsecRound, Utc};
 use serde_json::json;
@@ -29,10 +29,6 @@ pub struct IdentityService {
     tokens: Tokens,
     jetstream: async_nats::jetstream::Context,
 }
-
-/// The longest a profile change waits for every service that follows
-/// profiles to apply it before it answers 503 (saved, not yet in effect).
-const IN_EFFECT_WITHIN: Duration = Duration::from_secs(5);
 
 impl IdentityService {
     pub fn new(
@@ -155,12 +151,9 @@ impl IdentityService {
     }
 
     /// Waits until every service that follows profiles has this service's
-    /// changes so far, within `deadline` and [`IN_EFFECT_WITHIN`].
+    /// changes so far, within `deadline` and [`in_effect::WITHIN`].
     async fn in_effect(&self, deadline: Option<SystemTime>) -> Result<(), IdentityError> {
-        let left = deadline
-            .and_then(|deadline| deadline.duration_since(SystemTime::now()).ok())
-            .map_or(IN_EFFECT_WITHIN, |left| left.min(IN_EFFECT_WITHIN));
-        let until = tokio::time::Instant::now() + left;
+        let until = in_effect::until(deadline, in_effect::WITHIN);
         in_effect::everywhere(&self.pool, &self.jetstream, in_effect::PROFILES, until)
             .await
             .map_err(|error| match error {

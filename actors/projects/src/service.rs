@@ -1,8 +1,6 @@
 //! The projects service's commands: each change commits with its
 //! `project.*` event (the outbox), then wakes the relay.
 
-use std::time::{Duration, SystemTime};
-
 use chrono::{SubsecRound, Utc};
 use sqlx::{PgConnection, PgPool};
 use taskflow_runtime::bus::CommandContext;
@@ -30,10 +28,6 @@ pub struct ProjectsService {
     relay: RelayHandle,
     jetstream: async_nats::jetstream::Context,
 }
-
-/// The longest a membership change waits for every service to apply it
-/// before it answers 503 (saved, not yet known to be in effect).
-const IN_EFFECT_WITHIN: Duration = Duration::from_secs(5);
 
 /// What an event about a project says beyond the project itself.
 #[derive(Default)]
@@ -302,14 +296,10 @@ impl ProjectsService {
 
     /// Waits until every service decides access with this service's
     /// changes so far, within the caller's deadline and
-    /// [`IN_EFFECT_WITHIN`]; past it, a 503 the client retries (the change
+    /// [`in_effect::WITHIN`]; past it, a 503 the client retries (the change
     /// is saved: the retry finds it and waits again).
     async fn in_effect(&self, context: &CommandContext) -> Result<(), ErrorBody> {
-        let left = context
-            .deadline
-            .and_then(|deadline| deadline.duration_since(SystemTime::now()).ok())
-            .map_or(IN_EFFECT_WITHIN, |left| left.min(IN_EFFECT_WITHIN));
-        let until = tokio::time::Instant::now() + left;
+        let until = in_effect::until(context.deadline, in_effect::WITHIN);
         match in_effect::everywhere(&self.pool, &self.jetstream, in_effect::DIRECTORIES, until)
             .await
         {
@@ -320,10 +310,7 @@ impl ProjectsService {
                     service = "projects",
                     "a membership change is saved but not yet applied by every service"
                 );
-                Err(ErrorBody::new(
-                    taskflow_schemas::ErrorCode::ServiceUnavailable,
-                    "the change is saved but not yet in effect everywhere; try again shortly",
-                ))
+                Err(in_effect::not_yet_body())
             }
         }
     }

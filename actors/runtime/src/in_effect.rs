@@ -7,12 +7,13 @@
 //! published so far. A profile change (a time zone, the email setting)
 //! waits the same way for the services that follow profiles.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream;
 use futures::TryStreamExt;
 use sqlx::PgPool;
 use taskflow_schemas::subjects::AUDIT_STREAM;
+use taskflow_schemas::{ErrorBody, ErrorCode};
 use tokio::time::Instant;
 
 /// The consumers that decide access: `<service>-directory`.
@@ -22,6 +23,28 @@ pub const PROFILES: &[&str] = &["-directory", "-users"];
 
 /// How long apart the outbox and the directories are asked again.
 const POLL: Duration = Duration::from_millis(5);
+
+/// How long a command waits for its change to be in effect everywhere
+/// before it answers 503 (the change saved, the client retries).
+pub const WITHIN: Duration = Duration::from_secs(5);
+
+/// When to stop waiting: `at_most` from now, or the caller's `deadline` if
+/// that comes first.
+pub fn until(deadline: Option<SystemTime>, at_most: Duration) -> Instant {
+    let left = deadline
+        .and_then(|deadline| deadline.duration_since(SystemTime::now()).ok())
+        .map_or(at_most, |left| left.min(at_most));
+    Instant::now() + left
+}
+
+/// What a client is told when its change is saved but not yet known to be
+/// in effect everywhere: a 503 it may retry (the retry waits anew).
+pub fn not_yet_body() -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::ServiceUnavailable,
+        "the change is saved but not yet in effect everywhere; try again shortly",
+    )
+}
 
 /// Why a change is not known to be in effect everywhere.
 #[derive(Debug, thiserror::Error)]

@@ -68,7 +68,7 @@ async fn set_role(email: &str, role: Role) -> ExitCode {
         Ok((nats, _)) => nats,
         Err(error) => return process::fail("taskflow-identity", error),
     };
-    let until = tokio::time::Instant::now() + IN_EFFECT_WITHIN;
+    let until = taskflow_runtime::in_effect::until(None, IN_EFFECT_WITHIN);
     let jetstream = async_nats::jetstream::new(nats);
     match taskflow_runtime::in_effect::everywhere(
         &pool,

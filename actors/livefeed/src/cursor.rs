@@ -55,7 +55,7 @@ pub async fn still_holds(
     if cursor.seq > end {
         return Ok(false);
     }
-    if cursor.check == 0 {
+    if cursor.check.is_none() {
         return Ok(true);
     }
     Ok(stored_at(jetstream, cursor.seq).await? == Some(cursor))

@@ -154,7 +154,7 @@ pub fn watch_for_rewinds(
             let Ok(head) = ractor::call!(hub, HubMessage::Head) else {
                 return;
             };
-            if head.check == 0 {
+            if head.check.is_none() {
                 continue;
             }
             // The server may take a while to serve its streams again (a

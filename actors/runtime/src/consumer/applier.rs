@@ -1,7 +1,8 @@
-//! Applying a group of messages: decode, record their ids and apply them in
-//! one transaction, ack; or, when that fails, one by one, so the failing
-//! message is dealt with alone (retried, or parked in the DLQ) and the
-//! others go through.
+//! Applying a group of messages in three steps, which a consumer overlaps
+//! with its neighbours' (the next group decodes while this one commits):
+//! decode; record their ids and apply them in one transaction, or, when that
+//! fails, one by one, so the failing message is dealt with alone (retried,
+//! or parked in the DLQ) and the others go through; ack.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,42 +25,88 @@ pub(super) struct GroupApplier<H> {
 }
 
 /// A decoded message on its way through.
-struct Prepared {
+pub(super) struct Prepared {
     message: Message,
     event: ConsumedEvent,
     delivered: i64,
     span: tracing::Span,
 }
 
+impl Prepared {
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+}
+
+/// A message whose event is committed, to ack; `first` is false when its id
+/// was already recorded (a redelivery that changed nothing).
+pub(super) struct Applied {
+    message: Message,
+    first: bool,
+}
+
 impl<H: EventHandler> GroupApplier<H> {
-    /// Applies the group's events in one transaction and acks them; if that
-    /// fails, goes through them one by one.
-    pub async fn process(&self, messages: Vec<Message>) {
+    /// Decodes a group; what needs no transaction (a malformed message, an
+    /// unknown schema version, an event the handler ignores) is dealt with
+    /// and acked here.
+    pub async fn prepare_all(&self, messages: Vec<Message>) -> Vec<Prepared> {
         let mut events = Vec::with_capacity(messages.len());
         for message in messages {
             if let Some(event) = self.prepare(message).await {
                 events.push(event);
             }
         }
-        match events.len() {
-            0 => {}
-            1 => self.process_one(events.pop().expect("one event")).await,
-            _ => {
-                let parts: Vec<_> = events.iter().map(|e| (&e.event, &e.span)).collect();
-                match self.apply_all(&parts).await {
-                    Ok(first_times) => {
-                        for (event, first) in events.iter().zip(first_times) {
-                            self.applied(&event.message, first).await;
-                        }
-                    }
-                    Err(error) => {
-                        tracing::debug!(consumer = %self.spec.durable, %error, "a group failed; one by one");
-                        for event in events {
-                            self.process_one(event).await;
-                        }
-                    }
+        events
+    }
+
+    /// Applies the events in one transaction; if that fails, goes through
+    /// them one by one, each failure dealt with alone. Returns what was
+    /// committed, to ack with [`GroupApplier::acknowledge`].
+    pub async fn apply(&self, mut events: Vec<Prepared>) -> Vec<Applied> {
+        if events.len() == 1 {
+            return self
+                .process_one(events.pop().expect("one event"))
+                .await
+                .into_iter()
+                .collect();
+        }
+        let parts: Vec<_> = events.iter().map(|e| (&e.event, &e.span)).collect();
+        match self.apply_all(&parts).await {
+            Ok(first_times) => events
+                .into_iter()
+                .zip(first_times)
+                .map(|(event, first)| Applied {
+                    message: event.message,
+                    first,
+                })
+                .collect(),
+            Err(error) => {
+                tracing::debug!(consumer = %self.spec.durable, %error, "a group failed; one by one");
+                let mut applied = Vec::with_capacity(events.len());
+                for event in events {
+                    applied.extend(self.process_one(event).await);
                 }
+                applied
             }
+        }
+    }
+
+    /// Acks what was committed.
+    pub async fn acknowledge(&self, applied: Vec<Applied>) {
+        let (first, again) = applied.iter().fold((0, 0), |(first, again), applied| {
+            if applied.first {
+                (first + 1, again)
+            } else {
+                (first, again + 1)
+            }
+        });
+        metrics::counter!("taskflow_consumer_applied_total", "consumer" => self.spec.durable.clone()).increment(first);
+        if again > 0 {
+            metrics::counter!("taskflow_consumer_skipped_total", "consumer" => self.spec.durable.clone(), "reason" => "duplicate")
+                .increment(again);
+        }
+        for applied in applied {
+            self.ack(&applied.message, AckKind::Ack).await;
         }
     }
 
@@ -128,7 +175,9 @@ impl<H: EventHandler> GroupApplier<H> {
         )
     }
 
-    async fn process_one(&self, prepared: Prepared) {
+    /// Applies one event; a failure is dealt with here (retried later, or
+    /// parked in the DLQ).
+    async fn process_one(&self, prepared: Prepared) -> Option<Applied> {
         let Prepared {
             message,
             event,
@@ -137,7 +186,12 @@ impl<H: EventHandler> GroupApplier<H> {
         } = prepared;
         let from = (event.stream.as_str(), event.stream_seq);
         match self.apply_all(&[(&event, &span)]).await {
-            Ok(first) => self.applied(&message, first[0]).await,
+            Ok(first) => {
+                return Some(Applied {
+                    message,
+                    first: first[0],
+                });
+            }
             Err(HandlerError::Reject(reason)) => {
                 self.dead_letter(&message, from, delivered, DlqReason::Rejected, &reason)
                     .await;
@@ -155,15 +209,7 @@ impl<H: EventHandler> GroupApplier<H> {
                 self.ack(&message, AckKind::Nak(Some(delay))).await;
             }
         }
-    }
-
-    async fn applied(&self, message: &Message, first: bool) {
-        if first {
-            metrics::counter!("taskflow_consumer_applied_total", "consumer" => self.spec.durable.clone()).increment(1);
-        } else {
-            self.count_skip("duplicate");
-        }
-        self.ack(message, AckKind::Ack).await;
+        None
     }
 
     /// Records the ids and applies the events in one transaction; for each,

@@ -10,7 +10,7 @@ use futures::{FutureExt, StreamExt};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use sqlx::PgPool;
 
-use super::applier::GroupApplier;
+use super::applier::{Applied, GroupApplier, Prepared};
 use super::{ConsumerSpec, EventHandler};
 use crate::Platform;
 
@@ -44,8 +44,10 @@ pub struct ConsumerArgs<H> {
     pub handler: H,
 }
 
-pub struct ConsumerState {
+pub struct ConsumerState<H> {
     durable: String,
+    /// Decodes and acks here; the workers apply.
+    applier: Arc<GroupApplier<H>>,
     consumer: PullConsumer,
     /// For in-progress acks.
     client: async_nats::Client,
@@ -62,14 +64,14 @@ pub enum ConsumerMessage {
 
 impl<H: EventHandler> Actor for StreamConsumer<H> {
     type Msg = ConsumerMessage;
-    type State = ConsumerState;
+    type State = ConsumerState<H>;
     type Arguments = ConsumerArgs<H>;
 
     async fn pre_start(
         &self,
         myself: ActorRef<ConsumerMessage>,
         args: ConsumerArgs<H>,
-    ) -> Result<ConsumerState, ActorProcessingErr> {
+    ) -> Result<ConsumerState<H>, ActorProcessingErr> {
         let spec = args.spec;
         let stream = args.platform.jetstream.get_stream(spec.stream).await?;
         let config = pull::Config {
@@ -106,6 +108,7 @@ impl<H: EventHandler> Actor for StreamConsumer<H> {
         myself.cast(ConsumerMessage::Pull)?;
         Ok(ConsumerState {
             durable,
+            applier,
             consumer,
             client: args.platform.nats.clone(),
             workers,
@@ -117,7 +120,7 @@ impl<H: EventHandler> Actor for StreamConsumer<H> {
         &self,
         myself: ActorRef<ConsumerMessage>,
         message: ConsumerMessage,
-        state: &mut ConsumerState,
+        state: &mut ConsumerState<H>,
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ConsumerMessage::Pull => {
@@ -146,7 +149,7 @@ impl<H: EventHandler> Actor for StreamConsumer<H> {
         &self,
         _: ActorRef<ConsumerMessage>,
         event: SupervisionEvent,
-        state: &mut ConsumerState,
+        state: &mut ConsumerState<H>,
     ) -> Result<(), ActorProcessingErr> {
         // A worker that died leaves its events unacked: the consumer fails
         // with it, and the service's supervisor decides.
@@ -159,14 +162,16 @@ impl<H: EventHandler> Actor for StreamConsumer<H> {
     }
 }
 
-impl ConsumerState {
+impl<H: EventHandler> ConsumerState<H> {
     /// One pull request at a time: the server deals messages round-robin
     /// over a consumer's waiting requests, and each batch has an inbox of
     /// its own, so a second request made ahead would reorder the stream.
     ///
-    /// Whatever has arrived together is applied in one pass; while a group
-    /// is applied, what arrives next is taken in, and every message held
-    /// (applying or waiting) is kept from redelivery with in-progress acks.
+    /// Groups go through as a pipeline, in order: while group N is applied,
+    /// group N+1 is decoded and what arrives next is taken in; once N has
+    /// committed, N+1 goes to the workers and N is acked. Every message
+    /// held (applying, decoded or waiting) is kept from redelivery with
+    /// in-progress acks.
     async fn pull_batch(&mut self) -> Result<(), async_nats::Error> {
         let mut batch = self
             .consumer
@@ -175,78 +180,95 @@ impl ConsumerState {
             .expires(PULL_EXPIRES)
             .messages()
             .await?;
-        let mut waiting: Vec<Message> = Vec::new();
-        let mut ended = false;
-        let mut failure = None;
+        let mut arrivals = Arrivals::default();
+        let mut in_flight: Option<InFlight> = None;
         loop {
-            if waiting.is_empty() && !ended {
-                match batch.next().await {
-                    Some(message) => waiting.push(message?),
-                    None => ended = true,
+            if arrivals.waiting.is_empty() && in_flight.is_none() {
+                arrivals.wait_for_one(&mut batch).await;
+            }
+            arrivals.take_ready(&mut batch);
+            let next = match arrivals.waiting.len().min(GROUP) {
+                0 => Vec::new(),
+                size => {
+                    let group: Vec<Message> = arrivals.waiting.drain(..size).collect();
+                    self.applier.prepare_all(group).await
                 }
-            }
-            while waiting.len() < GROUP && !ended {
-                match batch.next().now_or_never() {
-                    Some(Some(message)) => waiting.push(message?),
-                    Some(None) => ended = true,
-                    None => break,
+            };
+            let Some(flight) = in_flight.take() else {
+                if next.is_empty() && arrivals.waiting.is_empty() && arrivals.ended {
+                    // A broken batch ends once what it brought is applied.
+                    return arrivals.failure.map_or(Ok(()), Err);
                 }
-            }
-            if waiting.is_empty() {
-                return Ok(());
-            }
-            let group: Vec<Message> = waiting.drain(..waiting.len().min(GROUP)).collect();
-            let applying: Vec<_> = group.iter().filter_map(|m| m.reply.clone()).collect();
-            let apply = self.apply_group(group);
-            tokio::pin!(apply);
-            let mut progress = tokio::time::interval_at(
-                tokio::time::Instant::now() + PROGRESS_EVERY,
-                PROGRESS_EVERY,
-            );
-            loop {
-                tokio::select! {
-                    () = &mut apply => break,
-                    _ = progress.tick() => {
-                        let held = applying.iter().chain(waiting.iter().filter_map(|m| m.reply.as_ref()));
-                        for reply in held {
-                            let _ = self.client.publish(reply.clone(), "+WPI".into()).await;
-                        }
-                    }
-                    // A broken batch ends once the group in hand is applied.
-                    next = batch.next(), if !ended => match next {
-                        Some(Ok(message)) => waiting.push(message),
-                        Some(Err(error)) => {
-                            failure = Some(error);
-                            ended = true;
-                        }
-                        None => ended = true,
-                    },
-                }
-            }
-            if let Some(error) = failure.take() {
-                return Err(error);
-            }
+                in_flight = (!next.is_empty()).then(|| self.dispatch(next));
+                continue;
+            };
+            let applied = self.finish(flight, &next, &mut arrivals, &mut batch).await;
+            in_flight = (!next.is_empty()).then(|| self.dispatch(next));
+            self.applier.acknowledge(applied).await;
         }
     }
 
-    /// Splits the group by task over as many workers as its size is worth,
-    /// each part in stream order, and waits until every part is done.
-    async fn apply_group(&self, group: Vec<Message>) {
+    /// Hands a decoded group to the workers, split by task over as many as
+    /// its size is worth, each part in stream order.
+    fn dispatch(&self, group: Vec<Prepared>) -> InFlight {
         let used = workers_for(group.len(), self.workers.len());
-        let mut parts: Vec<Vec<Message>> = vec![Vec::new(); used];
-        for message in group {
-            parts[worker_for(&message.subject, used)].push(message);
-        }
-        let calls = self
-            .workers
+        let held = group
             .iter()
-            .zip(parts)
-            .filter(|(_, part)| !part.is_empty())
-            .map(|(worker, part)| worker.call(|done| Work(part, done), None));
-        for outcome in futures::future::join_all(calls).await {
-            if outcome.is_err() {
+            .filter_map(|prepared| prepared.message().reply.clone())
+            .collect();
+        let mut parts: Vec<Vec<Prepared>> = (0..used).map(|_| Vec::new()).collect();
+        for prepared in group {
+            parts[worker_for(&prepared.message().subject, used)].push(prepared);
+        }
+        let mut results = Vec::with_capacity(used);
+        for (worker, part) in self.workers.iter().zip(parts) {
+            if part.is_empty() {
+                continue;
+            }
+            let (done, result) = ractor::concurrency::oneshot();
+            if worker.cast(Work(part, done.into())).is_ok() {
+                results.push(result);
+            } else {
                 // The worker is gone: its messages stay unacked and come back.
                 tracing::error!(consumer = %self.durable, "a consumer worker is gone");
+            }
+        }
+        InFlight { held, results }
+    }
+
+    /// Waits until every part of the group in flight is done, keeping what
+    /// is held from redelivery and taking in what arrives meanwhile.
+    async fn finish(
+        &self,
+        flight: InFlight,
+        next: &[Prepared],
+        arrivals: &mut Arrivals,
+        batch: &mut pull::Batch,
+    ) -> Vec<Applied> {
+        let InFlight { held, results } = flight;
+        let done = futures::future::join_all(results);
+        tokio::pin!(done);
+        let mut progress =
+            tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        loop {
+            tokio::select! {
+                results = &mut done => {
+                    return results.into_iter().flat_map(|result| match result {
+                        Ok(applied) => applied,
+                        Err(_) => {
+                            tracing::error!(consumer = %self.durable, "a consumer worker is gone");
+                            Vec::new()
+                        }
+                    }).collect();
+                }
+                _ = progress.tick() => {
+                    let decoded = next.iter().filter_map(|prepared| prepared.message().reply.as_ref());
+                    let waiting = arrivals.waiting.iter().filter_map(|m| m.reply.as_ref());
+                    for reply in held.iter().chain(decoded).chain(waiting) {
+                        let _ = self.client.publish(reply.clone(), "+WPI".into()).await;
+                    }
+                }
+                next = batch.next(), if !arrivals.ended => arrivals.arrived(next),
             }
         }
     }
@@ -254,6 +276,51 @@ impl ConsumerState {
     async fn lag(&mut self) -> Result<u64, async_nats::Error> {
         let info = self.consumer.info().await?;
         Ok(info.num_pending + info.num_ack_pending as u64)
+    }
+}
+
+/// A group the workers are applying: the reply subjects of its messages and
+/// where each part's outcome comes.
+struct InFlight {
+    held: Vec<async_nats::Subject>,
+    results: Vec<ractor::concurrency::OneshotReceiver<Vec<Applied>>>,
+}
+
+/// What a pull request has brought and nobody has taken yet.
+#[derive(Default)]
+struct Arrivals {
+    waiting: Vec<Message>,
+    ended: bool,
+    failure: Option<async_nats::Error>,
+}
+
+impl Arrivals {
+    async fn wait_for_one(&mut self, batch: &mut pull::Batch) {
+        if !self.ended {
+            let next = batch.next().await;
+            self.arrived(next);
+        }
+    }
+
+    /// What has arrived already, up to a group.
+    fn take_ready(&mut self, batch: &mut pull::Batch) {
+        while self.waiting.len() < GROUP && !self.ended {
+            match batch.next().now_or_never() {
+                Some(next) => self.arrived(next),
+                None => break,
+            }
+        }
+    }
+
+    fn arrived(&mut self, next: Option<Result<Message, async_nats::Error>>) {
+        match next {
+            Some(Ok(message)) => self.waiting.push(message),
+            Some(Err(error)) => {
+                self.failure = Some(error);
+                self.ended = true;
+            }
+            None => self.ended = true,
+        }
     }
 }
 
@@ -274,8 +341,9 @@ fn worker_for(subject: &str, workers: usize) -> usize {
     crate::service::pool::shard(&key, workers)
 }
 
-/// A part of a group for one worker, and where to say it is done.
-pub struct Work(Vec<Message>, RpcReplyPort<()>);
+/// A part of a group for one worker, and where to hand back what it
+/// committed.
+pub(super) struct Work(Vec<Prepared>, RpcReplyPort<Vec<Applied>>);
 
 /// Applies the parts it is given, one at a time.
 struct ConsumerWorker<H>(Arc<GroupApplier<H>>);
@@ -292,11 +360,10 @@ impl<H: EventHandler> Actor for ConsumerWorker<H> {
     async fn handle(
         &self,
         _: ActorRef<Work>,
-        Work(messages, done): Work,
+        Work(part, done): Work,
         _: &mut (),
     ) -> Result<(), ActorProcessingErr> {
-        self.0.process(messages).await;
-        let _ = done.send(());
+        let _ = done.send(self.0.apply(part).await);
         Ok(())
     }
 }

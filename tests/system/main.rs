@@ -4,6 +4,7 @@
 mod access;
 mod audit;
 mod binary;
+mod consistency;
 mod consumers;
 mod feed_limits;
 mod group_commit;

@@ -9,6 +9,7 @@
 //! request's `X-Request-Id` (and `Idempotency-Key`) in headers.
 
 pub mod auth;
+pub mod consistency;
 pub mod error;
 pub mod extract;
 mod http_metrics;
@@ -53,6 +54,8 @@ pub struct EdgeState(Arc<Shared>);
 
 pub struct Shared {
     pub commands: CommandClient,
+    /// For consistency tokens: where a write's event is, what a consumer applied.
+    pub jetstream: async_nats::jetstream::Context,
     pub tokens: Tokens,
     pub connections: ConnectionCount,
     pub limits: Arc<rate_limit::Limits>,
@@ -113,6 +116,7 @@ pub fn app(
     let limits = rate_limit::Limits::start(&settings.rate_limits);
     let state = EdgeState(Arc::new(Shared {
         commands: CommandClient::new(platform.nats.clone(), local),
+        jetstream: platform.jetstream.clone(),
         tokens: Tokens::new(&platform.settings.jwt_secret),
         connections: feed.connections,
         limits: limits.clone(),
@@ -191,8 +195,15 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::IF_MATCH,
             REQUEST_ID,
             HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("prefer"),
+            consistency::TOKEN,
         ])
-        .expose_headers([header::ETAG, REQUEST_ID])
+        .expose_headers([
+            header::ETAG,
+            REQUEST_ID,
+            consistency::TOKEN,
+            HeaderName::from_static("preference-applied"),
+        ])
 }
 
 /// Serves the edge on `addr` until shutdown; returns the bound address and

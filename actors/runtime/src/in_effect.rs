@@ -5,7 +5,9 @@
 //! yet, or worse a revocation that is not. [`everywhere`] waits, bounded,
 //! until every service's directory has applied everything this service
 //! published so far. A profile change (a time zone, the email setting)
-//! waits the same way for the services that follow profiles.
+//! waits the same way for the services that follow profiles, and a read
+//! that carries a consistency token for the consumers of the service it
+//! asks ([`applied_everywhere`]).
 
 use std::time::{Duration, SystemTime};
 
@@ -21,8 +23,11 @@ pub const DIRECTORIES: &[&str] = &["-directory"];
 /// The consumers that act on a user's profile as well: `<service>-users`.
 pub const PROFILES: &[&str] = &["-directory", "-users"];
 
-/// How long apart the outbox and the directories are asked again.
-const POLL: Duration = Duration::from_millis(5);
+/// How long apart the outbox and the consumers are asked again: soon at
+/// first (a change is usually in effect within milliseconds), then less
+/// often, so that waiters during an outage do not load the server.
+const FIRST_POLL: Duration = Duration::from_millis(5);
+const LONGEST_POLL: Duration = Duration::from_millis(100);
 
 /// How long a command waits for its change to be in effect everywhere
 /// before it answers 503 (the change saved, the client retries).
@@ -67,6 +72,7 @@ pub async fn everywhere(
     let newest: i64 = sqlx::query_scalar("SELECT COALESCE(max(id), 0) FROM outbox")
         .fetch_one(pool)
         .await?;
+    let mut poll = Poll::new(until);
     // Published: the relay was woken by the commit.
     loop {
         let waiting: bool = sqlx::query_scalar(
@@ -78,7 +84,7 @@ pub async fn everywhere(
         if !waiting {
             break;
         }
-        pause(until).await?;
+        poll.pause().await?;
     }
     // The newest of them on AUDIT (or a later one: waiting for more is
     // harmless); none within the janitor's hour, nothing to wait for.
@@ -90,42 +96,89 @@ pub async fn everywhere(
     else {
         return Ok(());
     };
-    while !applied_by_every_follower(jetstream, followers, seq as u64).await {
-        pause(until).await?;
+    let follows = |name: &str| followers.iter().any(|end| name.ends_with(end));
+    while !applied_by(jetstream, AUDIT_STREAM, &follows, seq as u64).await {
+        poll.pause().await?;
     }
     Ok(())
 }
 
-async fn pause(until: Instant) -> Result<(), NotInEffect> {
-    if Instant::now() + POLL > until {
-        metrics::counter!("taskflow_access_changes_not_in_effect_total").increment(1);
-        return Err(NotInEffect::TimedOut);
-    }
-    tokio::time::sleep(POLL).await;
-    Ok(())
-}
-
-/// Whether each follower on `AUDIT` acknowledged `seq`; a server that does
-/// not answer counts as not yet.
-async fn applied_by_every_follower(
+/// Waits until every consumer on `stream` whose name `consumers` accepts
+/// acknowledged `seq`, or `until` passes. A `seq` beyond the stream's end
+/// (a stream that lost its tail since) is nothing to wait for.
+pub async fn applied_everywhere(
     jetstream: &jetstream::Context,
-    followers: &[&str],
+    stream: &str,
+    consumers: &(dyn Fn(&str) -> bool + Sync),
+    seq: u64,
+    until: Instant,
+) -> Result<(), NotInEffect> {
+    let mut poll = Poll::new(until);
+    loop {
+        if applied_by(jetstream, stream, consumers, seq).await {
+            return Ok(());
+        }
+        if let Ok(mut info) = jetstream.get_stream(stream).await
+            && info
+                .info()
+                .await
+                .is_ok_and(|info| info.state.last_sequence < seq)
+        {
+            return Ok(());
+        }
+        poll.pause().await?;
+    }
+}
+
+/// Pauses between two looks, growing from [`FIRST_POLL`] to
+/// [`LONGEST_POLL`]; times out rather than sleep past `until`.
+struct Poll {
+    until: Instant,
+    next: Duration,
+}
+
+impl Poll {
+    fn new(until: Instant) -> Self {
+        Self {
+            until,
+            next: FIRST_POLL,
+        }
+    }
+
+    async fn pause(&mut self) -> Result<(), NotInEffect> {
+        let now = Instant::now();
+        if now >= self.until {
+            metrics::counter!("taskflow_changes_not_in_effect_total").increment(1);
+            return Err(NotInEffect::TimedOut);
+        }
+        tokio::time::sleep(self.next.min(self.until - now)).await;
+        self.next = (self.next * 2).min(LONGEST_POLL);
+        Ok(())
+    }
+}
+
+/// Whether each consumer on `stream` that `consumers` names acknowledged
+/// `seq`; a server that does not answer counts as not yet.
+async fn applied_by(
+    jetstream: &jetstream::Context,
+    stream: &str,
+    consumers: &(dyn Fn(&str) -> bool + Sync),
     seq: u64,
 ) -> bool {
-    let Ok(stream) = jetstream.get_stream_no_info(AUDIT_STREAM).await else {
+    let Ok(stream) = jetstream.get_stream_no_info(stream).await else {
         return false;
     };
-    let consumers: Result<Vec<_>, _> = stream.consumers().try_collect().await;
-    let Ok(consumers) = consumers else {
+    let listed: Result<Vec<_>, _> = stream.consumers().try_collect().await;
+    let Ok(listed) = listed else {
         return false;
     };
     // A consumer's ack floor is the last event of its subjects it
     // acknowledged: at `seq` or past it, or, with nothing pending and
     // nothing in flight, every event of its subjects up to the stream's
     // end (which `seq` is before) is applied.
-    consumers
+    listed
         .iter()
-        .filter(|consumer| followers.iter().any(|end| consumer.name.ends_with(end)))
+        .filter(|consumer| consumers(&consumer.name))
         .all(|consumer| {
             consumer.ack_floor.stream_sequence >= seq
                 || (consumer.num_pending == 0 && consumer.num_ack_pending == 0)

@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use crate::EdgeState;
 use crate::auth::AuthUser;
+use crate::consistency::{AppliedBy, Audit};
 use crate::error::ApiError;
 use crate::extract::{Context, PathId, QueryParams};
 
@@ -22,13 +23,14 @@ pub fn router() -> OpenApiRouter<EdgeState> {
 /// The audit trail, oldest first: records of the tasks you can read (admins: all).
 #[utoipa::path(
     get, path = "/api/v1/audit", tag = "audit",
-    params(AuditQuery),
-    responses((status = 200, body = Page<AuditRecord>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    params(AuditQuery, ("Consistency-Token" = Option<String>, Header, nullable = false, pattern = r"^tasks\.[0-9]{1,19}$", description = "a write's token: answer once this service has applied it")),
+    responses((status = 200, body = Page<AuditRecord>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn list_records(
     State(state): State<EdgeState>,
     user: AuthUser,
+    _: AppliedBy<Audit>,
     Context(context): Context,
     QueryParams(query): QueryParams<AuditQuery>,
 ) -> Result<axum::Json<Page<AuditRecord>>, ApiError> {
@@ -41,13 +43,14 @@ async fn list_records(
 
 #[utoipa::path(
     get, path = "/api/v1/audit/{id}", tag = "audit",
-    params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, body = AuditRecord), (status = 404, body = ErrorBody)),
+    params(("id" = uuid::Uuid, Path), ("Consistency-Token" = Option<String>, Header, nullable = false, pattern = r"^tasks\.[0-9]{1,19}$", description = "a write's token: answer once this service has applied it")),
+    responses((status = 200, body = AuditRecord), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = []))
 )]
 async fn get_record(
     State(state): State<EdgeState>,
     user: AuthUser,
+    _: AppliedBy<Audit>,
     Context(context): Context,
     PathId(record_id): PathId,
 ) -> Result<axum::Json<AuditRecord>, ApiError> {

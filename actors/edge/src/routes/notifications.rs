@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use crate::EdgeState;
 use crate::auth::AuthUser;
+use crate::consistency::{AppliedBy, Notifier};
 use crate::error::ApiError;
 use crate::extract::{Context, PathId, QueryParams};
 
@@ -23,7 +24,7 @@ pub fn router() -> OpenApiRouter<EdgeState> {
 /// `email` when you enabled it), with how sending went.
 #[utoipa::path(
     get, path = "/api/v1/notifications", tag = "notifications",
-    params(NotificationQuery),
+    params(NotificationQuery, ("Consistency-Token" = Option<String>, Header, nullable = false, pattern = r"^tasks\.[0-9]{1,19}$", description = "a write's token: answer once this service has applied it")),
     responses(
         (status = 200, body = Page<Notification>),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -35,6 +36,7 @@ pub fn router() -> OpenApiRouter<EdgeState> {
 async fn list_notifications(
     State(state): State<EdgeState>,
     user: AuthUser,
+    _: AppliedBy<Notifier>,
     Context(context): Context,
     QueryParams(query): QueryParams<NotificationQuery>,
 ) -> Result<axum::Json<Page<Notification>>, ApiError> {
@@ -48,7 +50,7 @@ async fn list_notifications(
 /// Marks one of your notifications read (again: unchanged).
 #[utoipa::path(
     post, path = "/api/v1/notifications/{id}/read", tag = "notifications",
-    params(("id" = uuid::Uuid, Path)),
+    params(("id" = uuid::Uuid, Path), ("Consistency-Token" = Option<String>, Header, nullable = false, pattern = r"^tasks\.[0-9]{1,19}$", description = "a write's token: answer once this service has applied it")),
     responses(
         (status = 200, body = Notification),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -59,6 +61,7 @@ async fn list_notifications(
 async fn mark_read(
     State(state): State<EdgeState>,
     user: AuthUser,
+    _: AppliedBy<Notifier>,
     Context(context): Context,
     PathId(notification_id): PathId,
 ) -> Result<axum::Json<Notification>, ApiError> {

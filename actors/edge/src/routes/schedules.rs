@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use crate::EdgeState;
 use crate::auth::AuthUser;
+use crate::consistency::{AppliedBy, Scheduler};
 use crate::error::ApiError;
 use crate::extract::{Context, PathId, QueryParams};
 
@@ -23,7 +24,7 @@ pub fn router() -> OpenApiRouter<EdgeState> {
 /// newest first, each with when it next fires.
 #[utoipa::path(
     get, path = "/api/v1/schedules", tag = "schedules",
-    params(ScheduleQuery),
+    params(ScheduleQuery, ("Consistency-Token" = Option<String>, Header, nullable = false, pattern = r"^tasks\.[0-9]{1,19}$", description = "a write's token: answer once this service has applied it")),
     responses(
         (status = 200, body = Page<Schedule>),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -35,6 +36,7 @@ pub fn router() -> OpenApiRouter<EdgeState> {
 async fn list_schedules(
     State(state): State<EdgeState>,
     user: AuthUser,
+    _: AppliedBy<Scheduler>,
     Context(context): Context,
     QueryParams(query): QueryParams<ScheduleQuery>,
 ) -> Result<axum::Json<Page<Schedule>>, ApiError> {
@@ -48,7 +50,7 @@ async fn list_schedules(
 /// One reminder or series (404 unless you can read its task).
 #[utoipa::path(
     get, path = "/api/v1/schedules/{id}", tag = "schedules",
-    params(("id" = uuid::Uuid, Path)),
+    params(("id" = uuid::Uuid, Path), ("Consistency-Token" = Option<String>, Header, nullable = false, pattern = r"^tasks\.[0-9]{1,19}$", description = "a write's token: answer once this service has applied it")),
     responses(
         (status = 200, body = Schedule),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -59,6 +61,7 @@ async fn list_schedules(
 async fn get_schedule(
     State(state): State<EdgeState>,
     user: AuthUser,
+    _: AppliedBy<Scheduler>,
     Context(context): Context,
     PathId(schedule_id): PathId,
 ) -> Result<axum::Json<Schedule>, ApiError> {

@@ -1,7 +1,7 @@
 //! `/api/v1/tasks`: sent on to the tasks service.
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use taskflow_runtime::bus::CommandContext;
 use taskflow_schemas::ErrorBody;
@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use crate::EdgeState;
 use crate::auth::AuthUser;
+use crate::consistency;
 use crate::error::ApiError;
 use crate::extract::{Context, IdempotencyKey, JsonBody, PathId, QueryParams, TargetTask};
 
@@ -26,20 +27,40 @@ pub fn router() -> OpenApiRouter<EdgeState> {
 }
 
 /// Sends `C`, and answers with the task it replies as the service wrote
-/// it, its version as the `ETag` (for `If-Match`).
+/// it, its version as the `ETag` (for `If-Match`), and for a write asked
+/// with `Prefer: consistency-token` the token of its event.
 async fn task_reply<C: Command<Reply = Task>>(
     state: &EdgeState,
     context: &CommandContext,
     request: C::Request,
-    status: StatusCode,
+    (status, token): (StatusCode, Token),
 ) -> Result<Response, ApiError> {
     let task = state.commands.call::<C>(context, request).await?;
     let etag = HeaderValue::from_str(&format!("\"{}\"", task.version));
+    let (task_id, version) = (task.id, task.version);
     let mut response = (status, axum::Json(task)).into_response();
     if let Ok(etag) = etag {
         response.headers_mut().insert(header::ETAG, etag);
     }
+    if token == Token::Wanted {
+        consistency::attach(&state.jetstream, &mut response, task_id, Some(version)).await;
+    }
     Ok(response)
+}
+
+/// Whether a reply carries a consistency token.
+#[derive(PartialEq, Eq)]
+enum Token {
+    Wanted,
+    None,
+}
+
+fn token_for(headers: &HeaderMap) -> Token {
+    if consistency::wanted(headers) {
+        Token::Wanted
+    } else {
+        Token::None
+    }
 }
 
 /// Create a task: yours alone, or in a project where you are an owner or
@@ -47,7 +68,7 @@ async fn task_reply<C: Command<Reply = Task>>(
 #[utoipa::path(
     post, path = "/api/v1/tasks", tag = "tasks",
     request_body = NewTask,
-    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe"), ("Prefer" = Option<String>, Header, description = "`consistency-token`: answer with the write's `Consistency-Token`, for reads in other services")),
     responses(
         (status = 201, body = Task),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -64,10 +85,12 @@ async fn create_task(
     user: AuthUser,
     Context(context): Context,
     IdempotencyKey(key): IdempotencyKey,
+    headers: HeaderMap,
     JsonBody(new): JsonBody<NewTask>,
 ) -> Result<Response, ApiError> {
     let context = context.with_idempotency_key(key);
-    task_reply::<CreateTask>(&state, &context, user.acting(new), StatusCode::CREATED).await
+    let reply = (StatusCode::CREATED, token_for(&headers));
+    task_reply::<CreateTask>(&state, &context, user.acting(new), reply).await
 }
 
 /// The tasks you may read, newest first: those you are assigned or
@@ -109,7 +132,8 @@ async fn get_task(
         task_id,
         expected_version: None,
     });
-    task_reply::<GetTask>(&state, &context, reference, StatusCode::OK).await
+    let reply = (StatusCode::OK, Token::None);
+    task_reply::<GetTask>(&state, &context, reference, reply).await
 }
 
 /// Change the fields given; `null` clears a field. Its creator changes a
@@ -117,7 +141,7 @@ async fn get_task(
 /// another project (`project_id`) needs that in both.
 #[utoipa::path(
     put, path = "/api/v1/tasks/{id}", tag = "tasks",
-    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header), ("Prefer" = Option<String>, Header, description = "`consistency-token`: answer with the write's `Consistency-Token`, for reads in other services")),
     request_body = TaskPatch,
     responses(
         (status = 200, body = Task), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -132,15 +156,16 @@ async fn put_task(
     user: AuthUser,
     context: Context,
     target: TargetTask,
+    headers: HeaderMap,
     body: JsonBody<TaskPatch>,
 ) -> Result<Response, ApiError> {
-    update(state, user, context, target, body).await
+    update(state, user, context, target, headers, body).await
 }
 
 /// The same as `PUT`.
 #[utoipa::path(
     patch, path = "/api/v1/tasks/{id}", tag = "tasks",
-    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header), ("Prefer" = Option<String>, Header, description = "`consistency-token`: answer with the write's `Consistency-Token`, for reads in other services")),
     request_body = TaskPatch,
     responses(
         (status = 200, body = Task), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -154,9 +179,10 @@ async fn patch_task(
     user: AuthUser,
     context: Context,
     target: TargetTask,
+    headers: HeaderMap,
     body: JsonBody<TaskPatch>,
 ) -> Result<Response, ApiError> {
-    update(state, user, context, target, body).await
+    update(state, user, context, target, headers, body).await
 }
 
 async fn update(
@@ -164,6 +190,7 @@ async fn update(
     user: AuthUser,
     Context(context): Context,
     target: TargetTask,
+    headers: HeaderMap,
     JsonBody(patch): JsonBody<TaskPatch>,
 ) -> Result<Response, ApiError> {
     let TargetTask(TaskRef {
@@ -175,13 +202,14 @@ async fn update(
         expected_version,
         patch,
     };
-    task_reply::<UpdateTask>(&state, &context, user.acting(update), StatusCode::OK).await
+    let reply = (StatusCode::OK, token_for(&headers));
+    task_reply::<UpdateTask>(&state, &context, user.acting(update), reply).await
 }
 
 /// Delete a task: who may change it may delete it.
 #[utoipa::path(
     delete, path = "/api/v1/tasks/{id}", tag = "tasks",
-    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header), ("Prefer" = Option<String>, Header, description = "`consistency-token`: answer with the write's `Consistency-Token`, for reads in other services")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -190,20 +218,26 @@ async fn delete_task(
     user: AuthUser,
     Context(context): Context,
     target: TargetTask,
-) -> Result<StatusCode, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let TargetTask(reference) = target;
+    let task_id = reference.task_id;
     state
         .commands
         .call::<DeleteTask>(&context, user.acting(reference))
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if consistency::wanted(&headers) {
+        consistency::attach(&state.jetstream, &mut response, task_id, None).await;
+    }
+    Ok(response)
 }
 
 /// Complete a task; completing a completed task returns it unchanged.
 /// Who may change it may complete it, and so may its assignee and observers.
 #[utoipa::path(
     post, path = "/api/v1/tasks/{id}/complete", tag = "tasks",
-    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header)),
+    params(("id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header), ("Prefer" = Option<String>, Header, description = "`consistency-token`: answer with the write's `Consistency-Token`, for reads in other services")),
     responses((status = 200, body = Task), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -212,8 +246,10 @@ async fn complete_task(
     user: AuthUser,
     Context(context): Context,
     target: TargetTask,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let TargetTask(reference) = target;
     let reference = user.acting(reference);
-    task_reply::<CompleteTask>(&state, &context, reference, StatusCode::OK).await
+    let reply = (StatusCode::OK, token_for(&headers));
+    task_reply::<CompleteTask>(&state, &context, reference, reply).await
 }

@@ -175,3 +175,81 @@ pub async fn lag_after_burst(
     let burst = started.elapsed();
     Ok((burst, wait_for_no_lag(system).await))
 }
+
+/// From the death of an instance holding `count` of the audit's messages
+/// (pulled, kept from redelivery with in-progress acks, nothing acked) to
+/// their records, written by the instance still running: the takeover a
+/// `kill -9` costs.
+pub async fn takeover(
+    system: &mut BenchSystem,
+    owner: Uuid,
+    count: usize,
+) -> anyhow::Result<Duration> {
+    use futures::StreamExt;
+    system.terminate("audit");
+    let burst = events(owner, count);
+    publish(system, &burst).await?;
+    wait_for_every_consumer_but_audit(system).await;
+    let doomed = async_nats::connect(system.nats_url.as_str()).await?;
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        async_nats::jetstream::new(doomed.clone())
+            .get_consumer_from_stream("audit-tasks", "TASKS")
+            .await?;
+    let mut held = Vec::with_capacity(count);
+    let mut fetched = consumer.fetch().max_messages(count).messages().await?;
+    while let Some(message) = fetched.next().await {
+        held.push(message.map_err(|error| anyhow::anyhow!("{error}"))?);
+    }
+    anyhow::ensure!(held.len() == count, "the doomed instance holds the burst");
+    let working = tokio::spawn({
+        let doomed = doomed.clone();
+        let replies: Vec<_> = held.iter().filter_map(|m| m.reply.clone()).collect();
+        async move {
+            loop {
+                for reply in &replies {
+                    let _ = doomed.publish(reply.clone(), "+WPI".into()).await;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    });
+    // The survivor is up, its pull request waiting for work.
+    system.set_running("audit", true).await;
+    let survivor: async_nats::jetstream::consumer::PullConsumer = system
+        .jetstream
+        .get_consumer_from_stream("audit-tasks", "TASKS")
+        .await?;
+    taskflow_system_tests::wait_until(
+        "the survivor's pull request",
+        Duration::from_secs(30),
+        || {
+            let mut survivor = survivor.clone();
+            async move {
+                let info = survivor.info().await.ok()?;
+                (info.num_waiting > 0).then_some(())
+            }
+        },
+    )
+    .await;
+    working.abort();
+    drop(held);
+    drop(doomed);
+    let killed = Instant::now();
+    let ids: Vec<Uuid> = burst.iter().map(|event| event.event_id).collect();
+    let pool = system.pool("audit").clone();
+    taskflow_system_tests::wait_until(
+        "the survivor to record what the dead instance held",
+        Duration::from_secs(60),
+        || async {
+            let recorded: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM audit_records WHERE event_id = ANY($1)")
+                    .bind(&ids)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap_or(0);
+            (recorded as usize == count).then_some(())
+        },
+    )
+    .await;
+    Ok(killed.elapsed())
+}

@@ -15,7 +15,8 @@
 //! 3. The live feed, the audit, and what acts on time: reminder lateness,
 //!    completion → next task, assignment → email accepted by SMTP.
 //! 4. What authorization costs: creates and lists for a user in no project
-//!    and in 50, and membership change → access change.
+//!    and in 50, and membership change → access change; sign-ins at 8, 32
+//!    and 128 at once.
 //! 5. What `sync_interval: always` would cost against the chosen setting.
 //! 6. Lists and search at a million tasks and audit records (`bench scale`).
 //!
@@ -32,6 +33,7 @@ mod memory;
 mod profile;
 mod report;
 mod scale;
+mod signins;
 mod system;
 mod timing;
 
@@ -59,6 +61,8 @@ const CONCURRENCY: [usize; 3] = [1, 16, 64];
 const FEED_CLIENTS: usize = 100;
 /// Events in the audit consumer's catch-up and burst figures.
 const BURST: usize = 10_000;
+/// Events a killed audit instance holds in the takeover figure.
+const TAKEN_OVER: usize = 256;
 /// Reminders due within [`REMINDER_SPREAD`], for their lateness.
 const REMINDERS: usize = 10_000;
 const REMINDER_SPREAD: Duration = Duration::from_secs(60);
@@ -130,14 +134,20 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Some("audit") => {
-            let (rate, cpu) = consumer::catch_up_rate(&mut system, user.id, BURST).await?;
-            println!("the audit caught up on {BURST} events at {rate:.0} records/s");
-            println!(
-                "CPU per record (ms): {}; {:.2} cores busy",
-                cpu.by_part(BURST),
-                cpu.cores_busy
-            );
+            let raw_pool = raw_database(&system).await?;
+            let mut report = Report::default();
+            audit_figures(&mut system, &raw_pool, user.id, &mut report).await?;
             system.stop().await?;
+            println!();
+            println!("{}", report.markdown(LAYOUT));
+            return Ok(());
+        }
+        Some("signins") => {
+            let mut report = Report::default();
+            signins::run(&system, &http, &mut report).await?;
+            system.stop().await?;
+            println!();
+            println!("{}", report.markdown(LAYOUT));
             return Ok(());
         }
         Some("timing") => {
@@ -324,23 +334,63 @@ async fn main() -> anyhow::Result<()> {
         Some(Goal::Below(30.0)),
     );
 
+    audit_figures(&mut system, &raw_pool, user.id, &mut report).await?;
     settle(&system, &raw_pool).await;
-    let (consumed, consumed_cpu) = consumer::catch_up_rate(&mut system, user.id, BURST).await?;
+    let lateness = timing_figures(&system, &catcher, &user).await?;
+    report.add(
+        format!("reminder lateness p99, {REMINDERS} due within a minute"),
+        lateness,
+        "ms",
+        None,
+        Some(Goal::Below(50.0)),
+    );
+    settle(&system, &raw_pool).await;
+    authz::run(&system, &http).await?;
+    settle(&system, &raw_pool).await;
+    signins::run(&system, &http, &mut report).await?;
+    settle(&system, &raw_pool).await;
+    memory_figures(&mut system, &mut report).await?;
+    settle(&system, &raw_pool).await;
+    scale::run(&system, &http, &mut report).await?;
+    durability::run().await?;
+    system.stop().await?;
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    report.write(&folder, LAYOUT)?;
+    println!();
+    println!("{}", report.markdown(LAYOUT));
+    println!(
+        "(written to {}: report.md, report.json, load.svg)",
+        folder.display()
+    );
+    Ok(())
+}
+
+/// The audit consumer: catching up on a backlog beside the same rows
+/// straight from sqlx, its lag after a burst, and the takeover after an
+/// instance dies holding messages.
+async fn audit_figures(
+    system: &mut BenchSystem,
+    raw_pool: &sqlx::PgPool,
+    owner: uuid::Uuid,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    settle(system, raw_pool).await;
+    let (consumed, consumed_cpu) = consumer::catch_up_rate(system, owner, BURST).await?;
     report.add_cpu(
         format!("an audit record, catching up on {BURST} events"),
         BURST,
         consumed_cpu,
     );
-    settle(&system, &raw_pool).await;
-    let raw = consumer::raw_rate(&system, user.id, BURST).await?;
+    settle(system, raw_pool).await;
+    let raw = consumer::raw_rate(system, owner, BURST).await?;
     println!();
     println!("Audit consumer catching up on {BURST} events: {consumed:.0} records/s");
     println!(
         "  the same rows straight from sqlx (same transactions, no NATS): {raw:.0} records/s, ratio {:.2}",
         consumed / raw
     );
-    settle(&system, &raw_pool).await;
-    let (burst, lag) = consumer::lag_after_burst(&system, user.id, BURST).await?;
+    settle(system, raw_pool).await;
+    let (burst, lag) = consumer::lag_after_burst(system, owner, BURST).await?;
     println!(
         "  a burst of {BURST} events published in {:.2} s; lag back to 0 {:.2} s after it ended",
         burst.as_secs_f64(),
@@ -360,30 +410,18 @@ async fn main() -> anyhow::Result<()> {
         None,
         Some(Goal::Below(0.5)),
     );
-    settle(&system, &raw_pool).await;
-    let lateness = timing_figures(&system, &catcher, &user).await?;
-    report.add(
-        format!("reminder lateness p99, {REMINDERS} due within a minute"),
-        lateness,
-        "ms",
-        None,
-        Some(Goal::Below(50.0)),
-    );
-    settle(&system, &raw_pool).await;
-    authz::run(&system, &http).await?;
-    settle(&system, &raw_pool).await;
-    memory_figures(&mut system, &mut report).await?;
-    settle(&system, &raw_pool).await;
-    scale::run(&system, &http, &mut report).await?;
-    durability::run().await?;
-    system.stop().await?;
-    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
-    report.write(&folder, LAYOUT)?;
-    println!();
-    println!("{}", report.markdown(LAYOUT));
+    settle(system, raw_pool).await;
+    let takeover = consumer::takeover(system, owner, TAKEN_OVER).await?;
     println!(
-        "(written to {}: report.md, report.json, load.svg)",
-        folder.display()
+        "  an instance killed holding {TAKEN_OVER} events: the other recorded them {:.2} s later",
+        takeover.as_secs_f64()
+    );
+    report.add(
+        format!("consumer takeover: an instance killed holding {TAKEN_OVER} events → recorded by another"),
+        takeover.as_secs_f64(),
+        "s",
+        None,
+        Some(Goal::Below(2.0)),
     );
     Ok(())
 }

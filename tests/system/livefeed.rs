@@ -489,7 +489,7 @@ async fn after_nats_loses_its_unsynced_tail_the_feed_starts_over_in_place_and_lo
     assert!(
         metrics
             .lines()
-            .any(|line| line.starts_with("taskflow_ws_stream_rewinds_total 1")),
+            .any(|line| line.starts_with("taskflow_ws_stream_rewinds_total{stream=\"TASKS\"} 1")),
         "the restart is counted:\n{metrics}"
     );
     assert!(
@@ -546,5 +546,59 @@ async fn after_nats_loses_its_unsynced_tail_the_feed_starts_over_in_place_and_lo
     // A cursor the feed never gave out is refused.
     let mut forged = resume(u64::MAX).await;
     assert_eq!(forged.next_frame(SOON).await["code"], "validation_failed");
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_membership_change_the_stream_no_longer_holds_makes_the_feed_start_over() {
+    let mut system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let eve = system.register("Eve").await;
+    let created = system
+        .call(
+            Method::POST,
+            "/api/v1/projects",
+            Some(&ada.token),
+            Some(json!({"name": "p"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let members = format!(
+        "/api/v1/projects/{}/members",
+        created.body["id"].as_str().unwrap()
+    );
+    let body = json!({"user_id": eve.id, "role": "member"});
+    let added = system
+        .call(Method::POST, &members, Some(&ada.token), Some(body))
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    // Once the feed's directory applied it, its head is that change.
+    system.settle_directories().await;
+    let feed = system.feed.as_ref().expect("the live feed runs");
+    let head = feed.directory_applied();
+    let mut live = FeedClient::connect(&system.base_url, &format!("?token={}", ada.token)).await;
+    assert_eq!(live.next_frame(SOON).await["type"], "ready");
+
+    // The stream loses the change (as a server that lost its unsynced tail
+    // would, and gave the place to another event), while TASKS keeps the
+    // feed's head: only the directory's check can tell.
+    let nats = async_nats::connect(system.nats.url()).await.unwrap();
+    let audit = async_nats::jetstream::new(nats)
+        .get_stream("AUDIT")
+        .await
+        .unwrap();
+    assert!(audit.delete_message(head).await.unwrap());
+    system.nats.kill();
+    system.nats.resume().await;
+
+    let told = live.next_frame(Duration::from_secs(20)).await;
+    assert_eq!(told["code"], "service_unavailable", "{told}");
+    let metrics = system.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("taskflow_ws_stream_rewinds_total{stream=\"AUDIT\"} 1")),
+        "the restart is counted:\n{metrics}"
+    );
     system.stop().await;
 }

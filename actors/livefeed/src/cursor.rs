@@ -22,17 +22,18 @@ pub fn of_message(seq: u64, payload: &[u8]) -> FeedCursor {
     }
 }
 
-/// The cursor of what `TASKS` holds at `seq` now, `None` if it holds nothing
-/// there (aged out, deleted, or not written yet).
+/// The cursor of what `stream` holds at `seq` now, `None` if it holds
+/// nothing there (aged out, deleted, or not written yet).
 pub async fn stored_at(
     jetstream: &jetstream::Context,
+    stream: &str,
     seq: u64,
 ) -> Result<Option<FeedCursor>, String> {
     if seq == 0 {
         return Ok(None);
     }
     let stream = jetstream
-        .get_stream_no_info(TASKS_STREAM)
+        .get_stream_no_info(stream)
         .await
         .map_err(|error| error.to_string())?;
     let message = message_at(&stream, seq)
@@ -58,7 +59,7 @@ pub async fn still_holds(
     if cursor.check.is_none() {
         return Ok(true);
     }
-    Ok(stored_at(jetstream, cursor.seq).await? == Some(cursor))
+    Ok(stored_at(jetstream, TASKS_STREAM, cursor.seq).await? == Some(cursor))
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ use taskflow_schemas::project::ProjectEventPayload;
 use taskflow_schemas::user::Role;
 use uuid::Uuid;
 
+use taskflow_schemas::feed::FeedCursor;
+
 use crate::event::LiveEvent;
 
 /// The hub writes it; sessions read it.
@@ -42,6 +44,9 @@ pub struct FeedDirectory {
     role_versions: HashMap<Uuid, i64>,
     /// The `AUDIT` sequence of the last change applied.
     applied: u64,
+    /// Where that change is on `AUDIT`, checked by its event id: after a
+    /// reconnection the hub asks whether the stream still holds it there.
+    head: FeedCursor,
 }
 
 /// A user who lost their role in a project, and so the project's tasks they
@@ -81,11 +86,19 @@ impl FeedDirectory {
         self.applied
     }
 
+    /// The last membership or role change applied, as a place on `AUDIT`.
+    pub fn head(&self) -> FeedCursor {
+        self.head
+    }
+
     /// Applies one `AUDIT` event of [`SUBJECTS`], stored at `seq`; says who
     /// lost which tasks. Anything else (or a payload that is not what its
     /// type says) changes nothing: the consumers send such messages to the DLQ.
     pub fn apply_audit(&mut self, seq: u64, payload: &[u8]) -> Vec<Lost> {
-        self.applied = self.applied.max(seq);
+        if seq >= self.applied {
+            self.applied = seq;
+            self.head = crate::cursor::of_message(seq, payload);
+        }
         let Ok(envelope) = serde_json::from_slice::<EventEnvelope>(payload) else {
             return Vec::new();
         };

@@ -1,8 +1,9 @@
 //! How the hub reads the streams: at start, every membership and role
 //! change of `AUDIT` and the last event of every task of `TASKS` into the
 //! directory; then ordered consumers that hand each new message to the hub,
-//! and a watch that tells the hub when `TASKS` lost the events it sent (a
-//! NATS server back without its unsynced tail).
+//! and a watch that tells the hub when `TASKS` lost the events it sent, or
+//! `AUDIT` the membership changes its directory applied (a NATS server back
+//! without its unsynced tail).
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
 use futures::StreamExt;
 use ractor::{ActorProcessingErr, ActorRef};
 use taskflow_runtime::Platform;
+use taskflow_schemas::feed::FeedCursor;
 use taskflow_schemas::subjects::{AUDIT_STREAM, TASKS_STREAM};
 
 use crate::cursor;
@@ -141,7 +143,8 @@ fn forward(
 }
 
 /// After each NATS reconnection, checks that `TASKS` still holds the hub's
-/// head where the hub saw it, and tells the hub if it does not.
+/// head, and `AUDIT` its directory's, where the hub saw them, and tells the
+/// hub if one does not.
 pub fn watch_for_rewinds(
     platform: &Platform,
     hub: ActorRef<HubMessage>,
@@ -151,34 +154,41 @@ pub fn watch_for_rewinds(
     tokio::spawn(async move {
         connections.borrow_and_update();
         while connections.changed().await.is_ok() {
-            let Ok(head) = ractor::call!(hub, HubMessage::Head) else {
+            let Ok(heads) = ractor::call!(hub, HubMessage::Heads) else {
                 return;
             };
-            if head.check.is_none() {
-                continue;
-            }
-            // The server may take a while to serve its streams again (a
-            // stream's recovery from disk, a cluster's election): asked
-            // until it answers, since a feed left on a rewound stream would
-            // send events that are not there.
-            let mut pause = REWIND_CHECK_PAUSE;
-            let stored = loop {
-                match cursor::stored_at(&jetstream, head.seq).await {
-                    Ok(stored) => break stored,
-                    Err(error) if pause == REWIND_CHECK_PAUSE => tracing::warn!(
-                        service = "livefeed",
-                        error,
-                        "could not check TASKS after a reconnection yet; asking again"
-                    ),
-                    Err(_) => {}
+            for (stream, head) in [(TASKS_STREAM, heads.tasks), (AUDIT_STREAM, heads.directory)] {
+                if head.check.is_some() && !still_there(&jetstream, stream, head).await {
+                    let _ = hub.cast(HubMessage::StreamRewound(stream, head));
+                    return;
                 }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(REWIND_CHECK_MAX_PAUSE);
-            };
-            if stored != Some(head) {
-                let _ = hub.cast(HubMessage::StreamRewound(head));
-                return;
             }
         }
     })
+}
+
+/// Whether `stream` holds `head` where it was. The server may take a while
+/// to serve its streams again (a stream's recovery from disk, a cluster's
+/// election): asked until it answers, since a feed left on a rewound stream
+/// would send events that are not there, or miss changes of access.
+async fn still_there(
+    jetstream: &async_nats::jetstream::Context,
+    stream: &'static str,
+    head: FeedCursor,
+) -> bool {
+    let mut pause = REWIND_CHECK_PAUSE;
+    loop {
+        match cursor::stored_at(jetstream, stream, head.seq).await {
+            Ok(stored) => return stored == Some(head),
+            Err(error) if pause == REWIND_CHECK_PAUSE => tracing::warn!(
+                service = "livefeed",
+                stream,
+                error,
+                "could not check a stream after a reconnection yet; asking again"
+            ),
+            Err(_) => {}
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(REWIND_CHECK_MAX_PAUSE);
+    }
 }

@@ -45,6 +45,14 @@ pub struct Viewer {
     pub user: Uuid,
 }
 
+/// The last event the hub handled on `TASKS`, and the last membership or
+/// role change its directory applied on `AUDIT`.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads {
+    pub tasks: FeedCursor,
+    pub directory: FeedCursor,
+}
+
 /// What a registration gets back.
 pub struct Registration {
     pub client: u64,
@@ -67,13 +75,15 @@ pub enum HubMessage {
     Directory(u64, bytes::Bytes),
     /// A stream follower stopped: the feed would freeze, so the hub fails.
     FollowerEnded,
-    /// The last event the hub handled.
-    Head(RpcReplyPort<FeedCursor>),
-    /// After NATS came back, `TASKS` no longer holds the hub's head where
-    /// the hub saw it: the server lost its unsynced tail, and clients were
-    /// sent events that are gone or moved. The hub starts over, in place,
-    /// from the stream as it is now.
-    StreamRewound(FeedCursor),
+    /// Where the hub is on each stream it follows.
+    Heads(RpcReplyPort<Heads>),
+    /// After NATS came back, a stream no longer holds where the hub was:
+    /// `TASKS` its head (clients were sent events that are gone or moved),
+    /// or `AUDIT` the last membership change its directory applied (changes
+    /// published again may sit before it, where its follower never looks).
+    /// The server lost its unsynced tail; the hub starts over, in place,
+    /// from the streams as they are now.
+    StreamRewound(&'static str, FeedCursor),
 }
 
 struct Client {
@@ -145,15 +155,20 @@ impl Actor for FeedHub {
             HubMessage::Notification(payload) => state.push_notification(&payload),
             HubMessage::Directory(seq, payload) => state.apply_directory(seq, &payload),
             HubMessage::FollowerEnded => return Err("a stream follower ended".into()),
-            HubMessage::Head(reply) => {
-                let _ = reply.send(state.head);
+            HubMessage::Heads(reply) => {
+                let _ = reply.send(Heads {
+                    tasks: state.head,
+                    directory: read(&state.directory).head(),
+                });
             }
-            HubMessage::StreamRewound(head) => {
-                metrics::counter!("taskflow_ws_stream_rewinds_total").increment(1);
+            HubMessage::StreamRewound(stream, head) => {
+                metrics::counter!("taskflow_ws_stream_rewinds_total", "stream" => stream)
+                    .increment(1);
                 tracing::error!(
                     service = "livefeed",
+                    stream,
                     head = head.seq,
-                    "TASKS no longer holds the events the feed sent up to its head (the NATS server lost its unsynced tail); the feed starts over"
+                    "the stream no longer holds what the feed read up to there (the NATS server lost its unsynced tail); the feed starts over"
                 );
                 state.restart(myself).await?;
             }
@@ -188,7 +203,7 @@ impl HubState {
         let memberships = read_directory(&platform, &directory, myself.clone()).await?;
         let mut stream = platform.jetstream.get_stream(TASKS_STREAM).await?;
         let last = stream.info().await?.state.last_sequence;
-        let head = cursor::stored_at(&platform.jetstream, last)
+        let head = cursor::stored_at(&platform.jetstream, TASKS_STREAM, last)
             .await?
             .unwrap_or(FeedCursor::unchecked(last));
         place_tasks(&platform, &directory).await?;

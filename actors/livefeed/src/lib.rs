@@ -89,9 +89,9 @@ impl LiveFeed {
 
     /// The last `TASKS` sequence the hub handled, if it answers.
     pub async fn head(&self) -> Option<u64> {
-        ractor::call!(self.hub, HubMessage::Head)
+        ractor::call!(self.hub, HubMessage::Heads)
             .ok()
-            .map(|head| head.seq)
+            .map(|heads| heads.tasks.seq)
     }
 
     /// Connected clients.

@@ -20,7 +20,7 @@ use crate::Platform;
 pub const ACK_WAIT: Duration = Duration::from_millis(1500);
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// Messages per pull request, and how long one waits for them.
-const BATCH: usize = 256;
+const BATCH: usize = 1024;
 /// Events applied in one transaction, at most.
 const GROUP: usize = 128;
 /// Events in a group before another worker (another transaction) takes a part.

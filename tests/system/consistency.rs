@@ -58,6 +58,26 @@ fn count(reply: &Reply) -> usize {
     reply.body["items"].as_array().map_or(0, Vec::len)
 }
 
+/// Sends `write` (method, path, the status it must answer) asking for its
+/// token, then reads `audit` with it: whether a record of `event_type` is
+/// there.
+async fn audited_at_once(
+    system: &TestSystem,
+    user: &User,
+    (method, path, status): (Method, &str, StatusCode),
+    audit: &str,
+    event_type: &str,
+) -> bool {
+    let written = send(system, user, method, path, &[PREFER], None).await;
+    assert_eq!(written.status, status, "{}", written.body);
+    let token = token_of(&written);
+    let after = [("consistency-token", token.as_str())];
+    recorded(
+        &send(system, user, Method::GET, audit, &after, None).await,
+        event_type,
+    )
+}
+
 const ROUNDS: usize = 50;
 
 #[tokio::test]
@@ -95,25 +115,16 @@ async fn a_write_with_its_token_is_read_at_once_in_every_other_service() {
         let told = send(&system, &bob, Method::GET, &notices, &after, None).await;
         assert!(count(&told) >= 1, "round {round}: Bob is told");
 
-        let path = format!("/api/v1/tasks/{task}/complete");
-        let completed = send(&system, &ada, Method::POST, &path, &[PREFER], None).await;
-        assert_eq!(completed.status, StatusCode::OK);
-        let token = token_of(&completed);
-        let after = [("consistency-token", token.as_str())];
-        let records = send(&system, &ada, Method::GET, &audit, &after, None).await;
+        let complete = format!("/api/v1/tasks/{task}/complete");
+        let write = (Method::POST, complete.as_str(), StatusCode::OK);
         assert!(
-            recorded(&records, "task.completed"),
+            audited_at_once(&system, &ada, write, &audit, "task.completed").await,
             "round {round}: the completion's record"
         );
-
         let path = format!("/api/v1/tasks/{task}");
-        let deleted = send(&system, &ada, Method::DELETE, &path, &[PREFER], None).await;
-        assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-        let token = token_of(&deleted);
-        let after = [("consistency-token", token.as_str())];
-        let records = send(&system, &ada, Method::GET, &audit, &after, None).await;
+        let write = (Method::DELETE, path.as_str(), StatusCode::NO_CONTENT);
         assert!(
-            recorded(&records, "task.deleted"),
+            audited_at_once(&system, &ada, write, &audit, "task.deleted").await,
             "round {round}: the deletion's record"
         );
     }

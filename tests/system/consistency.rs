@@ -243,3 +243,48 @@ async fn a_token_waits_boundedly_and_one_never_given_out_is_refused() {
     assert_eq!(count(&records), 1);
     system.stop().await;
 }
+
+#[tokio::test]
+async fn reads_waiting_on_a_token_share_their_looks_at_jetstream() {
+    let mut system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    system.stop_audit().await;
+    let body = json!({"title": "while the audit is down"});
+    let created = send(
+        &system,
+        &ada,
+        Method::POST,
+        "/api/v1/tasks",
+        &[PREFER],
+        Some(body),
+    )
+    .await;
+    let token = token_of(&created);
+    let requests = || async {
+        let account = system.platform.jetstream.query_account().await.unwrap();
+        account.requests.total
+    };
+    let before = requests().await;
+    // A hundred reads wait their 5 s at once; each asking JetStream on its
+    // own would be some 10,000 API requests.
+    let waiting = (0..100).map(|_| {
+        let after = [("consistency-token", token.as_str())];
+        let system = &system;
+        let ada = &ada;
+        async move {
+            send(system, ada, Method::GET, "/api/v1/audit", &after, None)
+                .await
+                .status
+        }
+    });
+    let statuses = futures::future::join_all(waiting).await;
+    assert!(
+        statuses
+            .iter()
+            .all(|status| *status == StatusCode::SERVICE_UNAVAILABLE)
+    );
+    let asked = requests().await - before;
+    assert!(asked < 1_500, "{asked} JetStream API requests");
+    println!("{asked} JetStream API requests while 100 reads waited 5 s");
+    system.stop().await;
+}

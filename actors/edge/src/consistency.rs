@@ -7,6 +7,7 @@
 //! across services right after a write.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -14,6 +15,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
+use futures::TryStreamExt;
 use futures::future::join_all;
 use taskflow_runtime::in_effect;
 use taskflow_schemas::ErrorCode;
@@ -146,6 +148,47 @@ fn version_of(payload: &[u8]) -> Option<i64> {
         .map(|envelope| envelope.payload.task.version)
 }
 
+/// How far `TASKS` and its consumers are, as last asked. Every read that
+/// waits on a token looks at the same answer: JetStream is asked at most
+/// once per [`FRESH_FOR`], however many reads wait (a flood of them while
+/// a service is down would otherwise be a flood of API requests).
+#[derive(Default)]
+pub struct TasksProgress {
+    last: tokio::sync::Mutex<Option<Arc<Progress>>>,
+}
+
+struct Progress {
+    asked: Instant,
+    /// The stream's last sequence.
+    end: u64,
+    consumers: Vec<jetstream::consumer::Info>,
+}
+
+/// How long one look at the consumers serves every waiting read.
+const FRESH_FOR: Duration = Duration::from_millis(20);
+
+impl TasksProgress {
+    /// The last look if it is fresh, else a new one, taken once for all
+    /// who ask meanwhile; `None` if the server does not answer.
+    async fn now(&self, jetstream: &jetstream::Context) -> Option<Arc<Progress>> {
+        let mut last = self.last.lock().await;
+        if let Some(progress) = last.as_ref().filter(|p| p.asked.elapsed() < FRESH_FOR) {
+            return Some(progress.clone());
+        }
+        let asked = Instant::now();
+        let stream = jetstream.get_stream(TASKS_STREAM).await.ok()?;
+        let end = stream.cached_info().state.last_sequence;
+        let consumers = stream.consumers().try_collect().await.ok()?;
+        let progress = Arc::new(Progress {
+            asked,
+            end,
+            consumers,
+        });
+        *last = Some(progress.clone());
+        Some(progress)
+    }
+}
+
 /// A service whose reads follow `TASKS` through its consumers.
 pub trait Follower {
     /// Its consumers are named `<SERVICE>-…`.
@@ -194,9 +237,19 @@ impl<F: Follower> FromRequestParts<EdgeState> for AppliedBy<F> {
         let prefix = format!("{}-", F::SERVICE);
         let consumers = |name: &str| name.starts_with(&prefix);
         let until = Instant::now() + in_effect::WITHIN;
-        in_effect::applied_everywhere(&state.jetstream, TASKS_STREAM, &consumers, token.seq, until)
-            .await
-            .map_err(|_| {
+        let mut poll = in_effect::Poll::new(until);
+        loop {
+            let progress =
+                tokio::time::timeout_at(until, state.tasks_progress.now(&state.jetstream));
+            // Beyond the stream's end (a stream that lost its tail since):
+            // nothing to wait for.
+            if let Ok(Some(progress)) = progress.await
+                && (token.seq > progress.end
+                    || in_effect::all_applied(&progress.consumers, &consumers, token.seq))
+            {
+                break;
+            }
+            poll.pause().await.map_err(|_| {
                 ApiError::new(
                     ErrorCode::ServiceUnavailable,
                     format!(
@@ -205,6 +258,7 @@ impl<F: Follower> FromRequestParts<EdgeState> for AppliedBy<F> {
                     ),
                 )
             })?;
+        }
         Ok(Self(PhantomData))
     }
 }

@@ -56,6 +56,7 @@ pub struct Shared {
     pub commands: CommandClient,
     /// For consistency tokens: where a write's event is, what a consumer applied.
     pub jetstream: async_nats::jetstream::Context,
+    pub tasks_progress: consistency::TasksProgress,
     pub tokens: Tokens,
     pub connections: ConnectionCount,
     pub limits: Arc<rate_limit::Limits>,
@@ -117,6 +118,7 @@ pub fn app(
     let state = EdgeState(Arc::new(Shared {
         commands: CommandClient::new(platform.nats.clone(), local),
         jetstream: platform.jetstream.clone(),
+        tasks_progress: consistency::TasksProgress::default(),
         tokens: Tokens::new(&platform.settings.jwt_secret),
         connections: feed.connections,
         limits: limits.clone(),

@@ -7,7 +7,7 @@
 //! published so far. A profile change (a time zone, the email setting)
 //! waits the same way for the services that follow profiles, and a read
 //! that carries a consistency token for the consumers of the service it
-//! asks ([`applied_everywhere`]).
+//! asks ([`all_applied`]).
 
 use std::time::{Duration, SystemTime};
 
@@ -103,49 +103,22 @@ pub async fn everywhere(
     Ok(())
 }
 
-/// Waits until every consumer on `stream` whose name `consumers` accepts
-/// acknowledged `seq`, or `until` passes. A `seq` beyond the stream's end
-/// (a stream that lost its tail since) is nothing to wait for.
-pub async fn applied_everywhere(
-    jetstream: &jetstream::Context,
-    stream: &str,
-    consumers: &(dyn Fn(&str) -> bool + Sync),
-    seq: u64,
-    until: Instant,
-) -> Result<(), NotInEffect> {
-    let mut poll = Poll::new(until);
-    loop {
-        if applied_by(jetstream, stream, consumers, seq).await {
-            return Ok(());
-        }
-        if let Ok(mut info) = jetstream.get_stream(stream).await
-            && info
-                .info()
-                .await
-                .is_ok_and(|info| info.state.last_sequence < seq)
-        {
-            return Ok(());
-        }
-        poll.pause().await?;
-    }
-}
-
 /// Pauses between two looks, growing from [`FIRST_POLL`] to
 /// [`LONGEST_POLL`]; times out rather than sleep past `until`.
-struct Poll {
+pub struct Poll {
     until: Instant,
     next: Duration,
 }
 
 impl Poll {
-    fn new(until: Instant) -> Self {
+    pub fn new(until: Instant) -> Self {
         Self {
             until,
             next: FIRST_POLL,
         }
     }
 
-    async fn pause(&mut self) -> Result<(), NotInEffect> {
+    pub async fn pause(&mut self) -> Result<(), NotInEffect> {
         let now = Instant::now();
         if now >= self.until {
             metrics::counter!("taskflow_changes_not_in_effect_total").increment(1);
@@ -169,9 +142,15 @@ async fn applied_by(
         return false;
     };
     let listed: Result<Vec<_>, _> = stream.consumers().try_collect().await;
-    let Ok(listed) = listed else {
-        return false;
-    };
+    listed.is_ok_and(|listed| all_applied(&listed, consumers, seq))
+}
+
+/// Whether each of `listed` that `consumers` names acknowledged `seq`.
+pub fn all_applied(
+    listed: &[jetstream::consumer::Info],
+    consumers: &(dyn Fn(&str) -> bool + Sync),
+    seq: u64,
+) -> bool {
     // A consumer's ack floor is the last event of its subjects it
     // acknowledged: at `seq` or past it, or, with nothing pending and
     // nothing in flight, every event of its subjects up to the stream's

@@ -72,6 +72,11 @@ pub struct UserEventPayload {
     pub timezone: String,
     #[serde(default = "enabled")]
     pub email_notifications: bool,
+    /// The user's profile version (1 at registration, one more with each
+    /// change; 0 in events from before it was carried): a copy of the
+    /// profile is kept only from a version at least as new as its own.
+    #[serde(default)]
+    pub version: i64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub changes: Changes,
 }

@@ -387,3 +387,62 @@ async fn a_reminder_injected_as_the_readme_shows_notifies_its_actor() {
     assert!(system.dlq_of("notifier-reminders").await.is_empty());
     system.stop().await;
 }
+
+#[tokio::test]
+async fn an_older_profile_applied_after_a_newer_one_changes_nothing() {
+    // Two instances of a service may commit a user's events out of order
+    // (each holds one of them at once); here the older comes second on
+    // the stream, as an instance that committed late would apply it.
+    let system = TestSystem::spawn().await;
+    let bob = system.register("Bob").await;
+    let profile = |version: i64, email_notifications: bool, timezone: &str| {
+        let payload = json!({"user_id": bob.id, "email": bob.email, "name": "Bob",
+                             "timezone": timezone, "email_notifications": email_notifications,
+                             "version": version});
+        let event = taskflow_schemas::EventEnvelope::new(
+            taskflow_schemas::events::USER_UPDATED,
+            None,
+            Some(bob.id),
+            "profile-order",
+            payload,
+        );
+        (
+            serde_json::to_vec(&event).unwrap(),
+            event.event_id.to_string(),
+        )
+    };
+    let subject = taskflow_schemas::subjects::audit_subject(taskflow_schemas::events::USER_UPDATED);
+    for (version, email, timezone) in [(3, false, "Europe/Paris"), (2, true, "Asia/Tokyo")] {
+        let (body, id) = profile(version, email, timezone);
+        system.inject(subject.clone(), body, &id).await;
+    }
+    let kept = || async {
+        let wants: Option<(bool, i64)> = sqlx::query_as(
+            "SELECT email_notifications, profile_version FROM recipients WHERE user_id = $1",
+        )
+        .bind(bob.id)
+        .fetch_optional(&system.service("notifier").pool)
+        .await
+        .unwrap();
+        let zone: Option<(String, i64)> = sqlx::query_as(
+            "SELECT timezone, profile_version FROM user_timezones WHERE user_id = $1",
+        )
+        .bind(bob.id)
+        .fetch_optional(&system.service("scheduler").pool)
+        .await
+        .unwrap();
+        (wants, zone)
+    };
+    // Both events applied (the consumers are caught up), the newer kept.
+    taskflow_system_tests::caught_up(
+        "the profiles",
+        Duration::from_secs(10),
+        &[system.service("notifier"), system.service("scheduler")],
+    )
+    .await;
+    assert_eq!(
+        kept().await,
+        (Some((false, 3)), Some(("Europe/Paris".to_owned(), 3)))
+    );
+    system.stop().await;
+}

@@ -69,6 +69,7 @@ impl IdentityService {
             email_notifications: true,
             created_at: now,
             updated_at: now,
+            profile_version: 1,
         };
         let mut tx = postgres::begin_until(&self.pool, deadline).await?;
         if !store::insert(&mut tx, &user).await? {
@@ -195,6 +196,7 @@ fn user_event(
         name: user.name.clone(),
         timezone: user.timezone.clone(),
         email_notifications: user.email_notifications,
+        version: user.profile_version,
         changes,
     };
     EventEnvelope::new(

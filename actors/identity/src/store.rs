@@ -16,6 +16,8 @@ pub struct UserRow {
     pub email_notifications: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// 1 at registration, one more with each profile change.
+    pub profile_version: i64,
 }
 
 impl UserRow {
@@ -41,8 +43,8 @@ impl UserRow {
     }
 }
 
-const COLUMNS: &str =
-    "id, email, name, password_hash, role, timezone, email_notifications, created_at, updated_at";
+const COLUMNS: &str = "id, email, name, password_hash, role, timezone, email_notifications, created_at, updated_at, \
+     profile_version";
 
 /// Inserts the user; `Ok(false)` when the email is taken.
 pub async fn insert(conn: &mut PgConnection, user: &UserRow) -> Result<bool, sqlx::Error> {
@@ -90,7 +92,8 @@ pub async fn update_profile(
 ) -> Result<Option<UserRow>, sqlx::Error> {
     let query = format!(
         "UPDATE users SET name = coalesce($2, name), timezone = coalesce($3, timezone), \
-         email_notifications = coalesce($4, email_notifications), updated_at = now() \
+         email_notifications = coalesce($4, email_notifications), updated_at = now(), \
+         profile_version = profile_version + 1 \
          WHERE id = $1 RETURNING {COLUMNS}"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(query))

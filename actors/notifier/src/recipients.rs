@@ -22,7 +22,7 @@ impl EventHandler for RecipientProjection {
             name: user.name,
             email_notifications: user.email_notifications,
         };
-        store::keep_recipient(tx, user.user_id, &recipient).await?;
+        store::keep_recipient(tx, user.user_id, &recipient, user.version).await?;
         Ok(())
     }
 }

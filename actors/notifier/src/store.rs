@@ -236,20 +236,27 @@ pub async fn recipient(
         .await
 }
 
+/// Keeps the recipient as of `profile_version`, unless a newer profile was
+/// kept already (two instances may commit a user's events out of order).
 pub async fn keep_recipient(
     tx: &mut PgConnection,
     user: Uuid,
     recipient: &Recipient,
+    profile_version: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO recipients (user_id, email, name, email_notifications) VALUES ($1, $2, $3, $4) \
+        "INSERT INTO recipients (user_id, email, name, email_notifications, profile_version) \
+         VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name, \
-           email_notifications = EXCLUDED.email_notifications",
+           email_notifications = EXCLUDED.email_notifications, \
+           profile_version = EXCLUDED.profile_version \
+         WHERE recipients.profile_version <= EXCLUDED.profile_version",
     )
     .bind(user)
     .bind(&recipient.email)
     .bind(&recipient.name)
     .bind(recipient.email_notifications)
+    .bind(profile_version)
     .execute(tx)
     .await?;
     Ok(())

@@ -150,18 +150,23 @@ async fn timezone_of(tx: &mut PgConnection, user: Uuid) -> Result<Tz, sqlx::Erro
 }
 
 /// Keeps a user's time zone from identity's `user.registered` and
-/// `user.updated`.
+/// `user.updated` as of `profile_version`, unless a newer profile was kept
+/// already (two instances may commit a user's events out of order).
 pub async fn set_timezone(
     tx: &mut PgConnection,
     user: Uuid,
     timezone: &str,
+    profile_version: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO user_timezones (user_id, timezone) VALUES ($1, $2) \
-         ON CONFLICT (user_id) DO UPDATE SET timezone = EXCLUDED.timezone",
+        "INSERT INTO user_timezones (user_id, timezone, profile_version) VALUES ($1, $2, $3) \
+         ON CONFLICT (user_id) DO UPDATE SET timezone = EXCLUDED.timezone, \
+           profile_version = EXCLUDED.profile_version \
+         WHERE user_timezones.profile_version <= EXCLUDED.profile_version",
     )
     .bind(user)
     .bind(timezone)
+    .bind(profile_version)
     .execute(tx)
     .await?;
     Ok(())

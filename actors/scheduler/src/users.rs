@@ -23,7 +23,7 @@ impl EventHandler for TimezoneProjection {
                 user.timezone
             )));
         }
-        series::set_timezone(tx, user.user_id, &user.timezone).await?;
+        series::set_timezone(tx, user.user_id, &user.timezone, user.version).await?;
         Ok(())
     }
 }

@@ -168,11 +168,21 @@ struct Progress {
 const FRESH_FOR: Duration = Duration::from_millis(20);
 
 impl TasksProgress {
-    /// The last look if it is fresh, else a new one, taken once for all
-    /// who ask meanwhile; `None` if the server does not answer.
-    async fn now(&self, jetstream: &jetstream::Context) -> Option<Arc<Progress>> {
+    /// The last look if it is fresh and began at or after `not_before`,
+    /// else a new one, taken once for all who ask meanwhile; `None` if the
+    /// server does not answer. A reader passes the moment it began: its
+    /// token's event was on the stream by then, so a look from before could
+    /// miss it (and take the token for one beyond the stream's end).
+    async fn since(
+        &self,
+        jetstream: &jetstream::Context,
+        not_before: Instant,
+    ) -> Option<Arc<Progress>> {
         let mut last = self.last.lock().await;
-        if let Some(progress) = last.as_ref().filter(|p| p.asked.elapsed() < FRESH_FOR) {
+        if let Some(progress) = last
+            .as_ref()
+            .filter(|p| p.asked >= not_before && p.asked.elapsed() < FRESH_FOR)
+        {
             return Some(progress.clone());
         }
         let asked = Instant::now();
@@ -236,11 +246,12 @@ impl<F: Follower> FromRequestParts<EdgeState> for AppliedBy<F> {
             })?;
         let prefix = format!("{}-", F::SERVICE);
         let consumers = |name: &str| name.starts_with(&prefix);
-        let until = Instant::now() + in_effect::WITHIN;
+        let began = Instant::now();
+        let until = began + in_effect::WITHIN;
         let mut poll = in_effect::Poll::new(until);
         loop {
-            let progress =
-                tokio::time::timeout_at(until, state.tasks_progress.now(&state.jetstream));
+            let look = state.tasks_progress.since(&state.jetstream, began);
+            let progress = tokio::time::timeout_at(until, look);
             // Beyond the stream's end (a stream that lost its tail since):
             // nothing to wait for.
             if let Ok(Some(progress)) = progress.await

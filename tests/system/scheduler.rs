@@ -825,3 +825,45 @@ async fn a_time_zone_change_holds_for_the_very_next_recurring_task() {
     }
     system.stop().await;
 }
+
+#[tokio::test]
+async fn an_older_version_of_a_task_applied_after_a_newer_one_leaves_its_reminder() {
+    // Two instances may commit one task's events in the other order (each
+    // held one at once); here the older comes second on the stream, as an
+    // instance that committed late would apply it.
+    let system = TestSystem::spawn().await;
+    let ada = system.register("Ada").await;
+    let soon = Utc::now().trunc_subsecs(6) + chrono::Duration::days(2);
+    let created = taskflow_system_tests::fixtures::task_created(ada.id, "moved", "order");
+    let task_id = created.task_id.unwrap();
+    let mut updated = created.clone();
+    updated.event_id = Uuid::now_v7();
+    updated.event_type = "task.updated".into();
+    updated.payload["task"]["version"] = json!(2);
+    updated.payload["task"]["due_date"] = json!(soon + chrono::Duration::days(1));
+    updated.payload["task"]["reminder_time"] = json!(soon + chrono::Duration::hours(20));
+    let mut created = created;
+    created.payload["task"]["due_date"] = json!(soon);
+    created.payload["task"]["reminder_time"] = json!(soon - chrono::Duration::hours(4));
+    for event in [&updated, &created] {
+        let body = serde_json::to_vec(event).unwrap();
+        let subject = taskflow_system_tests::fixtures::subject_of(event);
+        system
+            .inject(subject, body, &event.event_id.to_string())
+            .await;
+    }
+    taskflow_system_tests::caught_up(
+        "the scheduler",
+        Duration::from_secs(10),
+        &[system.service("scheduler")],
+    )
+    .await;
+    let pending: Vec<DateTime<Utc>> = reminder_rows(&system, task_id)
+        .await
+        .into_iter()
+        .filter(|(status, _)| status == "pending")
+        .map(|(_, fire_at)| fire_at)
+        .collect();
+    assert_eq!(pending, [soon + chrono::Duration::hours(20)]);
+    system.stop().await;
+}

@@ -336,6 +336,30 @@ pub async fn keep(conn: &mut PgConnection, tasks: &[TaskReaders]) -> Result<(), 
     Ok(())
 }
 
+/// Whether `version` is newer than any of the task's events applied here
+/// so far, with this transaction serialized against any other applying an
+/// event of the same task (another instance may hold the next one): call
+/// it before [`keep`], in the same transaction. A handler whose state is
+/// the task's newest (a reminder's time) applies an older event's task
+/// only when this says so; two instances committing in the other order
+/// would otherwise leave the older state.
+pub async fn newest(
+    conn: &mut PgConnection,
+    task_id: Uuid,
+    version: i64,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
+        .bind(task_id)
+        .execute(&mut *conn)
+        .await?;
+    let kept: Option<i64> =
+        sqlx::query_scalar("SELECT version FROM access_tasks WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(kept.is_none_or(|kept| kept < version))
+}
+
 /// Forgets the tasks (deleted with everything they held).
 pub async fn forget(conn: &mut PgConnection, task_ids: &[Uuid]) -> Result<(), sqlx::Error> {
     if task_ids.is_empty() {

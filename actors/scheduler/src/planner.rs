@@ -46,9 +46,15 @@ impl Effector for TaskPlanner {
             ));
         }
         let deleted = envelope.event_type == TASK_DELETED;
+        let newest = access::newest(tx, task.id, task.version).await?;
         access::keep(tx, &[TaskReaders::of(&task)]).await?;
-        let wanted = reminders::fire_time(&task, deleted);
-        reminders::reconcile(tx, &task, wanted, envelope).await?;
+        // An older version than one applied (another instance committed it
+        // first) leaves the reminder to the newer one; a deletion (which
+        // keeps its task's version) always cancels.
+        if newest || deleted {
+            let wanted = reminders::fire_time(&task, deleted);
+            reminders::reconcile(tx, &task, wanted, envelope).await?;
+        }
         let next = series::follow(tx, &task, deleted, envelope).await?;
         Ok(next.into_iter().collect())
     }

@@ -32,6 +32,19 @@ async fn send(
     system.send(request).await
 }
 
+/// Creates a task with `Prefer: consistency-token`.
+async fn create_asking_for_a_token(system: &TestSystem, user: &User, body: Value) -> Reply {
+    send(
+        system,
+        user,
+        Method::POST,
+        "/api/v1/tasks",
+        &[PREFER],
+        Some(body),
+    )
+    .await
+}
+
 fn token_of(reply: &Reply) -> String {
     assert_eq!(
         reply.header("preference-applied"),
@@ -89,15 +102,7 @@ async fn a_write_with_its_token_is_read_at_once_in_every_other_service() {
     for round in 0..ROUNDS {
         let body = json!({"title": format!("round {round}"), "assignee_id": bob.id,
                           "due_date": due, "reminder_offset_minutes": 30});
-        let created = send(
-            &system,
-            &ada,
-            Method::POST,
-            "/api/v1/tasks",
-            &[PREFER],
-            Some(body),
-        )
-        .await;
+        let created = create_asking_for_a_token(&system, &ada, body).await;
         assert_eq!(created.status, StatusCode::CREATED);
         let token = token_of(&created);
         let task = id_of(&created.body);
@@ -196,15 +201,8 @@ async fn a_token_waits_boundedly_and_one_never_given_out_is_refused() {
     assert_eq!(beyond.status, StatusCode::OK);
 
     system.stop_audit().await;
-    let created = send(
-        &system,
-        &ada,
-        Method::POST,
-        "/api/v1/tasks",
-        &[PREFER],
-        Some(json!({"title": "while the audit is down"})),
-    )
-    .await;
+    let body = json!({"title": "while the audit is down"});
+    let created = create_asking_for_a_token(&system, &ada, body).await;
     let token = token_of(&created);
     let after = [("consistency-token", token.as_str())];
     let asked = Instant::now();
@@ -250,15 +248,7 @@ async fn reads_waiting_on_a_token_share_their_looks_at_jetstream() {
     let ada = system.register("Ada").await;
     system.stop_audit().await;
     let body = json!({"title": "while the audit is down"});
-    let created = send(
-        &system,
-        &ada,
-        Method::POST,
-        "/api/v1/tasks",
-        &[PREFER],
-        Some(body),
-    )
-    .await;
+    let created = create_asking_for_a_token(&system, &ada, body).await;
     let token = token_of(&created);
     let requests = || async {
         let account = system.platform.jetstream.query_account().await.unwrap();

@@ -60,9 +60,19 @@ impl std::str::FromStr for Token {
     }
 }
 
-/// Whether the client asked for a token: `Prefer: consistency-token`, alone
+/// Whether a write asked for its token: `Prefer: consistency-token`, alone
 /// or among other preferences.
-pub fn wanted(headers: &HeaderMap) -> bool {
+pub struct WantsToken(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for WantsToken {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(WantsToken(wanted(&parts.headers)))
+    }
+}
+
+fn wanted(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::HeaderName::from_static("prefer"))
         .iter()
@@ -122,7 +132,7 @@ async fn published(
         .flatten()
         .max_by_key(|message| message.sequence)?;
     let reached = match version {
-        None => newest.subject.as_str().starts_with("tasks.deleted."),
+        None => newest.subject.as_str() == task_event_subject(TASK_DELETED, task_id),
         Some(version) => version_of(&newest.payload).is_some_and(|held| held >= version),
     };
     reached.then_some(Token {

@@ -11,11 +11,10 @@ use taskflow_schemas::EventEnvelope;
 use taskflow_schemas::access::ReadAccess;
 use taskflow_schemas::envelope::SCHEMA_VERSION;
 use taskflow_schemas::events::{self, RoleChangePayload};
+use taskflow_schemas::feed::FeedCursor;
 use taskflow_schemas::project::ProjectEventPayload;
 use taskflow_schemas::user::Role;
 use uuid::Uuid;
-
-use taskflow_schemas::feed::FeedCursor;
 
 use crate::event::LiveEvent;
 
@@ -42,10 +41,9 @@ pub struct FeedDirectory {
     /// changes nothing.
     membership_versions: HashMap<(Uuid, Uuid), i64>,
     role_versions: HashMap<Uuid, i64>,
-    /// The `AUDIT` sequence of the last change applied.
-    applied: u64,
-    /// Where that change is on `AUDIT`, checked by its event id: after a
-    /// reconnection the hub asks whether the stream still holds it there.
+    /// Where the last change applied is on `AUDIT`, checked by its event
+    /// id: after a reconnection the hub asks whether the stream still holds
+    /// it there.
     head: FeedCursor,
 }
 
@@ -83,7 +81,7 @@ impl FeedDirectory {
 
     /// The `AUDIT` sequence of the last membership or role change applied.
     pub fn applied(&self) -> u64 {
-        self.applied
+        self.head.seq
     }
 
     /// The last membership or role change applied, as a place on `AUDIT`.
@@ -95,8 +93,7 @@ impl FeedDirectory {
     /// lost which tasks. Anything else (or a payload that is not what its
     /// type says) changes nothing: the consumers send such messages to the DLQ.
     pub fn apply_audit(&mut self, seq: u64, payload: &[u8]) -> Vec<Lost> {
-        if seq >= self.applied {
-            self.applied = seq;
+        if seq >= self.head.seq {
             self.head = crate::cursor::of_message(seq, payload);
         }
         let Ok(envelope) = serde_json::from_slice::<EventEnvelope>(payload) else {

@@ -97,7 +97,7 @@ pub async fn everywhere(
         return Ok(());
     };
     let follows = |name: &str| followers.iter().any(|end| name.ends_with(end));
-    while !applied_by(jetstream, AUDIT_STREAM, &follows, seq as u64).await {
+    while !applied_on_audit(jetstream, &follows, seq as u64).await {
         poll.pause().await?;
     }
     Ok(())
@@ -130,15 +130,14 @@ impl Poll {
     }
 }
 
-/// Whether each consumer on `stream` that `consumers` names acknowledged
+/// Whether each consumer on `AUDIT` that `consumers` names acknowledged
 /// `seq`; a server that does not answer counts as not yet.
-async fn applied_by(
+async fn applied_on_audit(
     jetstream: &jetstream::Context,
-    stream: &str,
     consumers: &(dyn Fn(&str) -> bool + Sync),
     seq: u64,
 ) -> bool {
-    let Ok(stream) = jetstream.get_stream_no_info(stream).await else {
+    let Ok(stream) = jetstream.get_stream_no_info(AUDIT_STREAM).await else {
         return false;
     };
     let listed: Result<Vec<_>, _> = stream.consumers().try_collect().await;

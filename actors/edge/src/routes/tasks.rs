@@ -1,7 +1,7 @@
 //! `/api/v1/tasks`: sent on to the tasks service.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use taskflow_runtime::bus::CommandContext;
 use taskflow_schemas::ErrorBody;
@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::EdgeState;
 use crate::auth::AuthUser;
-use crate::consistency;
+use crate::consistency::{self, WantsToken};
 use crate::error::ApiError;
 use crate::extract::{Context, IdempotencyKey, JsonBody, PathId, QueryParams, TargetTask};
 
@@ -33,7 +33,8 @@ async fn task_reply<C: Command<Reply = Task>>(
     state: &EdgeState,
     context: &CommandContext,
     request: C::Request,
-    (status, token): (StatusCode, Token),
+    status: StatusCode,
+    wants_token: bool,
 ) -> Result<Response, ApiError> {
     let task = state.commands.call::<C>(context, request).await?;
     let etag = HeaderValue::from_str(&format!("\"{}\"", task.version));
@@ -42,25 +43,10 @@ async fn task_reply<C: Command<Reply = Task>>(
     if let Ok(etag) = etag {
         response.headers_mut().insert(header::ETAG, etag);
     }
-    if token == Token::Wanted {
+    if wants_token {
         consistency::attach(&state.jetstream, &mut response, task_id, Some(version)).await;
     }
     Ok(response)
-}
-
-/// Whether a reply carries a consistency token.
-#[derive(PartialEq, Eq)]
-enum Token {
-    Wanted,
-    None,
-}
-
-fn token_for(headers: &HeaderMap) -> Token {
-    if consistency::wanted(headers) {
-        Token::Wanted
-    } else {
-        Token::None
-    }
 }
 
 /// Create a task: yours alone, or in a project where you are an owner or
@@ -85,12 +71,12 @@ async fn create_task(
     user: AuthUser,
     Context(context): Context,
     IdempotencyKey(key): IdempotencyKey,
-    headers: HeaderMap,
+    WantsToken(wants_token): WantsToken,
     JsonBody(new): JsonBody<NewTask>,
 ) -> Result<Response, ApiError> {
     let context = context.with_idempotency_key(key);
-    let reply = (StatusCode::CREATED, token_for(&headers));
-    task_reply::<CreateTask>(&state, &context, user.acting(new), reply).await
+    let new = user.acting(new);
+    task_reply::<CreateTask>(&state, &context, new, StatusCode::CREATED, wants_token).await
 }
 
 /// The tasks you may read, newest first: those you are assigned or
@@ -132,8 +118,7 @@ async fn get_task(
         task_id,
         expected_version: None,
     });
-    let reply = (StatusCode::OK, Token::None);
-    task_reply::<GetTask>(&state, &context, reference, reply).await
+    task_reply::<GetTask>(&state, &context, reference, StatusCode::OK, false).await
 }
 
 /// Change the fields given; `null` clears a field. Its creator changes a
@@ -156,10 +141,10 @@ async fn put_task(
     user: AuthUser,
     context: Context,
     target: TargetTask,
-    headers: HeaderMap,
+    wants_token: WantsToken,
     body: JsonBody<TaskPatch>,
 ) -> Result<Response, ApiError> {
-    update(state, user, context, target, headers, body).await
+    update(state, user, context, target, wants_token, body).await
 }
 
 /// The same as `PUT`.
@@ -179,10 +164,10 @@ async fn patch_task(
     user: AuthUser,
     context: Context,
     target: TargetTask,
-    headers: HeaderMap,
+    wants_token: WantsToken,
     body: JsonBody<TaskPatch>,
 ) -> Result<Response, ApiError> {
-    update(state, user, context, target, headers, body).await
+    update(state, user, context, target, wants_token, body).await
 }
 
 async fn update(
@@ -190,7 +175,7 @@ async fn update(
     user: AuthUser,
     Context(context): Context,
     target: TargetTask,
-    headers: HeaderMap,
+    WantsToken(wants_token): WantsToken,
     JsonBody(patch): JsonBody<TaskPatch>,
 ) -> Result<Response, ApiError> {
     let TargetTask(TaskRef {
@@ -202,8 +187,8 @@ async fn update(
         expected_version,
         patch,
     };
-    let reply = (StatusCode::OK, token_for(&headers));
-    task_reply::<UpdateTask>(&state, &context, user.acting(update), reply).await
+    let update = user.acting(update);
+    task_reply::<UpdateTask>(&state, &context, update, StatusCode::OK, wants_token).await
 }
 
 /// Delete a task: who may change it may delete it.
@@ -218,7 +203,7 @@ async fn delete_task(
     user: AuthUser,
     Context(context): Context,
     target: TargetTask,
-    headers: HeaderMap,
+    WantsToken(wants_token): WantsToken,
 ) -> Result<Response, ApiError> {
     let TargetTask(reference) = target;
     let task_id = reference.task_id;
@@ -227,7 +212,7 @@ async fn delete_task(
         .call::<DeleteTask>(&context, user.acting(reference))
         .await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    if consistency::wanted(&headers) {
+    if wants_token {
         consistency::attach(&state.jetstream, &mut response, task_id, None).await;
     }
     Ok(response)
@@ -246,10 +231,9 @@ async fn complete_task(
     user: AuthUser,
     Context(context): Context,
     target: TargetTask,
-    headers: HeaderMap,
+    WantsToken(wants_token): WantsToken,
 ) -> Result<Response, ApiError> {
     let TargetTask(reference) = target;
     let reference = user.acting(reference);
-    let reply = (StatusCode::OK, token_for(&headers));
-    task_reply::<CompleteTask>(&state, &context, reference, reply).await
+    task_reply::<CompleteTask>(&state, &context, reference, StatusCode::OK, wants_token).await
 }

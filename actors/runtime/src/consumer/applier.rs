@@ -185,23 +185,26 @@ impl<H: EventHandler> GroupApplier<H> {
             span,
         } = prepared;
         let from = (event.stream.as_str(), event.stream_seq);
-        match self.apply_all(&[(&event, &span)]).await {
+        let error = match self.apply_all(&[(&event, &span)]).await {
             Ok(first) => {
                 return Some(Applied {
                     message,
                     first: first[0],
                 });
             }
-            Err(HandlerError::Reject(reason)) => {
+            Err(error) => error,
+        };
+        match error {
+            HandlerError::Reject(reason) => {
                 self.dead_letter(&message, from, delivered, DlqReason::Rejected, &reason)
                     .await;
             }
-            Err(HandlerError::Retry(reason)) if delivered >= MAX_DELIVER => {
+            HandlerError::Retry(reason) if delivered >= MAX_DELIVER => {
                 let reason = format!("failed {delivered} deliveries: {reason}");
                 self.dead_letter(&message, from, delivered, DlqReason::MaxDeliver, &reason)
                     .await;
             }
-            Err(HandlerError::Retry(reason)) => {
+            HandlerError::Retry(reason) => {
                 let delay = Duration::from_millis(200 * 2u64.pow(delivered.clamp(1, 6) as u32 - 1));
                 span.in_scope(|| {
                     tracing::warn!(%reason, delivered, retry_in_ms = delay.as_millis() as u64, "event failed; will retry")

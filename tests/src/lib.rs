@@ -93,3 +93,17 @@ pub fn signal(pid: u32, signal: &str) -> bool {
         .status()
         .is_ok_and(|status| status.success())
 }
+
+/// A property test runner of system tests: as many cases as the variable
+/// `cases_from` says (`default` without it), no failure files written.
+pub fn property_runner(cases_from: &str, default: u32) -> proptest::test_runner::TestRunner {
+    let cases = std::env::var(cases_from)
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(default);
+    proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })
+}

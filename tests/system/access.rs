@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use chrono::Utc;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use serde_json::json;
 use sqlx::PgPool;
 use taskflow_audit::queries::AuditQueries;
@@ -514,15 +514,7 @@ mod properties {
     fn every_service_lists_exactly_what_the_access_rule_allows() {
         let runtime = tokio::runtime::Runtime::new().expect("a runtime");
         let databases = runtime.block_on(ServiceDatabases::connect(2));
-        let cases = std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|cases| cases.parse().ok())
-            .unwrap_or(64);
-        let mut runner = TestRunner::new(Config {
-            cases,
-            failure_persistence: None,
-            ..Config::default()
-        });
+        let mut runner = taskflow_system_tests::property_runner("PROPTEST_CASES", 64);
         let outcome = runner.run(&world(), |world| {
             runtime
                 .block_on(Case::new(&world).check(&databases))

@@ -328,7 +328,7 @@ fn losses() -> impl proptest::strategy::Strategy<Value = Losses> {
 /// NATS server): `TASKFLOW_LOSS_CASES` cases, 6 by default.
 mod tail_losses {
     use super::*;
-    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+    use proptest::test_runner::TestCaseError;
     use std::cell::RefCell;
 
     /// After any number of losses of the stream's tail, with edits before,
@@ -339,15 +339,7 @@ mod tail_losses {
         let runtime = tokio::runtime::Runtime::new().expect("a runtime");
         let system = RefCell::new(runtime.block_on(TestSystem::spawn()));
         let ada = runtime.block_on(system.borrow().register("Ada"));
-        let cases = std::env::var("TASKFLOW_LOSS_CASES")
-            .ok()
-            .and_then(|cases| cases.parse().ok())
-            .unwrap_or(6);
-        let mut runner = TestRunner::new(Config {
-            cases,
-            failure_persistence: None,
-            ..Config::default()
-        });
+        let mut runner = taskflow_system_tests::property_runner("TASKFLOW_LOSS_CASES", 6);
         let outcome = runner.run(&losses(), |case| {
             runtime
                 .block_on(check(&mut system.borrow_mut(), &ada, &case))
